@@ -1,0 +1,2 @@
+//! Guest agent: PID 1 inside the microVM
+fn main() {}

@@ -1,0 +1,1 @@
+//! Image build: root filesystems, builder microVM, content-addressed image store

@@ -1,0 +1,14 @@
+//! Workload IR v0.1: types, strict reader, canonical JSON, hashing, validation.
+//!
+//! This crate is the one contract between front ends and back ends and
+//! depends on nothing else of mvm. Layout:
+//! - [`types`]: the IR types (serialize to the full canonical shape);
+//! - [`decode`]: strict reading from JSON with defaults filled in;
+//! - [`canonical`]: RFC 8785 (JCS) writer and `ir_hash`;
+//! - [`validate`]: semantic checks returning every finding;
+//! - [`codes`]: the one registry of finding codes;
+//! - [`schema`]: JSON Schema generated from the types.
+
+pub mod types;
+
+pub use types::*;

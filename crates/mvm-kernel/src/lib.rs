@@ -1,0 +1,1 @@
+//! Guest kernel (Debian cloud kernel) fetch, cache and initramfs assembly

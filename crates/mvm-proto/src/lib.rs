@@ -1,0 +1,1 @@
+//! Host-guest protocol: versioned hello, length-delimited frames, request and response messages

@@ -1,0 +1,1 @@
+//! Instance lifecycle: up, invoke, exec, ps, logs, down

@@ -1,0 +1,1 @@
+//! VMM backends (QEMU microvm) and accelerator probing

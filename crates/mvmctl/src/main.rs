@@ -1,0 +1,2 @@
+//! mvmctl command-line interface
+fn main() {}
