@@ -9,6 +9,9 @@
 //! - [`codes`]: the one registry of finding codes;
 //! - [`schema`]: JSON Schema generated from the types.
 
+pub mod codes;
 pub mod types;
+
+pub use codes::{Code, Finding, Location, Severity};
 
 pub use types::*;
