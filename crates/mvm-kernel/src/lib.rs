@@ -1,1 +1,0 @@
-//! Guest kernel (Debian cloud kernel) fetch, cache and initramfs assembly
