@@ -9,5 +9,15 @@ cd "$(dirname "$0")/.."
 # (kernel package, base root filesystems) through this cache.
 export MVM_CACHE_DIR="${MVM_CACHE_DIR:-$HOME/.cache/mvm}"
 
+echo "== Python SDK (sdk/python)"
+venv="${MVM_TEST_VENV:-target/sdk-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check ./sdk/python pytest
+"$venv/bin/python" -m pytest -q -p no:cacheprovider sdk/python/tests
+
+echo "== TypeScript SDK (sdk/typescript)"
+(cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+echo "== Rust workspace"
 cargo build --workspace --all-targets
 cargo test --workspace

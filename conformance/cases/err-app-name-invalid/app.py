@@ -1,0 +1,5 @@
+import mvm
+
+@mvm.app(name="Hello_World")
+def f() -> None:
+    pass

@@ -1,0 +1,5 @@
+import mvm
+
+@mvm.app(name=b"bytes")
+def f() -> None:
+    pass

@@ -1,0 +1,5 @@
+import mvm
+
+@mvm.app(name="typed", resources=mvm.resources(memory_mb="512"))
+def f() -> None:
+    pass

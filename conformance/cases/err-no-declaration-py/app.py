@@ -1,0 +1,4 @@
+import mvm
+
+def f() -> None:
+    pass

@@ -1,0 +1,5 @@
+import mvm
+
+@mvm.app(name="broken"
+def f() -> None:
+    pass

@@ -1,0 +1,6 @@
+import * as mvm from "mvm-sdk";
+
+export const f = mvm.app({
+  name: "typo",
+  source: mvm.locaPath("."),
+})(() => 1);

@@ -1,0 +1,3 @@
+import * as mvm from "mvm-sdk";
+
+export const f = mvm.app({ name: "broken", )(() => 1);

@@ -1,0 +1,9 @@
+import mvm
+
+@mvm.app(name="one")
+def one() -> None:
+    pass
+
+@mvm.app(name="two")
+def two() -> None:
+    pass

@@ -1,0 +1,7 @@
+import mvm
+
+NAME = "hello"
+
+@mvm.app(name=NAME)
+def f() -> None:
+    pass

@@ -1,0 +1,2 @@
+def handle(x):
+    return x

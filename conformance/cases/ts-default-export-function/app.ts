@@ -1,0 +1,5 @@
+import * as mvm from "mvm-sdk";
+
+export default mvm.app({ name: "anon" })(function run(input: string) {
+  return input;
+});

@@ -1,0 +1,7 @@
+import mvm
+
+mvm.workload(id="team-tools")
+
+@mvm.app(name="summarise")
+def summarise(text: str) -> str:
+    return text[:10]

@@ -1,0 +1,68 @@
+"""mvm: declare a microVM workload next to the function it runs.
+
+``@mvm.app(...)`` records a declaration; ``mvm.emit_json()`` prints it as
+canonical Workload IR, byte-identical to what ``mvmctl compile`` produces
+from the same file. ``mvm.Sandbox`` is the runtime SDK (record mode).
+See docs/sdk.md.
+"""
+
+from __future__ import annotations
+
+from mvm.declaration import app, emit_json, reset, to_ir, workload
+from mvm.errors import DeclarationError, SandboxError
+from mvm.helpers import (
+    HELPERS as _HELPERS,
+    Helper,
+    addon,
+    dns_none,
+    dns_resolver,
+    dns_system,
+    egress,
+    entrypoint,
+    entrypoint_function,
+    hook,
+    host_port,
+    literal,
+    local_path,
+    network,
+    nix_packages,
+    no_deps,
+    node_deps,
+    node_image,
+    oci_image,
+    port,
+    python_deps,
+    python_image,
+    resources,
+    secret,
+)
+from mvm.sandbox import Sandbox
+
+__version__ = "0.1.0"
+
+
+class UnknownHelperError(DeclarationError, AttributeError):
+    """``mvm.<name>`` for a name outside the helper allowlist (E_HELPER_UNKNOWN)."""
+
+
+def __getattr__(name: str) -> object:
+    # Dunder lookups (copy, pickle, typing) must keep seeing a plain AttributeError.
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from mvm.suggest import closest
+
+    guess = closest(name, _HELPERS)
+    raise UnknownHelperError(
+        "E_HELPER_UNKNOWN",
+        "mvm.%s is not a declaration helper" % name,
+        "did you mean mvm.%s?" % guess if guess else "see the helper list in docs/sdk.md",
+    )
+
+
+__all__ = [
+    "DeclarationError", "SandboxError", "UnknownHelperError", "Helper", "Sandbox",
+    "app", "workload", "emit_json", "to_ir", "reset",
+    "addon", "dns_none", "dns_resolver", "dns_system", "egress", "entrypoint", "entrypoint_function",
+    "hook", "host_port", "literal", "local_path", "network", "nix_packages", "no_deps", "node_deps",
+    "node_image", "oci_image", "port", "python_deps", "python_image", "resources", "secret",
+]  # fmt: skip

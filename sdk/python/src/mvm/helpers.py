@@ -1,0 +1,476 @@
+"""The declaration helpers (the allowlist of ``docs/sdk.md``).
+
+Each helper checks its arguments and returns a :class:`Helper`: the IR
+fragment it lowers to, tagged with the helper's name so that ``mvm.app``
+can tell which helper was passed where. Nothing here has side effects.
+"""
+
+from __future__ import annotations
+
+from mvm import arguments as a
+from mvm.arguments import checked
+from mvm.errors import DeclarationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Union
+
+    HookArg = Union[str, List[Any], "Helper"]
+
+
+
+def _digits(s: str) -> bool:
+    # str.isdigit alone accepts non-ASCII digits such as "٣".
+    return s.isascii() and s.isdigit()
+
+
+class Helper:
+    """The result of one helper call: ``helper`` names it, ``value`` is its IR."""
+
+    __slots__ = ("helper", "value", "extra")
+
+    def __init__(self, helper: str, value: Any, extra: Any = None) -> None:
+        self.helper = helper
+        self.value = value
+        # Data that is not IR but that ``mvm.app`` needs (mvm.secret's var).
+        self.extra = extra
+
+    def __repr__(self) -> str:
+        return "mvm.%s(...) -> %r" % (self.helper, self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Helper)
+            and (self.helper, self.value, self.extra) == (other.helper, other.value, other.extra)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def expect(where: str, value: object, *helpers: str) -> Helper:
+    """``value`` must be the result of one of ``helpers`` (E_KWARG_TYPE otherwise)."""
+    if isinstance(value, Helper) and value.helper in helpers:
+        return value
+    expected = " or ".join("mvm.%s(...)" % h for h in helpers)
+    raise a.type_error(where, expected, value)
+
+
+def _in(where: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise DeclarationError(
+            "E_INVALID_VALUE",
+            "%s must be one of %s, got %r" % (where, ", ".join(repr(x) for x in allowed), value),
+            "use one of: %s" % ", ".join(allowed),
+        )
+    return value
+
+
+def _port_number(where: str, value: object, low: int) -> int:
+    n = a.integer(where, value)
+    if not low <= n <= 65535:
+        raise DeclarationError(
+            "E_INVALID_VALUE",
+            "%s must be a port number in %d..65535, got %d" % (where, low, n),
+            "use a port between %d and 65535" % low,
+        )
+    return n
+
+
+# --- source ---------------------------------------------------------------
+
+
+@checked("mvm.local_path")
+def local_path(path: str = ".", include: Optional[List[str]] = None, exclude: Optional[List[str]] = None) -> Helper:
+    """Package the files under ``path`` (relative to the declaration file's directory)."""
+    inc = a.optional_string_list("mvm.local_path(include=)", include)
+    exc = a.optional_string_list("mvm.local_path(exclude=)", exclude)
+    return Helper(
+        "local_path",
+        {
+            "kind": "local_path",
+            "path": a.string("mvm.local_path(path=)", path),
+            "include": ["**"] if inc is None else inc,
+            "exclude": [] if exc is None else exc,
+        },
+    )
+
+
+# --- image ----------------------------------------------------------------
+
+
+@checked("mvm.python_image")
+def python_image(python: str = "3.13", packages: Optional[List[str]] = None) -> Helper:
+    """A Nix package image with CPython ``python`` (``"3.12"`` → ``python312``)."""
+    version = a.string("mvm.python_image(python=)", python)
+    if not (version.startswith("3.") and _digits(version[2:])):
+        raise DeclarationError(
+            "E_INVALID_VALUE",
+            "mvm.python_image(python=) must look like \"3.13\", got %r" % version,
+            "write the Python version as \"3.MINOR\", e.g. \"3.13\"",
+        )
+    extra = a.optional_string_list("mvm.python_image(packages=)", packages) or []
+    return Helper("python_image", {"kind": "nix_packages", "packages": ["python3" + version[2:]] + extra})
+
+
+@checked("mvm.node_image")
+def node_image(node: Union[str, int] = "22", packages: Optional[List[str]] = None) -> Helper:
+    """A Nix package image with Node.js ``node`` (``"22"`` → ``nodejs_22``)."""
+    # An integer major version (node=22) is accepted, as the static compiler does.
+    version = str(node) if isinstance(node, int) and not isinstance(node, bool) else a.string("mvm.node_image(node=)", node)
+    if not _digits(version):
+        raise DeclarationError(
+            "E_INVALID_VALUE",
+            "mvm.node_image(node=) must be a major version like \"22\", got %r" % version,
+            "write the Node.js major version as a string, e.g. \"22\"",
+        )
+    extra = a.optional_string_list("mvm.node_image(packages=)", packages) or []
+    return Helper("node_image", {"kind": "nix_packages", "packages": ["nodejs_" + version] + extra})
+
+
+@checked("mvm.nix_packages")
+def nix_packages(packages: List[str]) -> Helper:
+    """An image made of exactly these Nix attribute names."""
+    return Helper(
+        "nix_packages",
+        {"kind": "nix_packages", "packages": a.string_list("mvm.nix_packages(packages=)", packages)},
+    )
+
+
+@checked("mvm.oci_image")
+def oci_image(reference: str, digest: Optional[str] = None) -> Helper:
+    """An OCI base image; pin ``digest`` (``sha256:...``) or get W_OCI_MUTABLE."""
+    return Helper(
+        "oci_image",
+        {
+            "kind": "oci_base",
+            "reference": a.string("mvm.oci_image(reference=)", reference),
+            "digest": a.optional_string("mvm.oci_image(digest=)", digest),
+        },
+    )
+
+
+# --- resources and dependencies -------------------------------------------
+
+
+@checked("mvm.resources")
+def resources(
+    cpu_cores: Optional[int] = None,
+    memory_mb: int = 256,
+    rootfs_size_mb: int = 512,
+    *,
+    cpu: Optional[int] = None,
+) -> Helper:
+    """CPU, memory and root filesystem size; ``cpu`` is an alias of ``cpu_cores``."""
+    if cpu is not None and cpu_cores is not None:
+        raise DeclarationError(
+            "E_KWARG_CONFLICT",
+            "mvm.resources got both cpu and cpu_cores",
+            "cpu is an alias of cpu_cores; pass only one of them",
+        )
+    if cpu is not None:
+        cores = a.integer("mvm.resources(cpu=)", cpu)
+    elif cpu_cores is not None:
+        cores = a.integer("mvm.resources(cpu_cores=)", cpu_cores)
+    else:
+        cores = 1
+    return Helper(
+        "resources",
+        {
+            "cpu_cores": cores,
+            "memory_mb": a.integer("mvm.resources(memory_mb=)", memory_mb),
+            "rootfs_size_mb": a.integer("mvm.resources(rootfs_size_mb=)", rootfs_size_mb),
+        },
+    )
+
+
+# Each tool's own lockfile, the default when only the tool is given.
+_PYTHON_LOCKFILES = {"uv": "uv.lock", "pip_tools": "requirements.txt"}
+_NODE_LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}
+
+
+@checked("mvm.python_deps")
+def python_deps(lockfile: Optional[str] = None, tool: str = "uv") -> Helper:
+    """Install Python dependencies from ``lockfile`` with ``tool`` ("uv" or "pip-tools")."""
+    t = _in("mvm.python_deps(tool=)", a.string("mvm.python_deps(tool=)", tool), ("uv", "pip-tools", "pip_tools"))
+    t = "pip_tools" if t == "pip-tools" else t
+    lock = a.string("mvm.python_deps(lockfile=)", lockfile) if lockfile is not None else _PYTHON_LOCKFILES[t]
+    return Helper("python_deps", {"kind": "python", "lockfile": lock, "tool": t})
+
+
+@checked("mvm.node_deps")
+def node_deps(lockfile: Optional[str] = None, tool: str = "npm") -> Helper:
+    """Install Node dependencies from ``lockfile`` with ``tool`` (npm, pnpm, yarn)."""
+    t = _in("mvm.node_deps(tool=)", a.string("mvm.node_deps(tool=)", tool), ("npm", "pnpm", "yarn"))
+    lock = a.string("mvm.node_deps(lockfile=)", lockfile) if lockfile is not None else _NODE_LOCKFILES[t]
+    return Helper("node_deps", {"kind": "node", "lockfile": lock, "tool": t})
+
+
+@checked("mvm.no_deps")
+def no_deps() -> Helper:
+    """No dependency installation (the default)."""
+    return Helper("no_deps", {"kind": "none"})
+
+
+# --- network --------------------------------------------------------------
+
+
+@checked("mvm.host_port")
+def host_port(host: str, port: int) -> Helper:
+    """One egress destination."""
+    return Helper(
+        "host_port",
+        {
+            "host": a.string("mvm.host_port(host=)", host),
+            "port": _port_number("mvm.host_port(port=)", port, 1),
+        },
+    )
+
+
+def _host_port_entry(where: str, value: object) -> Dict[str, Any]:
+    entry: Dict[str, Any] = (_dict_as_call(where, value, host_port) if isinstance(value, dict) else expect(where, value, "host_port")).value
+    return entry
+
+
+def _dict_as_call(where: str, value: Dict[Any, Any], helper: Any) -> Helper:
+    """A ``{"guest": 8080}`` / ``{"host": h, "port": 443}`` dict read as the helper's keyword arguments."""
+    for key in value:
+        if not isinstance(key, str):
+            raise a.type_error(where + " key", "a string", key)
+    made: Helper = helper(**value)
+    return made
+
+
+@checked("mvm.egress")
+def egress(allowlist: List[Helper]) -> Helper:
+    """The egress allowlist: a list of ``mvm.host_port(...)``."""
+    if not isinstance(allowlist, list):
+        raise a.type_error("mvm.egress(allowlist=)", "a list of mvm.host_port(...)", allowlist)
+    entries = [_host_port_entry("mvm.egress(allowlist=)[%d]" % i, x) for i, x in enumerate(allowlist)]
+    return Helper("egress", entries)
+
+
+# mvm.network's own ``egress`` argument hides the helper of the same name.
+_egress_helper = egress
+
+
+@checked("mvm.port")
+def port(guest: int, host: int = 0, proto: str = "tcp") -> Helper:
+    """Forward host port ``host`` (0 = any free port) to ``guest``."""
+    return Helper(
+        "port",
+        {
+            "guest": _port_number("mvm.port(guest=)", guest, 1),
+            "host": _port_number("mvm.port(host=)", host, 0),
+            "proto": _in("mvm.port(proto=)", a.string("mvm.port(proto=)", proto), ("tcp", "udp")),
+        },
+    )
+
+
+@checked("mvm.dns_system")
+def dns_system() -> Helper:
+    """Use the host's resolver."""
+    return Helper("dns_system", {"kind": "system"})
+
+
+@checked("mvm.dns_none")
+def dns_none() -> Helper:
+    """No DNS (the default)."""
+    return Helper("dns_none", {"kind": "none"})
+
+
+@checked("mvm.dns_resolver")
+def dns_resolver(host: str, port: int = 53) -> Helper:
+    """Use the resolver at ``host``:``port``."""
+    return Helper(
+        "dns_resolver",
+        {
+            "kind": "resolver",
+            "host": a.string("mvm.dns_resolver(host=)", host),
+            "port": _port_number("mvm.dns_resolver(port=)", port, 1),
+        },
+    )
+
+
+def _port_entry(where: str, value: object) -> Dict[str, Any]:
+    entry: Dict[str, Any] = (_dict_as_call(where, value, port) if isinstance(value, dict) else expect(where, value, "port")).value
+    return entry
+
+
+@checked("mvm.network")
+def network(
+    mode: str = "none",
+    ports: Optional[List[Any]] = None,
+    egress: Optional[Any] = None,
+    dns: Optional[Helper] = None,
+    allow_https: Optional[List[str]] = None,
+) -> Helper:
+    """Network policy; ``mode="deny"`` with ``allow_https`` opens HTTPS to those hosts only."""
+    m = _in("mvm.network(mode=)", a.string("mvm.network(mode=)", mode), ("none", "deny", "bridge", "host"))
+    if ports is None:
+        ports = []
+    if not isinstance(ports, list):
+        raise a.type_error("mvm.network(ports=)", "a list of mvm.port(...)", ports)
+    port_list = [_port_entry("mvm.network(ports=)[%d]" % i, p) for i, p in enumerate(ports)]
+    allow: List[Dict[str, Any]] = []
+    if egress is not None:
+        allow = list((_egress_helper(egress) if isinstance(egress, list) else expect("mvm.network(egress=)", egress, "egress")).value)
+    dns_value = None if dns is None else expect("mvm.network(dns=)", dns, "dns_system", "dns_none", "dns_resolver").value
+    https = None if allow_https is None else a.string_list("mvm.network(allow_https=)", allow_https)
+    if m == "deny":
+        for name, given in (("egress", egress), ("dns", dns)):
+            if given is not None:
+                raise DeclarationError(
+                    "E_KWARG_CONFLICT",
+                    "mode \"deny\" cannot be combined with %s=" % name,
+                    "use mode=\"bridge\" with an explicit egress allowlist, or allow_https=[...] with mode \"deny\"",
+                )
+        if https:
+            allow += [{"host": h, "port": 443} for h in https]
+            dns_value = {"kind": "system"}
+            m = "bridge"
+        else:
+            m = "none"
+    elif https is not None:
+        if m != "bridge":
+            raise DeclarationError(
+                "E_KWARG_CONFLICT",
+                "allow_https= cannot be used with mode \"%s\"" % m,
+                "use mode=\"deny\" (closed except these HTTPS hosts) or mode=\"bridge\"",
+            )
+        allow += [{"host": h, "port": 443} for h in https]
+        # Names in allow_https must resolve.
+        if dns_value is None:
+            dns_value = {"kind": "system"}
+    unique = {(e["host"], e["port"]): e for e in allow}
+    return Helper(
+        "network",
+        {
+            "mode": m,
+            "ports": port_list,
+            "egress": {"allowlist": [unique[k] for k in sorted(unique)]},
+            "dns": dns_value if dns_value is not None else {"kind": "none"},
+        },
+    )
+
+
+# --- env ------------------------------------------------------------------
+
+
+@checked("mvm.literal")
+def literal(value: str) -> Helper:
+    """A literal env value (a bare string in ``env`` means the same)."""
+    return Helper("literal", {"kind": "literal", "value": a.string("mvm.literal(value=)", value)})
+
+
+@checked("mvm.secret")
+def secret(name: str, var: Optional[str] = None) -> Helper:
+    """A reference to the host-held secret ``name``; the value never enters the IR."""
+    return Helper(
+        "secret",
+        {"kind": "secret_ref", "name": a.string("mvm.secret(name=)", name)},
+        a.optional_string("mvm.secret(var=)", var),
+    )
+
+
+# --- entrypoints and hooks ------------------------------------------------
+
+
+def _optional_name(where: str, value: object) -> Optional[str]:
+    return a.optional_string(where, value)
+
+
+@checked("mvm.entrypoint_function")
+def entrypoint_function(module: str, function: str, primary: bool = False, name: Optional[str] = None) -> Helper:
+    """Invoke ``module.function`` in the guest (language from the declaration file)."""
+    return Helper(
+        "entrypoint_function",
+        {
+            "kind": "function",
+            "module": a.string("mvm.entrypoint_function(module=)", module),
+            "function": a.string("mvm.entrypoint_function(function=)", function),
+            "primary": a.boolean("mvm.entrypoint_function(primary=)", primary),
+            "name": _optional_name("mvm.entrypoint_function(name=)", name),
+        },
+    )
+
+
+@checked("mvm.entrypoint")
+def entrypoint(command: List[str], primary: bool = False, name: Optional[str] = None) -> Helper:
+    """Boot into the process ``command`` (an argv list)."""
+    return Helper(
+        "entrypoint",
+        {
+            "kind": "command",
+            "command": a.string_list("mvm.entrypoint(command=)", command),
+            "primary": a.boolean("mvm.entrypoint(primary=)", primary),
+            "name": _optional_name("mvm.entrypoint(name=)", name),
+        },
+    )
+
+
+@checked("mvm.hook")
+def hook(cmd: Union[str, List[str]]) -> Helper:
+    """One hook command: a string is a shell line, a list of strings an argv."""
+    if isinstance(cmd, str):
+        return Helper("hook", {"kind": "shell", "line": cmd})
+    return Helper("hook", {"kind": "argv", "argv": a.string_list("mvm.hook(cmd=)", cmd)})
+
+
+def hook_list(where: str, value: object) -> List[Dict[str, Any]]:
+    """Lower one hook phase argument (see declarations.md, "Hooks")."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"kind": "shell", "line": value}]
+    if isinstance(value, Helper) and value.helper == "hook":
+        return [value.value]
+    if isinstance(value, list):
+        if all(isinstance(x, str) for x in value):
+            return [{"kind": "argv", "argv": list(value)}] if value else []
+        out: List[Dict[str, Any]] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                out.append({"kind": "shell", "line": item})
+            elif isinstance(item, Helper) and item.helper == "hook":
+                out.append(item.value)
+            elif isinstance(item, list):
+                out.append({"kind": "argv", "argv": a.string_list("%s[%d]" % (where, i), item)})
+            else:
+                raise a.type_error("%s[%d]" % (where, i), "a string, a list of strings or mvm.hook(...)", item)
+        return out
+    raise a.type_error(where, "a string, a list of strings, mvm.hook(...) or a list of those", value)
+
+
+@checked("mvm.addon")
+def addon(
+    name: str,
+    path: str,
+    *,
+    before_build: HookArg = None,  # type: ignore[assignment]
+    before_start: HookArg = None,  # type: ignore[assignment]
+    after_start: HookArg = None,  # type: ignore[assignment]
+    before_stop: HookArg = None,  # type: ignore[assignment]
+) -> Helper:
+    """Attach the local addon at ``path``; its hooks run before the app's."""
+    return Helper(
+        "addon",
+        {
+            "name": a.string("mvm.addon(name=)", name),
+            "source": {"kind": "local", "path": a.string("mvm.addon(path=)", path)},
+            "hooks": {
+                "before_build": hook_list("mvm.addon(before_build=)", before_build),
+                "before_start": hook_list("mvm.addon(before_start=)", before_start),
+                "after_start": hook_list("mvm.addon(after_start=)", after_start),
+                "before_stop": hook_list("mvm.addon(before_stop=)", before_stop),
+            },
+        },
+    )
+
+
+# Every helper a declaration may call, for E_HELPER_UNKNOWN suggestions.
+HELPERS = (
+    "workload", "app", "local_path", "python_image", "node_image", "nix_packages", "oci_image",
+    "resources", "python_deps", "node_deps", "no_deps", "network", "egress", "host_port", "port",
+    "dns_system", "dns_none", "dns_resolver", "literal", "secret", "entrypoint_function",
+    "entrypoint", "hook", "addon",
+)  # fmt: skip
