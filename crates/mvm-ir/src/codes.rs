@@ -28,6 +28,9 @@ macro_rules! codes {
                 match self { $( Code::$variant => $when, )* }
             }
 
+            /// The code printed as `s`, if any. An `Option` rather than
+            /// `FromStr`: an unknown code is not an error worth describing.
+            #[allow(clippy::should_implement_trait)]
             pub fn from_str(s: &str) -> Option<Code> {
                 match s { $( $text => Some(Code::$variant), )* _ => None }
             }
@@ -37,10 +40,10 @@ macro_rules! codes {
 
 codes! {
     // IR structure and values.
-    ESchema = "E_SCHEMA", Error, "unknown field, wrong type, or missing required field";
+    ESchema = "E_SCHEMA", Error, "unknown field, wrong type, missing required field, repeated key or invalid JSON";
     EUnsupportedVersion = "E_UNSUPPORTED_VERSION", Error, "schema_version major is not 0 or minor is above 1";
     EMalformedVersion = "E_MALFORMED_VERSION", Error, "schema_version is not \"MAJOR.MINOR\"";
-    EIdInvalid = "E_ID_INVALID", Error, "workload id, app name, entrypoint name or volume name does not match ^[a-z][a-z0-9-]{0,62}$";
+    EIdInvalid = "E_ID_INVALID", Error, "workload id, app, entrypoint, addon or volume name does not match ^[a-z][a-z0-9-]{0,62}$";
     EAppsCount = "E_APPS_COUNT", Error, "not exactly one app";
     EPrimaryEntrypoint = "E_PRIMARY_ENTRYPOINT", Error, "zero or several primary entrypoints, or duplicate entrypoint names";
     EResourcesRange = "E_RESOURCES_RANGE", Error, "a resource outside its range";
@@ -123,7 +126,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(code: Code, path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn new(
+        code: Code,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Finding {
             code,
             severity: code.severity(),
@@ -150,9 +158,23 @@ impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.location {
             Some(l) => write!(f, "{}:{}:{}: ", l.file, l.line, l.column)?,
-            None => write!(f, "{}: ", if self.path.is_empty() { "/" } else { &self.path })?,
+            None => write!(
+                f,
+                "{}: ",
+                if self.path.is_empty() {
+                    "/"
+                } else {
+                    &self.path
+                }
+            )?,
         }
-        write!(f, "{}[{}]: {}", self.severity.as_str(), self.code, self.message)?;
+        write!(
+            f,
+            "{}[{}]: {}",
+            self.severity.as_str(),
+            self.code,
+            self.message
+        )?;
         if !self.hint.is_empty() {
             write!(f, "\n  hint: {}", self.hint)?;
         }
@@ -163,4 +185,18 @@ impl std::fmt::Display for Finding {
 /// Escape one JSON pointer segment (RFC 6901).
 pub fn pointer_segment(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
+}
+
+/// The codes table of `docs/ir.md`, generated from the registry so the two
+/// cannot drift (a test compares them).
+pub fn markdown_table() -> String {
+    let mut table = String::from("| code | severity | when |\n|---|---|---|\n");
+    for code in Code::ALL {
+        table.push_str(&format!(
+            "| `{code}` | {} | {} |\n",
+            code.severity().as_str(),
+            code.when().replace('|', "\\|")
+        ));
+    }
+    table
 }

@@ -5,13 +5,19 @@
 //! - [`types`]: the IR types (serialize to the full canonical shape);
 //! - [`decode`]: strict reading from JSON with defaults filled in;
 //! - [`canonical`]: RFC 8785 (JCS) writer and `ir_hash`;
-//! - [`validate`]: semantic checks returning every finding;
+//! - [`validate`](mod@validate): semantic checks returning every finding;
 //! - [`codes`]: the one registry of finding codes;
 //! - [`schema`]: JSON Schema generated from the types.
 
+pub mod canonical;
 pub mod codes;
+pub mod decode;
+pub mod schema;
 pub mod types;
+pub mod validate;
 
+pub use canonical::{ir_hash, to_canonical_bytes, to_canonical_string};
 pub use codes::{Code, Finding, Location, Severity};
+pub use validate::validate;
 
 pub use types::*;

@@ -7,46 +7,62 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: &str = "0.1";
 
 /// A whole workload: the unit `mvmctl compile` writes as `workload.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Workload {
     pub schema_version: String,
     pub id: String,
     /// Exactly one app in v0.1 (`E_APPS_COUNT` otherwise).
     pub apps: Vec<App>,
+    #[schemars(default)]
     pub volumes: Vec<Volume>,
     /// Free-form data for other tools; kept verbatim, canonicalised on write.
+    #[schemars(default)]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct App {
     pub name: String,
     pub source: Source,
     pub image: Image,
+    #[schemars(default)]
     pub resources: Resources,
+    #[schemars(default)]
     pub dependencies: Dependencies,
+    #[schemars(default)]
     pub network: Network,
+    #[schemars(default)]
     pub env: BTreeMap<String, EnvValue>,
     pub entrypoints: Vec<Entrypoint>,
+    #[schemars(default)]
     pub hooks: Hooks,
+    #[schemars(default)]
     pub addons: Vec<AddonUse>,
+    #[schemars(default)]
     pub mounts: Vec<Mount>,
+    #[schemars(default)]
     pub threat_tier: ThreatTier,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     LocalPath {
         /// Relative to the declaration (or IR file) directory; never absolute, never `..`.
         path: String,
+        #[schemars(default = "default_include")]
         include: Vec<String>,
+        #[schemars(default)]
         exclude: Vec<String>,
     },
     /// Reserved: `E_SOURCE_KIND_UNSUPPORTED`.
@@ -60,7 +76,8 @@ pub fn default_include() -> Vec<String> {
     vec!["**".to_string()]
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Image {
     NixPackages {
@@ -69,13 +86,16 @@ pub enum Image {
     OciBase {
         reference: String,
         /// `sha256:<64 hex>`, or null (`W_OCI_MUTABLE`).
+        #[schemars(default)]
         digest: Option<String>,
     },
 }
 
 /// Resource requests. Stored wide so that out-of-range values survive
 /// decoding and are reported by validation as `E_RESOURCES_RANGE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(default)]
 pub struct Resources {
     pub cpu_cores: u64,
     pub memory_mb: u64,
@@ -90,27 +110,38 @@ impl Resources {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { cpu_cores: 1, memory_mb: 256, rootfs_size_mb: 512 }
+        Resources {
+            cpu_cores: 1,
+            memory_mb: 256,
+            rootfs_size_mb: 512,
+        }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Dependencies {
     #[default]
     None,
-    Python { lockfile: String, tool: PythonTool },
-    Node { lockfile: String, tool: NodeTool },
+    Python {
+        lockfile: String,
+        tool: PythonTool,
+    },
+    Node {
+        lockfile: String,
+        tool: NodeTool,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PythonTool {
     Uv,
     PipTools,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeTool {
     Npm,
@@ -118,7 +149,9 @@ pub enum NodeTool {
     Yarn,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(default)]
 pub struct Network {
     pub mode: NetworkMode,
     pub ports: Vec<PortForward>,
@@ -126,7 +159,7 @@ pub struct Network {
     pub dns: Dns,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
     #[default]
@@ -135,16 +168,18 @@ pub enum NetworkMode {
     Host,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PortForward {
     /// 1..=65535.
     pub guest: u16,
     /// 0 means "any free port".
     pub host: u16,
+    #[schemars(default)]
     pub proto: Proto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Proto {
     #[default]
@@ -152,36 +187,49 @@ pub enum Proto {
     Udp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(default)]
 pub struct Egress {
     pub allowlist: Vec<HostPort>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HostPort {
     /// A DNS name or an IP literal; never a wildcard.
     pub host: String,
     pub port: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Dns {
     #[default]
     None,
     System,
-    Resolver { host: String, port: u16 },
+    Resolver {
+        host: String,
+        port: u16,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EnvValue {
-    Literal { value: String },
+    Literal {
+        value: String,
+    },
     /// A reference to a host-held secret; the value never appears in the IR.
-    SecretRef { name: String },
+    SecretRef {
+        name: String,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entrypoint {
     Function {
@@ -189,20 +237,30 @@ pub enum Entrypoint {
         language: Language,
         module: String,
         function: String,
+        #[schemars(default)]
         format: Format,
+        #[schemars(default = "default_working_dir")]
         working_dir: String,
+        #[schemars(default)]
         primary: bool,
     },
     Command {
         name: String,
         command: Vec<String>,
+        #[schemars(default = "default_working_dir")]
         working_dir: String,
+        #[schemars(default)]
         primary: bool,
     },
 }
 
 /// Default working directory of an entrypoint: where the source bundle lives in the guest.
 pub const DEFAULT_WORKING_DIR: &str = "/app";
+
+/// [`DEFAULT_WORKING_DIR`] as an owned value, for defaulted fields.
+pub fn default_working_dir() -> String {
+    DEFAULT_WORKING_DIR.to_string()
+}
 
 impl Entrypoint {
     pub fn name(&self) -> &str {
@@ -224,21 +282,23 @@ impl Entrypoint {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Language {
     Python,
     Node,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
     Json,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(default)]
 pub struct Hooks {
     pub before_build: Vec<HookCmd>,
     pub before_start: Vec<HookCmd>,
@@ -257,8 +317,12 @@ pub enum HookPhase {
 }
 
 impl HookPhase {
-    pub const ALL: [HookPhase; 4] =
-        [HookPhase::BeforeBuild, HookPhase::BeforeStart, HookPhase::AfterStart, HookPhase::BeforeStop];
+    pub const ALL: [HookPhase; 4] = [
+        HookPhase::BeforeBuild,
+        HookPhase::BeforeStart,
+        HookPhase::AfterStart,
+        HookPhase::BeforeStop,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -289,7 +353,8 @@ impl Hooks {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HookCmd {
     /// A line for `/bin/sh`, kept exactly as written.
@@ -298,48 +363,54 @@ pub enum HookCmd {
     Argv { argv: Vec<String> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct AddonUse {
     pub name: String,
     pub source: AddonSource,
+    #[schemars(default)]
     pub hooks: Hooks,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AddonSource {
     Local { path: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Mount {
     pub target: String,
     pub source: MountSource,
     pub mode: MountMode,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MountSource {
     Tmpfs { size_mb: u64 },
     Volume { name: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MountMode {
     Ro,
     Rw,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Volume {
     pub name: String,
     pub size_mb: u64,
     pub persist: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreatTier {
     #[default]
