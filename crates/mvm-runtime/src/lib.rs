@@ -1,1 +1,36 @@
-//! Instance lifecycle: up, invoke, exec, ps, logs, down
+//! Instance lifecycle of mvm's microVM runtime: `up`, `invoke`, `exec`,
+//! `ps`, `logs`, `down`, and the per-instance supervisor behind them.
+//!
+//! Layout:
+//! - [`home`], [`name`]: where instances live and what they are called;
+//! - [`state`]: `state.json`, the record every command reads;
+//! - [`persist`]: the snapshot-relevant part of that record, in one place;
+//! - [`process`]: pids checked against their start time;
+//! - [`control`]: the CLI ↔ supervisor channel on `control.sock`;
+//! - [`supervisor`]: the per-instance process behind `control.sock`;
+//!   [`supervisor::run`] is what `mvmctl __supervise NAME` calls;
+//! - [`image`], [`assets`]: what an instance boots;
+//! - [`secrets`], [`input`]: secret tokens and invoke arguments;
+//! - [`error`]: every failure, as a message a person can act on.
+
+pub mod assets;
+pub mod call;
+pub mod control;
+pub mod down;
+pub mod error;
+pub mod home;
+pub mod image;
+pub mod input;
+pub mod launch;
+pub mod logs;
+pub mod name;
+pub mod persist;
+pub mod process;
+pub mod ps;
+pub mod secrets;
+pub mod state;
+pub mod supervisor;
+pub mod up;
+
+pub use error::RuntimeError;
+pub use name::InstanceName;

@@ -1,2 +1,87 @@
-//! mvmctl command-line interface
-fn main() {}
+//! mvmctl: the command-line interface. Argument parsing and printing only;
+//! the work happens in the library crates.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mvmctl",
+    version,
+    about = "Turn a declared function into a microVM workload and run it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compile a declaration (.py, .ts), Workload IR (.json or - for stdin)
+    /// into a reviewable build directory or deterministic .tgz.
+    Compile(commands::compile::CompileArgs),
+    /// Build a bootable image from a compile output (directory or .tgz).
+    Build(commands::build::BuildArgs),
+    /// Boot an image as a microVM instance; returns once it is ready.
+    Up(commands::up::UpArgs),
+    /// Call a function entrypoint of a running instance; prints its JSON result.
+    Invoke(commands::invoke::InvokeArgs),
+    /// Run a command inside a running instance, streaming its output.
+    Exec(commands::exec::ExecArgs),
+    /// List instances.
+    Ps(commands::ps::PsArgs),
+    /// Print (or follow) an instance's console log.
+    Logs(commands::logs::LogsArgs),
+    /// Stop instances and remove their state.
+    Down(commands::down::DownArgs),
+    /// Check whether this host can run mvm, and what to fix if not.
+    Doctor(commands::doctor::DoctorArgs),
+    /// Work with Workload IR files.
+    #[command(subcommand)]
+    Ir(commands::ir::IrCommand),
+    #[command(name = "__supervise", hide = true)]
+    Supervise(commands::supervise::SuperviseArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Supervise(_)));
+    let result = match cli.command {
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Build(args) => commands::build::run(args),
+        Command::Up(args) => commands::up::run(args),
+        Command::Invoke(args) => commands::invoke::run(args),
+        Command::Exec(args) => commands::exec::run(args),
+        Command::Ps(args) => commands::ps::run(args),
+        Command::Logs(args) => commands::logs::run(args),
+        Command::Down(args) => commands::down::run(args),
+        Command::Doctor(args) => commands::doctor::run(args),
+        Command::Ir(cmd) => commands::ir::run(cmd),
+        Command::Supervise(args) => commands::supervise::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr, quiet unless `MVM_LOG` (an `EnvFilter` directive such
+/// as `debug` or `mvm_compile=trace`) asks for more. The supervisor's stderr
+/// is the instance's supervisor.log, so it logs at info, timestamped, plain.
+fn init_logging(supervisor: bool) {
+    let default = if supervisor { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MVM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if supervisor {
+        fmt.with_ansi(false).init();
+    } else {
+        fmt.without_time().init();
+    }
+}

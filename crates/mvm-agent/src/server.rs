@@ -1,0 +1,276 @@
+//! Serving the protocol on one connection: a hello, then every request on
+//! its own thread so a long exec or invoke never blocks a ping. Replies
+//! share one locked writer; each frame is a single write, so they never
+//! interleave.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+use std::time::Duration;
+
+use mvm_proto::frame::{self, FrameError};
+use mvm_proto::{
+    AgentError, ErrorKind, ExecRequest, GuestFrame, Hello, HostFrame, PROTOCOL_VERSION, Request,
+    Response,
+};
+
+use crate::launch::{self, Entrypoint, Launch};
+use crate::layout::Layout;
+use crate::runner::{Call, Runners};
+use crate::service::Services;
+use crate::{files, hooks, log, process, shutdown};
+
+pub type Writer = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// Whether the agent runs the VM (PID 1) or is a process on a host (dev
+/// mode); decides what `Shutdown` and `Resume` may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Guest,
+    Dev,
+}
+
+pub struct Agent {
+    pub mode: Mode,
+    pub layout: Layout,
+    /// Set by `Configure`.
+    env: RwLock<BTreeMap<String, String>>,
+    pub runners: Runners,
+    pub services: Services,
+    shutting_down: AtomicBool,
+}
+
+impl Agent {
+    pub fn new(mode: Mode, layout: Layout) -> Agent {
+        Agent {
+            mode,
+            layout,
+            env: RwLock::default(),
+            runners: Runners::default(),
+            services: Services::default(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn hello(&self) -> Hello {
+        let mut capabilities = vec!["exec", "files", "invoke", "hooks", "service"];
+        if self.mode == Mode::Guest {
+            capabilities.push("resume");
+        }
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: capabilities.into_iter().map(String::from).collect(),
+        }
+    }
+
+    /// The base environment plus what the host configured.
+    fn env(&self) -> BTreeMap<String, String> {
+        let mut env = process::base_env();
+        env.extend(self.env.read().unwrap_or_else(|p| p.into_inner()).clone());
+        env
+    }
+}
+
+/// Serves one connection until the host closes it. Framing errors end the
+/// connection, since the stream can no longer be trusted to be in step.
+pub fn serve(agent: &Arc<Agent>, mut reader: impl Read, writer: Writer) -> Result<(), FrameError> {
+    send(&writer, &GuestFrame::Hello(agent.hello()))?;
+    loop {
+        let Some(body) = frame::read_frame_bytes(&mut reader)? else {
+            return Ok(());
+        };
+        match frame::decode::<HostFrame>(&body) {
+            Ok(HostFrame { id, request }) => {
+                let (agent, request_writer) = (agent.clone(), writer.clone());
+                let spawned =
+                    thread::Builder::new()
+                        .name(format!("request-{id}"))
+                        .spawn(move || {
+                            let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+                                handle(&agent, &request_writer, id, request)
+                            }));
+                            // A bug must not leave the host waiting forever.
+                            if handled.is_err() {
+                                let error = AgentError {
+                                    kind: ErrorKind::Io,
+                                    message: "the agent failed internally; see the instance log"
+                                        .into(),
+                                };
+                                reply(&request_writer, id, Response::Error(error));
+                            }
+                        });
+                if let Err(e) = spawned {
+                    let error = AgentError {
+                        kind: ErrorKind::Io,
+                        message: format!("cannot start a thread for the request: {e}"),
+                    };
+                    reply(&writer, id, Response::Error(error));
+                }
+            }
+            Err(e) => {
+                // Answer a request we cannot parse if its id is readable, so
+                // the host's call fails instead of hanging.
+                let id = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("id")?.as_u64());
+                log!("refused a request: {e}");
+                if let Some(id) = id {
+                    let error = AgentError {
+                        kind: ErrorKind::InvalidRequest,
+                        message: e.to_string(),
+                    };
+                    reply(&writer, id, Response::Error(error));
+                }
+            }
+        }
+    }
+}
+
+fn send(writer: &Writer, frame: &GuestFrame) -> Result<(), FrameError> {
+    let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+    frame::write_frame(&mut *w, frame)
+}
+
+/// Sends a reply; a reply too large for a frame becomes an error saying so.
+/// A host that went away is not an error for the agent.
+fn reply(writer: &Writer, id: u64, response: Response) {
+    match send(writer, &GuestFrame::Reply { id, response }) {
+        Ok(()) => {}
+        Err(FrameError::TooLarge { len, max }) => {
+            let error = AgentError {
+                kind: ErrorKind::TooLarge,
+                message: format!("the reply is {len} bytes, more than the {max} a frame may carry"),
+            };
+            let _ = send(
+                writer,
+                &GuestFrame::Reply {
+                    id,
+                    response: Response::Error(error),
+                },
+            );
+        }
+        Err(e) => log!("could not send the reply to request {id}: {e}"),
+    }
+}
+
+fn handle(agent: &Agent, writer: &Writer, id: u64, request: Request) {
+    if agent.shutting_down.load(Ordering::SeqCst) {
+        let error = AgentError {
+            kind: ErrorKind::ShuttingDown,
+            message: "the agent is powering off".into(),
+        };
+        return reply(writer, id, Response::Error(error));
+    }
+    if let Request::Shutdown { reason } = &request {
+        agent.shutting_down.store(true, Ordering::SeqCst);
+        log!("shutting down: {reason}");
+        reply(writer, id, Response::Ok);
+        shutdown::run(agent);
+    }
+    let response = match answer(agent, writer, id, request) {
+        Ok(response) => response,
+        Err(error) => Response::Error(error),
+    };
+    reply(writer, id, response);
+}
+
+fn answer(
+    agent: &Agent,
+    writer: &Writer,
+    id: u64,
+    request: Request,
+) -> Result<Response, AgentError> {
+    match request {
+        Request::Ping => Ok(Response::Pong),
+        Request::Hello => Ok(Response::Hello(agent.hello())),
+        Request::Configure { env } => {
+            *agent.env.write().unwrap_or_else(|p| p.into_inner()) = env;
+            // Warm runners hold the old environment.
+            agent.runners.stop_all();
+            Ok(Response::Ok)
+        }
+        Request::Exec(exec) => run_exec(agent, writer, id, exec),
+        Request::FileWrite { path, data, mode, append } => files::write(&path, &data, mode, append),
+        Request::FileRead { path } => files::read(&path),
+        Request::Stat { path } => files::stat(&path),
+        Request::List { path } => files::list(&path),
+        Request::Invoke { entrypoint, args, timeout_ms } => {
+            let launch = Launch::read(&agent.layout.launch_json())?;
+            match launch.find(entrypoint.as_deref())? {
+                Entrypoint::Function { language, module, function, working_dir, .. } => {
+                    let call = Call {
+                        language: *language,
+                        module,
+                        function,
+                        working_dir: &launch::working_dir(working_dir),
+                        args,
+                        timeout: timeout_ms.map(Duration::from_millis),
+                    };
+                    agent.runners.invoke(&agent.layout, &agent.env(), call)
+                }
+                Entrypoint::Command { name, .. } => Err(AgentError {
+                    kind: ErrorKind::WrongEntrypointKind,
+                    message: format!("`{name}` is a command entrypoint; it runs as a service and cannot be invoked"),
+                }),
+            }
+        }
+        Request::RunHook { phase, timeout_ms } => {
+            hooks::run(&agent.layout, &agent.env(), phase, timeout_ms.map(Duration::from_millis))
+        }
+        Request::StartService { entrypoint } => {
+            let launch = Launch::read(&agent.layout.launch_json())?;
+            match launch.find(entrypoint.as_deref())? {
+                Entrypoint::Command { name, command, working_dir } => {
+                    agent.services.start(name, command, launch::working_dir(working_dir), agent.env())
+                }
+                Entrypoint::Function { name, .. } => Err(AgentError {
+                    kind: ErrorKind::WrongEntrypointKind,
+                    message: format!("`{name}` is a function entrypoint; call it with invoke instead of starting it"),
+                }),
+            }
+        }
+        Request::Resume { now_unix_ms, entropy } => match agent.mode {
+            Mode::Guest => crate::pid1::resume(now_unix_ms, &entropy),
+            Mode::Dev => Err(AgentError {
+                kind: ErrorKind::Unsupported,
+                message: "resume sets the clock and seeds the random pool; a dev-mode agent leaves its host alone".into(),
+            }),
+        },
+        Request::Shutdown { .. } => unreachable!("handled before dispatch"),
+    }
+}
+
+fn run_exec(
+    agent: &Agent,
+    writer: &Writer,
+    id: u64,
+    exec: ExecRequest,
+) -> Result<Response, AgentError> {
+    if exec.argv.is_empty() {
+        return Err(AgentError {
+            kind: ErrorKind::InvalidRequest,
+            message: "exec needs at least a program name".into(),
+        });
+    }
+    let mut env = agent.env();
+    env.extend(exec.env);
+    let cwd = exec
+        .cwd
+        .map(Into::into)
+        .unwrap_or_else(|| agent.layout.app_dir());
+    let mut command = process::command(&exec.argv, &env, &cwd);
+    let on_stdout = |data| reply(writer, id, Response::Stdout { data });
+    let on_stderr = |data| reply(writer, id, Response::Stderr { data });
+    let timeout = exec.timeout_ms.map(Duration::from_millis);
+    match process::run(&mut command, &exec.stdin, timeout, &on_stdout, &on_stderr) {
+        Ok(exit) => Ok(Response::Exit(exit)),
+        Err(e) => Err(AgentError {
+            kind: ErrorKind::SpawnFailed,
+            message: format!("cannot run `{}` in {}: {e}", exec.argv[0], cwd.display()),
+        }),
+    }
+}

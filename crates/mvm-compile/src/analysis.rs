@@ -1,0 +1,200 @@
+//! Everything `check` and `compile` share: validation, the bundle walk and
+//! the checks that need the bundle. `compile` passes a staging tree so the
+//! walk copies each selected file as it visits it (one pass over the
+//! source); `check` passes none and only looks.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use mvm_ir::{App, Code, Finding, Source, Workload};
+
+use crate::bundle::select::Selector;
+use crate::bundle::walk::{self, EntryKind};
+use crate::bundle::{SOURCE_POINTER, root};
+use crate::checks::lockfile;
+use crate::error::CompileError;
+use crate::locate;
+use crate::output::staging::{CopyError, StagedTree};
+use crate::request::CompileRequest;
+use crate::review::{self, Review};
+
+/// Where the source bundle goes inside the compile output.
+pub const SRC_DIR: &str = "src";
+
+#[derive(Debug)]
+pub struct Analysis {
+    /// Front-end findings, validation, then bundle checks; located via spans.
+    pub findings: Vec<Finding>,
+    pub review: Option<Review>,
+    /// Files and symlinks selected, when the bundle could be walked.
+    pub bundled: Option<usize>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(Finding::is_error)
+    }
+}
+
+/// `skip`: absolute paths the bundle walk never enters (see [`walk::walk`]).
+pub fn analyse(
+    req: &CompileRequest,
+    copy: Option<&mut StagedTree>,
+    skip: &[PathBuf],
+) -> Result<Analysis, CompileError> {
+    let workload = &req.workload;
+    let mut findings = req.findings.clone();
+    // Declaration front ends validate too; keep their (located) copy of a finding.
+    for f in mvm_ir::validate::validate(workload) {
+        if !findings
+            .iter()
+            .any(|g| g.code == f.code && g.path == f.path && g.message == f.message)
+        {
+            findings.push(f);
+        }
+    }
+    let ir_hash = mvm_ir::ir_hash(workload);
+
+    let app = single_app(workload);
+    let mut bundled = None;
+    let mut unpinned = Vec::new();
+    if let Some(app) = app
+        && let Source::LocalPath {
+            path,
+            include,
+            exclude,
+        } = &app.source
+        && !findings
+            .iter()
+            .any(|f| f.is_error() && f.path.starts_with(SOURCE_POINTER))
+    {
+        // Copy only while the IR is valid: a rejected compile writes nothing.
+        let copy = if findings.iter().any(Finding::is_error) {
+            None
+        } else {
+            copy
+        };
+        if let Some(scan) = scan(
+            &req.source_root,
+            path,
+            include,
+            exclude,
+            copy,
+            skip,
+            &mut findings,
+        )? {
+            findings.extend(lockfile::missing(app, &scan.paths));
+            if lockfile::is_requirements_file(app)
+                && let Some(name) = lockfile::declared(app)
+                && scan.paths.contains(name)
+            {
+                // Unreadable text is already reported by the walk; here it just pins nothing.
+                let text = std::fs::read_to_string(scan.root.join(name)).unwrap_or_default();
+                unpinned = lockfile::unpinned_requirements(&text);
+            }
+            bundled = Some(scan.paths.len());
+        }
+    }
+
+    locate::locate_all(&mut findings, &req.spans);
+    let review = app.map(|app| {
+        let facts = review::Facts {
+            ir_hash: &ir_hash,
+            origin: &req.origin,
+            bundled,
+            unpinned_requirements: &unpinned,
+            spans: &req.spans,
+        };
+        review::review(workload, app, &findings, &facts)
+    });
+    Ok(Analysis {
+        findings,
+        review,
+        bundled,
+    })
+}
+
+/// The app of a v0.1 workload; `None` when there is not exactly one
+/// (validation has reported `E_APPS_COUNT`).
+fn single_app(workload: &Workload) -> Option<&App> {
+    match workload.apps.as_slice() {
+        [app] => Some(app),
+        _ => None,
+    }
+}
+
+struct Scan {
+    root: PathBuf,
+    /// Selected files and symlinks, relative to the source root.
+    paths: BTreeSet<String>,
+}
+
+/// Walk the source bundle, copying into `copy` under `src/` when given.
+/// `None` when the source root itself cannot be used (a finding says why).
+fn scan(
+    base: &Path,
+    path: &str,
+    include: &[String],
+    exclude: &[String],
+    mut copy: Option<&mut StagedTree>,
+    skip: &[PathBuf],
+    findings: &mut Vec<Finding>,
+) -> Result<Option<Scan>, CompileError> {
+    let root = match root::resolve(base, path) {
+        Ok(r) => r,
+        Err(f) => {
+            findings.push(f);
+            return Ok(None);
+        }
+    };
+    let selector = match Selector::new(include, exclude) {
+        Ok(s) => s,
+        Err(fs) => {
+            findings.extend(fs);
+            return Ok(None);
+        }
+    };
+    if let Some(tree) = copy.as_deref_mut() {
+        tree.dir(SRC_DIR)
+            .map_err(CompileError::write(tree.root().join(SRC_DIR)))?;
+    }
+    let mut paths = BTreeSet::new();
+    // The first failure to write the staging tree; it ends the compile
+    // after the walk, as an output error rather than a source finding.
+    let mut output_error: Option<CompileError> = None;
+    let mut visit = |abs: &Path, entry: &walk::Entry| -> Result<(), Finding> {
+        paths.insert(entry.path.clone());
+        let Some(tree) = copy.as_deref_mut() else {
+            return Ok(());
+        };
+        if output_error.is_some() {
+            return Ok(());
+        }
+        let rel = format!("{SRC_DIR}/{}", entry.path);
+        let result = match &entry.kind {
+            EntryKind::File { executable } => tree.copy_from(&rel, abs, *executable),
+            EntryKind::Symlink { target } => tree.symlink(&rel, target).map_err(CopyError::Output),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(CopyError::Source(problem)) => Err(Finding::new(
+                Code::ESourceUnreadable,
+                SOURCE_POINTER,
+                format!("{}: {problem}", entry.path),
+                "remove it from the source directory or add it to the source's exclude globs",
+            )),
+            Err(CopyError::Output(e)) => {
+                output_error = Some(CompileError::Write {
+                    path: tree.root().join(&rel),
+                    source: e,
+                });
+                Ok(())
+            }
+        }
+    };
+    walk::walk(&root, &selector, skip, findings, &mut visit);
+    if let Some(e) = output_error {
+        return Err(e);
+    }
+    Ok(Some(Scan { root, paths }))
+}

@@ -1,0 +1,203 @@
+//! The `--out` path: what form it takes, what may be replaced there, and
+//! the final move into place.
+//!
+//! Everything is built in a staging directory `.<name>.tmp-<random>` next
+//! to `--out` (same filesystem, so the final step is a rename). If anything
+//! fails before that rename, the staging directory is removed and `--out`
+//! is exactly as it was. An existing `--out` is replaced only when it is
+//! empty or an earlier compile output (it has `workload.json` and
+//! `SHA256SUMS`); anything else is refused, never deleted.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use rustix::fs::{CWD, RenameFlags, renameat_with};
+use tempfile::TempDir;
+
+use crate::error::CompileError;
+
+/// Files that mark a directory or archive as an earlier compile output.
+const MARKERS: [&str; 2] = ["workload.json", "SHA256SUMS"];
+
+/// An archive when the name ends in `.tgz` or `.tar.gz`, else a directory.
+pub fn is_archive(out: &Path) -> bool {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.ends_with(".tgz") || name.ends_with(".tar.gz")
+}
+
+/// Refuse `out` unless it is absent, empty, or an earlier compile output of the same form.
+pub fn check_replaceable(out: &Path, archive: bool) -> Result<(), CompileError> {
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(CompileError::Write {
+                path: out.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    let ours = match (archive, meta.is_dir(), meta.is_file()) {
+        (false, true, _) => dir_is_replaceable(out),
+        (true, _, true) => meta.len() == 0 || archive_is_replaceable(out),
+        _ => false,
+    };
+    if ours {
+        Ok(())
+    } else {
+        Err(CompileError::OutputOccupied {
+            out: out.to_path_buf(),
+        })
+    }
+}
+
+fn dir_is_replaceable(dir: &Path) -> bool {
+    let empty = std::fs::read_dir(dir)
+        .map(|mut it| it.next().is_none())
+        .unwrap_or(false);
+    empty || MARKERS.iter().all(|m| dir.join(m).is_file())
+}
+
+fn archive_is_replaceable(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let mut archive = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
+    let Ok(entries) = archive.entries() else {
+        return false;
+    };
+    let mut found = [false; MARKERS.len()];
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let Ok(path) = entry.path() else { return false };
+        for (i, m) in MARKERS.iter().enumerate() {
+            found[i] |= path == Path::new(m);
+        }
+        if found.iter().all(|f| *f) {
+            return true;
+        }
+    }
+    false
+}
+
+/// A staging directory next to `--out`, removed on drop unless committed.
+#[derive(Debug)]
+pub struct Staging {
+    dir: TempDir,
+    out: PathBuf,
+    archive: bool,
+}
+
+impl Staging {
+    /// Creates `--out`'s parent directories when they are missing.
+    pub fn new(out: &Path, archive: bool) -> Result<Staging, CompileError> {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(CompileError::write(&parent))?;
+        let mut prefix = OsString::from(".");
+        prefix.push(out.file_name().unwrap_or_default());
+        prefix.push(".tmp-");
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(&parent)
+            .map_err(CompileError::write(&parent))?;
+        if archive {
+            std::fs::create_dir(dir.path().join("tree"))
+                .map_err(CompileError::write(dir.path()))?;
+        }
+        Ok(Staging {
+            dir,
+            out: out.to_path_buf(),
+            archive,
+        })
+    }
+
+    /// The staging directory and `--out`, absolute and canonical: a source
+    /// root that contains them must not bundle them.
+    pub fn own_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.dir.path().canonicalize().into_iter().collect();
+        if let (Some(parent), Some(name)) = (self.dir.path().parent(), self.out.file_name())
+            && let Ok(parent) = parent.canonicalize()
+        {
+            paths.push(parent.join(name));
+        }
+        paths
+    }
+
+    /// Where the output tree is built.
+    pub fn tree_root(&self) -> PathBuf {
+        if self.archive {
+            self.dir.path().join("tree")
+        } else {
+            self.dir.path().to_path_buf()
+        }
+    }
+
+    /// Where the archive is written before it is moved to `--out`.
+    pub fn archive_path(&self) -> PathBuf {
+        self.dir.path().join("out.tgz")
+    }
+
+    /// Move the finished output to `--out`, replacing what
+    /// [`check_replaceable`] allowed.
+    pub fn commit(self) -> Result<(), CompileError> {
+        let out = &self.out;
+        if self.archive {
+            // rename(2) replaces a file atomically.
+            return std::fs::rename(self.archive_path(), out).map_err(CompileError::write(out));
+        }
+        let staged = self.dir.path();
+        if std::fs::symlink_metadata(out).is_err() {
+            std::fs::rename(staged, out).map_err(CompileError::write(out))?;
+            let _moved = self.dir.keep();
+            return Ok(());
+        }
+        // Swap the two directories in one step; the staging path then holds
+        // the old output, which dropping `self.dir` removes.
+        match renameat_with(CWD, staged, CWD, out, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                self.replace_in_two_steps()
+            }
+            Err(e) => Err(CompileError::Write {
+                path: out.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// For filesystems without RENAME_EXCHANGE: move the old output aside,
+    /// move the new one in (putting the old one back if that fails), then
+    /// delete the old one.
+    fn replace_in_two_steps(self) -> Result<(), CompileError> {
+        let out = &self.out;
+        let mut aside = self.dir.path().as_os_str().to_owned();
+        aside.push(".old");
+        let aside = PathBuf::from(aside);
+        std::fs::rename(out, &aside).map_err(CompileError::write(out))?;
+        if let Err(e) = std::fs::rename(self.dir.path(), out) {
+            let _ = std::fs::rename(&aside, out);
+            return Err(CompileError::Write {
+                path: out.clone(),
+                source: e,
+            });
+        }
+        let _moved = self.dir.keep();
+        // The new output is in place; a leftover old copy is only clutter.
+        if let Err(e) = std::fs::remove_dir_all(&aside) {
+            tracing::warn!(
+                "could not remove the previous output moved to {}: {e}",
+                aside.display()
+            );
+        }
+        Ok(())
+    }
+}

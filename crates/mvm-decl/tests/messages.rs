@@ -1,0 +1,141 @@
+//! Exact messages for the common mistakes: what a person sees is part of the
+//! contract, so these compare the whole printed text.
+
+use std::path::Path;
+
+use mvm_decl::compile_declaration;
+
+/// Every finding printed, one after another, as the CLI prints them.
+fn printed(file: &str, source: &str) -> String {
+    let path = Path::new(file);
+    match compile_declaration(path, source, path) {
+        Ok(_) => panic!("{file} compiled, but an error was expected"),
+        Err(findings) => findings
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+fn py(body: &str) -> String {
+    printed(
+        "app.py",
+        &format!("import mvm\n\n{body}\ndef f():\n    pass\n"),
+    )
+}
+
+const TS_HEAD: &str = "import * as mvm from \"mvm-sdk\";\n";
+
+#[test]
+fn misspelt_helper_suggests_the_right_one() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", image=mvm.pyhton_image(python="3.12"))"#),
+        "app.py:3:26: error[E_HELPER_UNKNOWN]: `mvm.pyhton_image` is not an mvm helper\n  hint: did you mean mvm.python_image?"
+    );
+    assert_eq!(
+        printed(
+            "app.ts",
+            &format!(
+                "{TS_HEAD}export const f = mvm.app({{ source: mvm.locaPath(\".\") }})(() => 1);\n"
+            )
+        ),
+        "app.ts:2:36: error[E_HELPER_UNKNOWN]: `mvm.locaPath` is not an mvm helper\n  hint: did you mean mvm.localPath?"
+    );
+}
+
+#[test]
+fn unknown_kwarg_lists_the_allowed_names() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", resources=mvm.resources(cpu_cores=1, memroy_mb=512))"#),
+        "app.py:3:57: error[E_KWARG_UNKNOWN]: mvm.resources() has no argument `memroy_mb`\n  \
+         hint: did you mean `memory_mb`? mvm.resources accepts: cpu_cores, memory_mb, rootfs_size_mb, cpu"
+    );
+    assert_eq!(
+        printed(
+            "app.ts",
+            &format!(
+                "{TS_HEAD}export const f = mvm.app({{ name: \"x\", resources: mvm.resources({{ memoryMB: 512 }}) }})(() => 1);\n"
+            )
+        ),
+        "app.ts:2:66: error[E_KWARG_UNKNOWN]: mvm.resources() has no argument `memoryMB`\n  \
+         hint: did you mean `memoryMb`? mvm.resources accepts: cpu_cores/cpuCores, memory_mb/memoryMb, rootfs_size_mb/rootfsSizeMb, cpu"
+    );
+}
+
+#[test]
+fn cpu_with_cpu_cores_conflicts() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", resources=mvm.resources(cpu_cores=2, cpu=2))"#),
+        "app.py:3:61: error[E_KWARG_CONFLICT]: mvm.resources() is given both `cpu` and `cpu_cores`\n  \
+         hint: `cpu` is an alias of `cpu_cores`; keep one of them"
+    );
+}
+
+#[test]
+fn fstring_with_interpolation_is_not_literal() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", image=mvm.python_image(python=f"{V}"))"#),
+        "app.py:3:52: error[E_NOT_LITERAL]: an f-string with an interpolated `{...}` is not a literal value\n  \
+         hint: write the final string out literally; interpolation would need the file to run"
+    );
+}
+
+#[test]
+fn variable_instead_of_literal() {
+    assert_eq!(
+        py("@mvm.app(name=NAME)"),
+        "app.py:3:15: error[E_NOT_LITERAL]: `NAME` is a variable, not a literal value\n  \
+         hint: declarations are read without running the file: write the value as a literal (string, number, boolean, \
+         None, list, dict) or an mvm helper call; the value of `NAME` is only known when the file runs"
+    );
+}
+
+#[test]
+fn secret_var_must_equal_env_key() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", env={"OPENAI_API_KEY": mvm.secret("openai", var="OPENAI_KEY")})"#),
+        "app.py:3:68: error[E_SECRET_VAR_MISMATCH]: mvm.secret(var=\"OPENAI_KEY\") does not match its env key \"OPENAI_API_KEY\"\n  \
+         hint: the guest sees the secret as $OPENAI_API_KEY; drop `var` or set it to \"OPENAI_API_KEY\""
+    );
+}
+
+#[test]
+fn wildcard_egress_host_points_at_the_host() {
+    assert_eq!(
+        py(
+            r#"@mvm.app(name="x", network=mvm.network(mode="bridge", egress=mvm.egress([mvm.host_port("*.example.com", 443)])))"#
+        ),
+        "app.py:3:88: error[E_NETWORK_WILDCARD]: egress host \"*.example.com\" contains \"*\"\n  \
+         hint: list each host the app needs by name or address, e.g. \"pypi.org\"; wildcards and ranges are not allowed"
+    );
+}
+
+#[test]
+fn two_decorated_functions() {
+    assert_eq!(
+        printed(
+            "app.py",
+            "import mvm\n\n@mvm.app(name=\"a\")\ndef a():\n    pass\n\n@mvm.app(name=\"b\")\ndef b():\n    pass\n"
+        ),
+        "app.py:7:1: error[E_APPS_COUNT]: a second @mvm.app function `b`; `a` is already declared in this file\n  \
+         hint: declare exactly one app per file; move the other function into its own declaration file"
+    );
+}
+
+#[test]
+fn syntax_errors_carry_the_parser_position() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x""#),
+        "app.py:3:18: error[E_SYNTAX]: invalid Python syntax: Expected `)`, found newline\n  \
+         hint: fix the syntax error; the declaration file must parse as Python"
+    );
+    assert_eq!(
+        printed(
+            "app.ts",
+            &format!("{TS_HEAD}export const f = mvm.app({{ name: \"x\", )(() => 1);\n")
+        ),
+        "app.ts:2:39: error[E_SYNTAX]: invalid TypeScript syntax: Unexpected token\n  \
+         hint: fix the syntax error; the declaration file must parse as TypeScript"
+    );
+}

@@ -1,0 +1,152 @@
+//! Assembling the guest initramfs, per the guest boot contract in
+//! docs/architecture.md: `/init` (the agent), `/lib/modules/*.ko` with
+//! `/lib/modules/load-order`, `/usr/lib/mvm/runners/*`, and the Python SDK
+//! under `/usr/lib/mvm/python/mvm/` (the agent copies it into the root so
+//! guest code can `import mvm`).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::{self, CacheError};
+use crate::cpio::Archive;
+use crate::kernel::Kernel;
+
+/// Bumped whenever the layout below changes, so cached initramfs files are rebuilt.
+const LAYOUT_VERSION: &str = "mvm-initramfs-2";
+const RUNNERS_DIR: &str = "/usr/lib/mvm/runners";
+const PYTHON_SDK_DIR: &str = "/usr/lib/mvm/python/mvm";
+/// `/dev/console` (char 5:1) exists before anything mounts devtmpfs, so the
+/// kernel can give PID 1 its stdin/stdout/stderr on the serial console.
+const CONSOLE: (&str, u32, u32) = ("/dev/console", 5, 1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitramfsError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the initramfs carries besides the kernel's modules.
+#[derive(Debug, Clone, Copy)]
+pub struct Payload<'a> {
+    /// The static agent binary.
+    pub agent: &'a [u8],
+    /// Function runners: (file name, contents).
+    pub runners: &'a [(&'a str, &'a [u8])],
+    /// Files of the Python `mvm` package: (path inside it, contents).
+    pub python_sdk: &'a [(&'a str, &'a [u8])],
+}
+
+/// The agent initramfs for `kernel`, from the cache or built and cached now.
+pub fn ensure_agent_initramfs(
+    cache_dir: &Path,
+    kernel: &Kernel,
+    payload: Payload<'_>,
+) -> Result<PathBuf, InitramfsError> {
+    let key = cache_key(kernel, payload);
+    let dir = cache_dir.join("initramfs");
+    let target = dir.join(format!("{key}.cpio"));
+    if target.is_file() {
+        return Ok(target);
+    }
+    let bytes = agent_archive(kernel, payload)?.to_bytes();
+    let staging = cache::staging_dir(&dir)?;
+    let staged = staging.path().join("initrd.cpio");
+    write(&staged, &bytes)?;
+    cache::publish(&staged, &target)?;
+    Ok(target)
+}
+
+/// Everything that determines the archive's bytes.
+fn cache_key(kernel: &Kernel, payload: Payload<'_>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(LAYOUT_VERSION);
+    hasher.update(&kernel.manifest.vmlinux_sha256);
+    for module in &kernel.manifest.load_order {
+        hasher.update([0]);
+        hasher.update(module);
+    }
+    hasher.update(Sha256::digest(payload.agent));
+    for (tag, files) in [("runners", payload.runners), ("python", payload.python_sdk)] {
+        hasher.update([0]);
+        hasher.update(tag);
+        for (name, contents) in files {
+            hasher.update([0]);
+            hasher.update(name);
+            hasher.update(Sha256::digest(contents));
+        }
+    }
+    crate::hex(&hasher.finalize())
+}
+
+fn agent_archive(kernel: &Kernel, payload: Payload<'_>) -> Result<Archive, InitramfsError> {
+    let mut archive = base_archive();
+    archive.file("/init", 0o755, payload.agent.to_vec());
+    let mut load_order = String::new();
+    for name in &kernel.manifest.load_order {
+        let path = kernel.module(name);
+        let ko = std::fs::read(&path).map_err(|source| InitramfsError::Read { path, source })?;
+        archive.file(&format!("/lib/modules/{name}.ko"), 0o644, ko);
+        load_order.push_str(&format!("{name}.ko\n"));
+    }
+    archive.file("/lib/modules/load-order", 0o644, load_order.into_bytes());
+    archive.dir(RUNNERS_DIR);
+    for (name, contents) in payload.runners {
+        archive.file(&format!("{RUNNERS_DIR}/{name}"), 0o755, contents.to_vec());
+    }
+    archive.dir(PYTHON_SDK_DIR);
+    for (name, contents) in payload.python_sdk {
+        archive.file(
+            &format!("{PYTHON_SDK_DIR}/{name}"),
+            0o644,
+            contents.to_vec(),
+        );
+    }
+    Ok(archive)
+}
+
+/// Writes a busybox-only initramfs to `out`: its `/init` prints `marker` on
+/// the console and powers the machine off. Boots of it measure the floor
+/// cost of kernel + QEMU without the agent or any module.
+pub fn write_busybox_initramfs(
+    out: &Path,
+    busybox: &Path,
+    marker: &str,
+) -> Result<(), InitramfsError> {
+    let binary = std::fs::read(busybox).map_err(|source| InitramfsError::Read {
+        path: busybox.to_owned(),
+        source,
+    })?;
+    let quoted = marker.replace('\'', r"'\''");
+    let init =
+        format!("#!/bin/busybox sh\n/bin/busybox echo '{quoted}'\n/bin/busybox poweroff -f\n");
+    let mut archive = base_archive();
+    archive
+        .file("/bin/busybox", 0o755, binary)
+        .file("/init", 0o755, init.into_bytes());
+    write(out, &archive.to_bytes())
+}
+
+fn base_archive() -> Archive {
+    let mut archive = Archive::new();
+    let (path, major, minor) = CONSOLE;
+    archive.char_device(path, 0o600, major, minor);
+    archive
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), InitramfsError> {
+    std::fs::write(path, bytes).map_err(|source| InitramfsError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}

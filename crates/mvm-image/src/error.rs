@@ -1,0 +1,67 @@
+//! Everything an image build or a store lookup can fail with.
+
+use std::path::PathBuf;
+
+use crate::table::ResolveError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a compile output: {detail}. Produce one with `mvmctl compile ... --out DIR`"
+    )]
+    NotCompiled { path: PathBuf, detail: String },
+    #[error(
+        "{path}: {detail}. The compile output was changed after compile; run `mvmctl compile` again"
+    )]
+    Checksum { path: PathBuf, detail: String },
+    #[error("{path}: {detail}")]
+    BadLaunch { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(
+        "no Debian mirror in the host's apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d/); \
+         set MVM_DEBIAN_MIRROR to a Debian mirror URL"
+    )]
+    NoMirror,
+    #[error("`{tool}` is needed to build images but could not be run ({detail}); {hint}")]
+    MissingTool {
+        tool: &'static str,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("{step} failed ({status}); build log {log}, last lines:\n{tail}")]
+    Step {
+        step: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("wheel {file}: {detail}")]
+    Wheel { file: PathBuf, detail: String },
+    #[error(
+        "{what} must run inside the builder microVM with network access to package registries, \
+         which the guest agent does not set up yet; no user command runs on the host. \
+         Vendor the dependencies into the source bundle, or build the workload without them for now"
+    )]
+    NeedsBuilderVm { what: String },
+    #[error("builder microVM: {detail}")]
+    Builder { detail: String },
+    #[error("image `{target}` not found in {store}: {hint}")]
+    NotFound {
+        target: String,
+        store: PathBuf,
+        hint: String,
+    },
+}
+
+impl ImageError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ImageError {
+        let path = path.into();
+        move |source| ImageError::Io { path, source }
+    }
+}

@@ -1,0 +1,211 @@
+//! The content-addressed image store under `$MVM_HOME/images`:
+//!
+//! ```text
+//! images/<image-id>/{rootfs.ext4, image.lock, launch.json, meta.json, build.log}
+//! images/names/<name>        the id of the newest build of a workload name
+//! images/.tmp/               staging; complete images are renamed out of it
+//! ```
+//!
+//! An image directory appears only by one `rename` of a complete staging
+//! directory, so a reader never sees half an image and a failed build
+//! leaves nothing behind. `meta.json` is written last inside staging and
+//! marks an image as complete.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tempfile::TempDir;
+
+use crate::error::ImageError;
+
+pub const ROOTFS: &str = "rootfs.ext4";
+pub const IMAGE_LOCK: &str = "image.lock";
+pub const LAUNCH_JSON: &str = "launch.json";
+pub const META_JSON: &str = "meta.json";
+pub const BUILD_LOG: &str = "build.log";
+const NAMES: &str = "names";
+const STAGING: &str = ".tmp";
+
+/// What `meta.json` records about an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub image_id: String,
+    /// The app name (what `mvmctl up NAME` uses).
+    pub name: String,
+    pub workload_id: String,
+    pub ir_hash: String,
+    /// sha256 of the compile output's SHA256SUMS.
+    pub sums_sha256: String,
+    pub base_key: String,
+    pub builder: String,
+    pub size_bytes: u64,
+    /// Seconds since the Unix epoch.
+    pub created_unix: u64,
+}
+
+/// A complete image in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub id: String,
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub lock: PathBuf,
+    pub launch_json: PathBuf,
+    pub meta: Meta,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+fn is_image_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Workload names are IR ids (`^[a-z][a-z0-9-]{0,62}$`), so they are safe file names.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Store {
+    /// The store of the mvm home directory `home`.
+    pub fn new(home: &Path) -> Store {
+        Store {
+            root: home.join("images"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn staging_root(&self) -> PathBuf {
+        self.root.join(STAGING)
+    }
+
+    /// A fresh staging directory, removed when dropped unless committed.
+    pub fn staging(&self) -> Result<TempDir, ImageError> {
+        let dir = self.staging_root();
+        std::fs::create_dir_all(&dir).map_err(ImageError::io(&dir))?;
+        tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&dir)
+            .map_err(ImageError::io(&dir))
+    }
+
+    /// The complete image `id`, if present.
+    pub fn get(&self, id: &str) -> Option<ImageRef> {
+        if !is_image_id(id) {
+            return None;
+        }
+        let dir = self.root.join(id);
+        let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join(META_JSON)).ok()?).ok()?;
+        Some(ImageRef {
+            id: id.to_string(),
+            rootfs: dir.join(ROOTFS),
+            lock: dir.join(IMAGE_LOCK),
+            launch_json: dir.join(LAUNCH_JSON),
+            meta,
+            dir,
+        })
+    }
+
+    /// Moves a complete image directory into the store as `id`. If another
+    /// build committed the same id first, its image is kept (same inputs,
+    /// same image) and `complete` is left for the caller to drop.
+    pub fn commit(&self, complete: &Path, id: &str) -> Result<ImageRef, ImageError> {
+        let dest = self.root.join(id);
+        if let Err(e) = std::fs::rename(complete, &dest)
+            && self.get(id).is_none()
+        {
+            return Err(ImageError::Io {
+                path: dest,
+                source: e,
+            });
+        }
+        self.get(id).ok_or_else(|| ImageError::NotFound {
+            target: id.to_string(),
+            store: self.root.clone(),
+            hint: "the image vanished right after it was stored; build again".into(),
+        })
+    }
+
+    /// Points `name` at image `id` (atomically replacing an older build).
+    pub fn set_name(&self, name: &str, id: &str) -> Result<(), ImageError> {
+        if !is_name(name) {
+            return Ok(());
+        }
+        let names = self.root.join(NAMES);
+        std::fs::create_dir_all(&names).map_err(ImageError::io(&names))?;
+        let tmp = names.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&tmp, format!("{id}\n")).map_err(ImageError::io(&tmp))?;
+        let dest = names.join(name);
+        std::fs::rename(&tmp, &dest).map_err(ImageError::io(&dest))
+    }
+
+    fn by_name(&self, name: &str) -> Option<ImageRef> {
+        if !is_name(name) {
+            return None;
+        }
+        let id = std::fs::read_to_string(self.root.join(NAMES).join(name)).ok()?;
+        self.get(id.trim())
+    }
+
+    /// Resolves an image id, a unique id prefix (8+ digits), a workload's app
+    /// name or workload id, or a compile output directory (by the names in
+    /// its launch.json) to an image.
+    pub fn resolve(&self, target: &str) -> Result<ImageRef, ImageError> {
+        if let Some(image) = self.get(target).or_else(|| self.by_name(target)) {
+            return Ok(image);
+        }
+        let as_dir = Path::new(target);
+        if as_dir.join(LAUNCH_JSON).is_file() {
+            #[derive(Deserialize)]
+            struct Names {
+                app_name: String,
+                workload_id: String,
+            }
+            let path = as_dir.join(LAUNCH_JSON);
+            let text = std::fs::read_to_string(&path).map_err(ImageError::io(&path))?;
+            let names: Names = serde_json::from_str(&text).map_err(|e| ImageError::BadLaunch {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            return self
+                .by_name(&names.app_name)
+                .or_else(|| self.by_name(&names.workload_id))
+                .ok_or_else(|| ImageError::NotFound {
+                    target: target.to_string(),
+                    store: self.root.clone(),
+                    hint: format!(
+                        "workload `{}` has not been built; run `mvmctl build {target}`",
+                        names.app_name
+                    ),
+                });
+        }
+        if target.len() >= 8 && target.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let matches: Vec<String> = std::fs::read_dir(&self.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| is_image_id(n) && n.starts_with(target))
+                .collect();
+            if let [only] = matches.as_slice()
+                && let Some(image) = self.get(only)
+            {
+                return Ok(image);
+            }
+        }
+        Err(ImageError::NotFound {
+            target: target.to_string(),
+            store: self.root.clone(),
+            hint: "it is neither an image id nor the name of a built workload; build one with `mvmctl build COMPILED_DIR`".into(),
+        })
+    }
+}

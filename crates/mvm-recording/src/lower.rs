@@ -1,0 +1,263 @@
+//! Recording → Workload IR (docs/recording.md, "Lowering").
+//!
+//! One sandbox becomes one app: the template names the image, the last
+//! command becomes the command entrypoint, earlier (foreground) commands
+//! become `before_start` argv hooks, and written files become files of the
+//! source bundle (never shell hooks that recreate them), so the reviewer
+//! sees them as files. What has no faithful lowering is an error.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use base64::Engine;
+use mvm_ir::{Code, Finding, Workload};
+use serde_json::{Value, json};
+
+use crate::format::{Cmd, Operation, Recording, Sandbox};
+
+/// Where the source bundle lives in the guest; only files written below it
+/// can become bundle files.
+pub const APP_DIR: &str = "/app";
+
+#[derive(Debug, Clone, Default)]
+pub struct LowerOptions {
+    /// Which sandbox to lower (0-based) when the script created several.
+    pub sandbox: Option<usize>,
+    /// Workload id and app name; default: the source root's directory name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub workload: Workload,
+    /// The directory `include` globs resolve against.
+    pub source_root: PathBuf,
+    /// Files the script wrote under /app: bundle-relative path → contents.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Finding>> {
+    let index = pick_sandbox(rec, opts.sandbox)?;
+    let sb = &rec.sandboxes[index];
+    let at = |rest: &str| format!("/sandboxes/{index}{rest}");
+    let source_root = PathBuf::from(&rec.source_root);
+    if !source_root.is_absolute() {
+        return Err(vec![invalid("/source_root", "source_root must be an absolute path", "re-record the script with a current SDK")]);
+    }
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => id_from(source_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+    };
+
+    let mut errors = Vec::new();
+    let mut files = BTreeMap::new();
+    let mut hooks = Vec::new();
+    let runs: Vec<usize> = (0..sb.operations.len())
+        .filter(|&i| matches!(sb.operations[i], Operation::Run { .. }))
+        .collect();
+    let Some(&last_run) = runs.last() else {
+        return Err(vec![invalid(
+            &at("/operations"),
+            "the sandbox ran no command, so there is nothing to make the entrypoint",
+            "call sandbox.commands.run(...) or commands.start(...) with the workload's main command",
+        )]);
+    };
+    let mut entry = Vec::new();
+    for (i, op) in sb.operations.iter().enumerate() {
+        match op {
+            Operation::Run { cmd, background } => {
+                let argv = argv(cmd);
+                if argv.is_empty() || argv[0].is_empty() {
+                    errors.push(Finding::new(Code::EEmptyCommand, at(&format!("/operations/{i}/cmd")), "empty command", "give the command to run"));
+                } else if i == last_run {
+                    entry = argv;
+                } else if *background {
+                    errors.push(invalid(
+                        &at(&format!("/operations/{i}/background")),
+                        "only the last command may run in the background: it becomes the workload's service",
+                        "start one long-running command, last; run setup commands with commands.run(...) before it",
+                    ));
+                } else {
+                    hooks.push(json!({"kind": "argv", "argv": argv}));
+                }
+            }
+            Operation::Write { path, data_b64 } => match (bundle_path(path), base64::engine::general_purpose::STANDARD.decode(data_b64)) {
+                (Some(rel), Ok(data)) => {
+                    files.insert(rel, data);
+                }
+                (None, _) => errors.push(invalid(
+                    &at(&format!("/operations/{i}/path")),
+                    &format!("files.write({path:?}) cannot be lowered: only files under {APP_DIR}/ become part of the source bundle"),
+                    "write the file below /app (where the bundle is mounted), or add it to the source tree and `include`",
+                )),
+                (_, Err(e)) => errors.push(invalid(&at(&format!("/operations/{i}/data_b64")), &format!("not base64: {e}"), "re-record the script")),
+            },
+            Operation::Kill => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let value = ir_value(&name, sb, hooks, entry);
+    let workload = mvm_ir::decode::from_value(&value).map_err(|findings| {
+        findings.into_iter().map(|f| remap(f, index)).collect::<Vec<_>>()
+    })?;
+    Ok(Lowered { workload, source_root, files })
+}
+
+fn pick_sandbox(rec: &Recording, chosen: Option<usize>) -> Result<usize, Vec<Finding>> {
+    let n = rec.sandboxes.len();
+    match (chosen, n) {
+        (_, 0) => Err(vec![invalid("/sandboxes", "the recording has no sandbox", "the script must call Sandbox.create(...) in record mode")]),
+        (Some(i), _) if i < n => Ok(i),
+        (Some(i), _) => Err(vec![invalid("/sandboxes", &format!("--sandbox {i} is out of range: the recording has {n}"), "pick an index from 0")]),
+        (None, 1) => Ok(0),
+        (None, _) => Err(vec![Finding::new(
+            Code::EAppsCount,
+            "/sandboxes",
+            format!("the recording has {n} sandboxes and a workload holds exactly one app"),
+            "choose one with --sandbox N (0-based)",
+        )]),
+    }
+}
+
+fn ir_value(name: &str, sb: &Sandbox, hooks: Vec<Value>, entry: Vec<String>) -> Value {
+    json!({
+        "schema_version": mvm_ir::SCHEMA_VERSION,
+        "id": name,
+        "apps": [{
+            "name": name,
+            "source": {"kind": "local_path", "path": ".", "include": sb.include, "exclude": []},
+            "image": {"kind": "nix_packages", "packages": sb.template.nix_packages()},
+            "resources": sb.resources,
+            "network": sb.network,
+            "env": sb.env,
+            "entrypoints": [{"kind": "command", "name": "main", "command": entry, "primary": true}],
+            "hooks": {"before_start": hooks},
+        }],
+    })
+}
+
+fn argv(cmd: &Cmd) -> Vec<String> {
+    match cmd {
+        Cmd::Shell(line) if line.trim().is_empty() => Vec::new(),
+        Cmd::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
+        Cmd::Argv(argv) => argv.clone(),
+    }
+}
+
+/// `/app/data/x.txt` → `data/x.txt`; anything not strictly below /app → None.
+fn bundle_path(path: &str) -> Option<String> {
+    let rel = Path::new(path).strip_prefix(APP_DIR).ok()?;
+    let parts: Vec<&str> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// A valid IR id from a directory name: lowercase, other characters → `-`.
+fn id_from(raw: String) -> String {
+    let mut id: String = raw
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .collect();
+    id = id.trim_matches('-').to_owned();
+    if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        id = format!("sandbox-{id}").trim_end_matches('-').to_owned();
+    }
+    id.truncate(63);
+    id
+}
+
+/// IR paths of the copied parts point back into the recording.
+fn remap(mut f: Finding, index: usize) -> Finding {
+    for part in ["env", "resources", "network"] {
+        let ir = format!("/apps/0/{part}");
+        if let Some(rest) = f.path.strip_prefix(&ir) {
+            f.path = format!("/sandboxes/{index}/{part}{rest}");
+        }
+    }
+    f
+}
+
+fn invalid(path: &str, message: &str, hint: &str) -> Finding {
+    Finding::new(Code::EInvalidValue, path, message, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::decode;
+    use mvm_ir::{Entrypoint, HookCmd, Image};
+
+    fn rec(ops: &str) -> Recording {
+        decode(&format!(
+            r#"{{"recording_version":1,"sdk":{{"language":"typescript","version":"0.1.0"}},"source_root":"/work/My_Proj",
+            "sandboxes":[{{"template":"python-3.13","env":{{"MODE":{{"kind":"literal","value":"demo"}}}},"include":["main.py"],
+            "resources":{{"cpu_cores":2,"memory_mb":512,"rootfs_size_mb":512}},
+            "network":{{"mode":"none","ports":[],"egress":{{"allowlist":[]}},"dns":{{"kind":"none"}}}},"operations":[{ops}]}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn last_command_is_the_entrypoint_and_earlier_ones_are_hooks() {
+        let r = rec(r#"{"op":"write","path":"/app/conf/a.txt","data_b64":"aGkK"},
+            {"op":"run","cmd":"pip --version","background":false},
+            {"op":"run","cmd":["python3","main.py"],"background":true},{"op":"kill"}"#);
+        let l = lower(&r, &LowerOptions::default()).unwrap();
+        let app = &l.workload.apps[0];
+        assert_eq!(l.workload.id, "my-proj");
+        assert_eq!(app.image, Image::NixPackages { packages: vec!["python313".into()] });
+        assert_eq!(app.resources.cpu_cores, 2);
+        assert_eq!(
+            app.hooks.before_start,
+            [HookCmd::Argv { argv: vec!["sh".into(), "-c".into(), "pip --version".into()] }]
+        );
+        match &app.entrypoints[..] {
+            [Entrypoint::Command { command, primary: true, name, .. }] => {
+                assert_eq!(command, &["python3", "main.py"]);
+                assert_eq!(name, "main");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(l.files, BTreeMap::from([("conf/a.txt".to_owned(), b"hi\n".to_vec())]));
+    }
+
+    #[test]
+    fn what_cannot_be_lowered_is_an_error() {
+        let outside = rec(r#"{"op":"write","path":"/etc/x","data_b64":""},{"op":"run","cmd":"true","background":false}"#);
+        let e = lower(&outside, &LowerOptions::default()).unwrap_err();
+        assert_eq!(e[0].path, "/sandboxes/0/operations/0/path");
+
+        let early_bg = rec(r#"{"op":"run","cmd":"a","background":true},{"op":"run","cmd":"b","background":true}"#);
+        let e = lower(&early_bg, &LowerOptions::default()).unwrap_err();
+        assert_eq!(e[0].path, "/sandboxes/0/operations/0/background");
+
+        let none = rec(r#"{"op":"kill"}"#);
+        assert_eq!(lower(&none, &LowerOptions::default()).unwrap_err()[0].path, "/sandboxes/0/operations");
+    }
+
+    #[test]
+    fn bad_ir_shapes_point_into_the_recording() {
+        let mut r = rec(r#"{"op":"run","cmd":"true","background":false}"#);
+        r.sandboxes[0].resources = json!({"cpu_cores": 1, "gpus": 1});
+        let e = lower(&r, &LowerOptions::default()).unwrap_err();
+        assert!(e.iter().any(|f| f.path.starts_with("/sandboxes/0/resources")), "{e:?}");
+    }
+
+    #[test]
+    fn ids_from_directory_names() {
+        assert_eq!(id_from("My_Proj".into()), "my-proj");
+        assert_eq!(id_from("9lives".into()), "sandbox-9lives");
+        assert_eq!(bundle_path("/app/../etc/passwd"), None);
+        assert_eq!(bundle_path("/app"), None);
+        assert_eq!(bundle_path("/app/x/y"), Some("x/y".into()));
+    }
+}

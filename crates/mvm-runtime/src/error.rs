@@ -1,0 +1,104 @@
+//! Every way an instance operation can fail, each with a message that says
+//! what happened and what to do about it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "`{name}` is not a valid instance name: use lowercase letters, digits and '-', starting with a letter, at most 63 characters"
+    )]
+    InvalidName { name: String },
+
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+
+    #[error(
+        "the instance record {path} is unreadable ({detail}); remove the instance with `mvmctl down` and start it again"
+    )]
+    CorruptState { path: PathBuf, detail: String },
+
+    #[error("{detail}\n  hint: {hint}")]
+    BadInput { detail: String, hint: String },
+
+    #[error(
+        "an instance named `{name}` is already running\n  hint: pick another name with --name, or stop it first with `mvmctl down {name}`"
+    )]
+    AlreadyRunning { name: String },
+
+    #[error(
+        "an instance named `{name}` exists but is {status}\n  hint: clean it up with `mvmctl down {name}`, then run `mvmctl up` again"
+    )]
+    AlreadyExists { name: String, status: String },
+
+    #[error(
+        "no instance named `{name}`\n  hint: `mvmctl ps` lists instances; start one with `mvmctl up`"
+    )]
+    NoSuchInstance { name: String },
+
+    #[error("instance `{name}` is {status}, so it cannot {action}\n  hint: {hint}")]
+    NotRunning {
+        name: String,
+        status: String,
+        action: String,
+        hint: String,
+    },
+
+    #[error("{detail}\n  hint: {hint}")]
+    ImageNotFound { detail: String, hint: String },
+
+    #[error(
+        "the image's launch.json ({path}) cannot be used: {detail}\n  hint: rebuild the image with `mvmctl build`"
+    )]
+    BadLaunch { path: PathBuf, detail: String },
+
+    #[error("cannot start the supervisor for `{name}` ({program}): {source}")]
+    SpawnSupervisor {
+        name: String,
+        program: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error(
+        "instance `{name}` did not become ready: {message}{}",
+        tail_block(log_tail)
+    )]
+    UpFailed {
+        name: String,
+        message: String,
+        log_tail: String,
+    },
+
+    #[error(
+        "talking to the supervisor of `{name}` failed: {detail}\n  hint: `mvmctl ps` shows whether it is still running; `mvmctl logs {name}` shows the guest's console"
+    )]
+    Supervisor { name: String, detail: String },
+
+    #[error(
+        "cannot prepare the guest kernel and agent: {detail}\n  hint: `mvmctl doctor` checks what is missing"
+    )]
+    GuestAssets { detail: String },
+
+    #[error(
+        "instance `{name}` could not {action}: {message}\n  hint: `mvmctl logs {name}` shows the guest's console"
+    )]
+    Guest {
+        name: String,
+        action: String,
+        message: String,
+    },
+
+    #[error("control channel: {detail}")]
+    Control { detail: String },
+}
+
+fn tail_block(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of the console log ---\n{tail}")
+    }
+}

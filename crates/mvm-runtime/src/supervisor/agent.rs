@@ -1,0 +1,208 @@
+//! The supervisor's one connection to the guest agent. QEMU's chardev
+//! accepts a single client, so every CLI request is multiplexed onto this
+//! connection; `mvm_proto::Client` routes replies by request id, and its
+//! blocking calls run on tokio's blocking pool.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mvm_proto::{Client, ClientError, ExecEvent, ExecRequest, Hello, HookOutcome, HookPhase};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::control::{Bytes, Event};
+
+use super::error::SupervisorError;
+
+/// How often to retry while QEMU has not yet created the agent socket.
+const SOCKET_POLL: Duration = Duration::from_millis(20);
+
+/// Exec events buffered between the guest and a slow CLI client.
+const EXEC_EVENT_BUFFER: usize = 64;
+
+#[derive(Clone)]
+pub struct Agent {
+    client: Arc<Client>,
+}
+
+/// A hook's outcome as a shell would report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRun {
+    /// 0 also when the image has no script for the phase.
+    pub exit_code: i32,
+    pub output: String,
+}
+
+impl From<HookOutcome> for HookRun {
+    fn from(outcome: HookOutcome) -> HookRun {
+        let exit_code = match outcome.exit {
+            None => 0,
+            Some(exit) if exit.timed_out => crate::call::EXIT_TIMED_OUT,
+            Some(exit) => exit.code.unwrap_or_else(|| 128 + exit.signal.unwrap_or(0)),
+        };
+        HookRun {
+            exit_code,
+            output: outcome.output_tail,
+        }
+    }
+}
+
+fn agent_error(e: ClientError) -> SupervisorError {
+    match e {
+        ClientError::Disconnected(_) => SupervisorError::AgentGone,
+        ClientError::Agent { error, .. } => SupervisorError::Agent(error.to_string()),
+        other => SupervisorError::Agent(other.to_string()),
+    }
+}
+
+/// Runs a blocking client call off the async thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, SupervisorError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SupervisorError::Agent(format!("agent call panicked: {e}")))?
+        .map_err(agent_error)
+}
+
+impl Agent {
+    /// Connects to QEMU's agent socket (relative to the instance directory,
+    /// the supervisor's working directory) and waits for the agent's hello
+    /// until `deadline`.
+    pub async fn connect(socket: &Path, deadline: Instant) -> Result<Agent, SupervisorError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let stream = loop {
+            match crate::control::connect(socket) {
+                Ok(stream) => break stream,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(SOCKET_POLL).await,
+                Err(e) => {
+                    return Err(SupervisorError::Io {
+                        what: format!("connecting to the agent socket {}", socket.display()),
+                        source: e,
+                    });
+                }
+            }
+        };
+        let hello_timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let client = tokio::task::spawn_blocking(move || Client::connect(stream, hello_timeout))
+            .await
+            .map_err(|e| SupervisorError::Agent(format!("agent handshake panicked: {e}")))?
+            .map_err(|e| match e {
+                ClientError::HelloTimeout(_) => SupervisorError::NoHello(timeout),
+                other => agent_error(other),
+            })?;
+        Ok(Agent {
+            client: Arc::new(client),
+        })
+    }
+
+    pub fn hello(&self) -> &Hello {
+        self.client.hello()
+    }
+
+    pub async fn configure(&self, env: &BTreeMap<String, String>) -> Result<(), SupervisorError> {
+        let (client, env) = (self.client.clone(), env.clone());
+        blocking(move || client.configure(env)).await
+    }
+
+    pub async fn run_hook(&self, phase: HookPhase) -> Result<HookRun, SupervisorError> {
+        let client = self.client.clone();
+        blocking(move || client.run_hook(phase, None))
+            .await
+            .map(HookRun::from)
+    }
+
+    pub async fn start_service(&self, entrypoint: &str) -> Result<(), SupervisorError> {
+        let (client, name) = (self.client.clone(), entrypoint.to_string());
+        let asked = name.clone();
+        blocking(move || client.start_service(Some(&asked)))
+            .await
+            .map(drop)
+            .map_err(|e| SupervisorError::Service {
+                name,
+                detail: e.to_string(),
+            })
+    }
+
+    /// The function's result or its exception, as a control event.
+    pub async fn invoke(
+        &self,
+        entrypoint: Option<String>,
+        args: Map<String, Value>,
+    ) -> Result<Event, SupervisorError> {
+        let client = self.client.clone();
+        let outcome = blocking(move || client.invoke(entrypoint.as_deref(), args, None)).await?;
+        Ok(match outcome {
+            Ok(value) => Event::InvokeResult { value },
+            Err(e) => Event::InvokeError {
+                kind: e.kind,
+                message: e.message,
+                traceback: e.traceback,
+            },
+        })
+    }
+
+    /// Starts a command; its output and exit arrive on the returned channel
+    /// as they happen. The channel ends after `Exit` or `Failed`.
+    pub async fn exec(
+        &self,
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+        timeout_ms: Option<u64>,
+    ) -> Result<mpsc::Receiver<Event>, SupervisorError> {
+        let request = ExecRequest {
+            env,
+            timeout_ms,
+            ..ExecRequest::new(argv)
+        };
+        let client = self.client.clone();
+        let mut stream = blocking(move || client.exec(request)).await?;
+        let (tx, rx) = mpsc::channel(EXEC_EVENT_BUFFER);
+        // The stream blocks per event; a thread of its own keeps the async
+        // thread free for other clients while the command runs.
+        std::thread::Builder::new()
+            .name("mvm-exec-relay".into())
+            .spawn(move || {
+                loop {
+                    let (event, last) = match stream.next_event() {
+                        Ok(ExecEvent::Stdout(data)) => (Event::Stdout { data: Bytes(data) }, false),
+                        Ok(ExecEvent::Stderr(data)) => (Event::Stderr { data: Bytes(data) }, false),
+                        Ok(ExecEvent::Exit(exit)) => (
+                            Event::Exit {
+                                code: exit.code,
+                                signal: exit.signal,
+                                timed_out: exit.timed_out,
+                            },
+                            true,
+                        ),
+                        Err(e) => (
+                            Event::Failed {
+                                message: e.to_string(),
+                            },
+                            true,
+                        ),
+                    };
+                    // A client that went away still lets the command finish.
+                    let _ = tx.blocking_send(event);
+                    if last {
+                        break;
+                    }
+                }
+            })
+            .map_err(|source| SupervisorError::Io {
+                what: "starting the exec relay thread".into(),
+                source,
+            })?;
+        Ok(rx)
+    }
+
+    /// Asks the guest to power off; returns once the agent acknowledged.
+    pub async fn shutdown(&self) -> Result<(), SupervisorError> {
+        let client = self.client.clone();
+        blocking(move || client.shutdown("mvmctl down")).await
+    }
+}

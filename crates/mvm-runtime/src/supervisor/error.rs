@@ -1,0 +1,62 @@
+//! Why an instance failed to start or a request could not be served.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+
+    #[error("cannot prepare the VM: {0}")]
+    Machine(String),
+
+    #[error("QEMU exited {during} ({status}); the console log below shows how far the guest got")]
+    QemuExited {
+        during: &'static str,
+        status: String,
+    },
+
+    #[error(
+        "the guest agent did not say hello within {0:?}; the kernel or the agent is stuck (see the console log below), or the machine is too busy: raise --timeout-ready"
+    )]
+    NoHello(Duration),
+
+    #[error("guest agent: {0}")]
+    Agent(String),
+
+    #[error("the guest agent connection closed")]
+    AgentGone,
+
+    #[error("before_start failed with exit status {code}:\n{output}")]
+    BeforeStartFailed { code: i32, output: String },
+
+    #[error(
+        "the after_start readiness probe did not pass within {timeout:?} (last exit status {code}){}",
+        last_output(output)
+    )]
+    NotReady {
+        timeout: Duration,
+        code: i32,
+        output: String,
+    },
+
+    #[error("start-up did not finish within {0:?} (--timeout-ready)")]
+    Timeout(Duration),
+
+    #[error("starting the `{name}` service failed: {detail}")]
+    Service { name: String, detail: String },
+
+    #[error("{0}")]
+    State(#[from] crate::error::RuntimeError),
+}
+
+fn last_output(output: &str) -> String {
+    if output.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its last output:\n{output}")
+    }
+}

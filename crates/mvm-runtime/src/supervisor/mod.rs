@@ -1,0 +1,118 @@
+//! The per-instance supervisor (`mvmctl __supervise NAME`): boots the VM,
+//! runs the lifecycle, holds the single agent connection and serves CLI
+//! clients on `control.sock` until the instance stops.
+
+mod agent;
+mod boot;
+mod error;
+mod machine;
+mod serve;
+
+use std::io::Write;
+use std::path::Path;
+
+pub use error::SupervisorError;
+
+use crate::control::{self, UpReport};
+use crate::home::InstanceDir;
+use crate::logs;
+use crate::name::InstanceName;
+use crate::process::ProcessRef;
+use crate::state::{InstanceState, Status, now_unix_ms};
+use crate::up::FAILURE_LOG_LINES;
+
+/// Runs the supervisor of `name` to its end; returns the process exit
+/// status. Reports the start-up outcome as one JSON line on stdout (the
+/// pipe `mvmctl up` reads); logs go to stderr (`supervisor.log`).
+pub fn run(home: &Path, name: &InstanceName) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            report(&UpReport::Failed {
+                message: format!("cannot start the async runtime: {e}"),
+                log_tail: String::new(),
+            });
+            return 1;
+        }
+    };
+    runtime.block_on(supervise(home, name))
+}
+
+async fn supervise(home: &Path, name: &InstanceName) -> i32 {
+    let dir = InstanceDir::new(home, name.clone());
+    match start(&dir).await {
+        Ok((listener, started)) => {
+            serve::serve(listener, started.agent, started.machine, dir).await
+        }
+        Err(e) => {
+            tracing::error!("start-up failed: {e}");
+            let log_tail = logs::tail(&dir.console_log(), FAILURE_LOG_LINES);
+            // Nothing may stay behind after a failed `up`.
+            if let Err(e) = std::fs::remove_dir_all(&dir.dir) {
+                tracing::warn!("removing {}: {e}", dir.dir.display());
+            }
+            report(&UpReport::Failed {
+                message: e.to_string(),
+                log_tail,
+            });
+            1
+        }
+    }
+}
+
+async fn start(
+    dir: &InstanceDir,
+) -> Result<(tokio::net::UnixListener, boot::Started), SupervisorError> {
+    let mut st = InstanceState::load(&dir.state_json())?;
+    st.supervisor = Some(ProcessRef::current());
+    st.save(&dir.state_json())?;
+    // QEMU gets socket paths relative to the instance directory, so they
+    // stay within the 108-byte unix socket limit however deep MVM_HOME is.
+    std::env::set_current_dir(&dir.dir).map_err(|source| SupervisorError::Io {
+        what: format!("entering {}", dir.dir.display()),
+        source,
+    })?;
+    // Bound before boot so a failure here costs no boot; clients only
+    // connect once the record says ready.
+    let listener = bind_control(dir)?;
+    let mut started = boot::start(dir, &mut st).await?;
+    st.status = Status::Ready;
+    st.ready_unix_ms = Some(now_unix_ms());
+    st.timings = started.timings;
+    if let Err(e) = st.save(&dir.state_json()) {
+        started.machine.kill().await;
+        return Err(e.into());
+    }
+    tracing::info!(?st.timings, "ready");
+    report(&UpReport::Ready {
+        timings: started.timings,
+    });
+    Ok((listener, started))
+}
+
+fn bind_control(dir: &InstanceDir) -> Result<tokio::net::UnixListener, SupervisorError> {
+    let io = |source| SupervisorError::Io {
+        what: format!("listening on {}", dir.control_sock().display()),
+        source,
+    };
+    let std_listener = control::bind(&dir.control_sock()).map_err(io)?;
+    std_listener.set_nonblocking(true).map_err(io)?;
+    tokio::net::UnixListener::from_std(std_listener).map_err(io)
+}
+
+/// Writes the one report line, then points stdout at /dev/null so the
+/// pipe closes and nothing else can ever land in it.
+fn report(report: &UpReport) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, report);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdout's fd with a valid open fd.
+        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+}

@@ -1,0 +1,191 @@
+//! Serving CLI clients on `control.sock` once the instance is ready, and
+//! stopping it when asked.
+
+use std::time::Duration;
+
+use mvm_proto::HookPhase;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::control::{self, Event, Request};
+use crate::error::RuntimeError;
+use crate::home::InstanceDir;
+use crate::state::{InstanceState, Status};
+
+use super::agent::Agent;
+use super::machine::Machine;
+
+/// A `stop` request handed from a client connection to the main loop,
+/// which owns the machine and answers on the client's stream itself: the
+/// supervisor exits right after, which would cancel any other task.
+struct StopRequest {
+    grace: Duration,
+    stream: UnixStream,
+}
+
+/// How long before_stop may run before the guest is stopped anyway.
+const BEFORE_STOP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Serves until the instance is stopped (returns 0) or QEMU exits on its
+/// own (returns 1; the record then shows the instance as dead).
+pub async fn serve(
+    listener: UnixListener,
+    agent: Agent,
+    mut machine: Machine,
+    dir: InstanceDir,
+) -> i32 {
+    let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(client(stream, agent.clone(), stop_tx.clone()));
+                }
+                Err(e) => tracing::warn!("accepting a control connection: {e}"),
+            },
+            status = machine.exited() => {
+                tracing::error!("QEMU exited on its own ({status}); the instance is dead");
+                return 1;
+            }
+            Some(StopRequest { grace, mut stream }) = stop_rx.recv() => {
+                let before_stop = stop_instance(&agent, &mut machine, &dir, grace).await;
+                if let Err(e) = write_frame(&mut stream, &Event::Stopped { before_stop }).await {
+                    tracing::debug!("the client of the stop went away: {e}");
+                }
+                return 0;
+            }
+        }
+    }
+}
+
+/// before_stop (best-effort), guest power-off, QEMU exit within `grace`
+/// or killed. Returns before_stop's outcome for the user.
+async fn stop_instance(
+    agent: &Agent,
+    machine: &mut Machine,
+    dir: &InstanceDir,
+    grace: Duration,
+) -> String {
+    if let Ok(mut st) = InstanceState::load(&dir.state_json()) {
+        st.status = Status::Stopping;
+        if let Err(e) = st.save(&dir.state_json()) {
+            tracing::warn!("recording the stop: {e}");
+        }
+    }
+    let before_stop = match tokio::time::timeout(
+        BEFORE_STOP_LIMIT,
+        agent.run_hook(HookPhase::BeforeStop),
+    )
+    .await
+    {
+        Ok(Ok(h)) if h.exit_code == 0 => "before_stop ok".to_string(),
+        Ok(Ok(h)) => format!(
+            "before_stop exited {}: {}",
+            h.exit_code,
+            h.output.trim_end()
+        ),
+        Ok(Err(e)) => format!("before_stop not run: {e}"),
+        Err(_) => format!("before_stop still running after {BEFORE_STOP_LIMIT:?}; stopped anyway"),
+    };
+    tracing::info!("{before_stop}");
+    if let Err(e) = agent.shutdown().await {
+        tracing::warn!("asking the guest to power off: {e}");
+    }
+    if tokio::time::timeout(grace, machine.exited()).await.is_err() {
+        tracing::warn!("QEMU still running {grace:?} after the power-off request; killing it");
+        machine.kill().await;
+    }
+    before_stop
+}
+
+async fn client(mut stream: UnixStream, agent: Agent, stop: mpsc::Sender<StopRequest>) {
+    let request = match read_frame::<Request>(&mut stream).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            let _ = write_frame(
+                &mut stream,
+                &Event::Failed {
+                    message: e.to_string(),
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    let result = match request {
+        Request::Invoke { entrypoint, args } => match agent.invoke(entrypoint, args).await {
+            Ok(ev) => write_frame(&mut stream, &ev).await,
+            Err(e) => {
+                write_frame(
+                    &mut stream,
+                    &Event::Failed {
+                        message: e.to_string(),
+                    },
+                )
+                .await
+            }
+        },
+        Request::Exec {
+            argv,
+            env,
+            timeout_ms,
+        } => match agent.exec(argv, env, timeout_ms).await {
+            Ok(mut events) => {
+                let mut r = Ok(());
+                while let Some(ev) = events.recv().await {
+                    // A client that went away stops receiving, but the
+                    // command still runs to its end in the guest.
+                    r = r.and(write_frame(&mut stream, &ev).await);
+                }
+                r
+            }
+            Err(e) => {
+                write_frame(
+                    &mut stream,
+                    &Event::Failed {
+                        message: e.to_string(),
+                    },
+                )
+                .await
+            }
+        },
+        Request::Stop { grace_ms } => {
+            let grace = Duration::from_millis(grace_ms);
+            // Only fails once the main loop has stopped, i.e. another stop won.
+            let _ = stop.send(StopRequest { grace, stream }).await;
+            return;
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("control client went away: {e}");
+    }
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned>(
+    s: &mut UnixStream,
+) -> Result<Option<T>, RuntimeError> {
+    let io = |e: std::io::Error| RuntimeError::Control {
+        detail: format!("reading a request: {e}"),
+    };
+    let mut prefix = [0u8; 4];
+    match s.read_exact(&mut prefix).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io(e)),
+    }
+    let mut body = vec![0u8; control::body_len(prefix)?];
+    s.read_exact(&mut body).await.map_err(io)?;
+    control::decode(&body).map(Some)
+}
+
+async fn write_frame<T: serde::Serialize>(s: &mut UnixStream, msg: &T) -> Result<(), RuntimeError> {
+    let frame = control::encode(msg)?;
+    s.write_all(&frame)
+        .await
+        .map_err(|e| RuntimeError::Control {
+            detail: format!("answering: {e}"),
+        })
+}

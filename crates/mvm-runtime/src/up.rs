@@ -1,0 +1,267 @@
+//! `mvmctl up`: claim the name, write the record, start the supervisor and
+//! wait for it to report ready or failed.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::control::UpReport;
+use crate::error::RuntimeError;
+use crate::home::{InstanceDir, instances_root};
+use crate::launch::{EnvValue, Launch};
+use crate::logs;
+use crate::name::InstanceName;
+use crate::persist::{GuestConfig, NetworkConfig, Persisted, VmConfig};
+use crate::secrets;
+use crate::state::{ImageRef, InstanceState, Observed, Status, Timings, now_unix_ms};
+
+/// Default for `--timeout-ready`: a TCG cold boot takes 6–10 s here, so
+/// this leaves room for a busy machine and for slow readiness probes.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Lines of console log shown when start-up fails.
+pub const FAILURE_LOG_LINES: usize = 40;
+
+/// How to start a supervisor: `program args... NAME`. For mvmctl this is
+/// its own executable with `__supervise`.
+#[derive(Debug, Clone)]
+pub struct SupervisorCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl SupervisorCommand {
+    /// The running executable with `__supervise`: what `mvmctl up` uses.
+    pub fn current_exe() -> Result<SupervisorCommand, RuntimeError> {
+        let program = std::env::current_exe().map_err(|source| RuntimeError::Io {
+            what: "finding the mvmctl executable".into(),
+            source,
+        })?;
+        Ok(SupervisorCommand {
+            program,
+            args: vec!["__supervise".into()],
+        })
+    }
+}
+
+/// The kernel, initrd and accelerator every instance boots with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootAssets {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub accel: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub name: Option<InstanceName>,
+    pub ready_timeout: Duration,
+    pub supervisor: SupervisorCommand,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UpOutcome {
+    pub name: String,
+    pub image_id: String,
+    pub timings: Timings,
+}
+
+/// Starts an instance of `image` and returns once it is ready. On failure
+/// nothing is left running and the instance directory is gone.
+pub fn up_image(
+    home: &Path,
+    image: ImageRef,
+    assets: &BootAssets,
+    opts: &UpOptions,
+) -> Result<UpOutcome, RuntimeError> {
+    let launch = Launch::load(&image.launch_json)?;
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => InstanceName::parse(&image.name)?,
+    };
+    let dir = claim(home, &name)?;
+    let state = initial_state(&dir, image, &launch, assets, opts.ready_timeout);
+    if let Err(e) = state.save(&dir.state_json()) {
+        let _ = std::fs::remove_dir_all(&dir.dir);
+        return Err(e);
+    }
+    let report = run_supervisor(home, &dir, opts);
+    match report {
+        Ok(UpReport::Ready { timings }) => Ok(UpOutcome {
+            name: name.to_string(),
+            image_id: state.image.id,
+            timings,
+        }),
+        Ok(UpReport::Failed { message, log_tail }) => Err(RuntimeError::UpFailed {
+            name: name.to_string(),
+            message,
+            log_tail,
+        }),
+        Err(message) => {
+            // The supervisor died or hung without reporting: clean up for it.
+            let log_tail = logs::tail(&dir.console_log(), FAILURE_LOG_LINES);
+            let supervisor_tail = logs::tail(&dir.supervisor_log(), 10);
+            let _ = crate::down::down(home, &name, Duration::from_secs(1));
+            let message = if supervisor_tail.is_empty() {
+                message
+            } else {
+                format!("{message}\n{supervisor_tail}")
+            };
+            Err(RuntimeError::UpFailed {
+                name: name.to_string(),
+                message,
+                log_tail,
+            })
+        }
+    }
+}
+
+/// Creates the instance directory; creating it is what claims the name.
+fn claim(home: &Path, name: &InstanceName) -> Result<InstanceDir, RuntimeError> {
+    let root = instances_root(home);
+    std::fs::create_dir_all(&root).map_err(|source| RuntimeError::Io {
+        what: format!("creating {}", root.display()),
+        source,
+    })?;
+    let dir = InstanceDir::new(home, name.clone());
+    match std::fs::create_dir(&dir.dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let observed = InstanceState::load(&dir.state_json()).map(|s| s.observe());
+            match observed {
+                Ok(Observed::Running) | Ok(Observed::Starting) => {
+                    Err(RuntimeError::AlreadyRunning {
+                        name: name.to_string(),
+                    })
+                }
+                Ok(other) => Err(RuntimeError::AlreadyExists {
+                    name: name.to_string(),
+                    status: other.as_str().into(),
+                }),
+                Err(_) => Err(RuntimeError::AlreadyExists {
+                    name: name.to_string(),
+                    status: "unknown".into(),
+                }),
+            }
+        }
+        Err(source) => Err(RuntimeError::Io {
+            what: format!("creating {}", dir.dir.display()),
+            source,
+        }),
+    }
+}
+
+fn initial_state(
+    dir: &InstanceDir,
+    image: ImageRef,
+    launch: &Launch,
+    assets: &BootAssets,
+    ready_timeout: Duration,
+) -> InstanceState {
+    let mut guest = GuestConfig::default();
+    for (var, value) in &launch.env {
+        let v = match value {
+            EnvValue::Literal { value } => value.clone(),
+            EnvValue::SecretRef { name } => {
+                guest.secret_tokens.insert(var.clone(), name.clone());
+                secrets::mint_token(name)
+            }
+        };
+        guest.env.insert(var.clone(), v);
+    }
+    guest.service = match launch.primary() {
+        Some(crate::launch::Entrypoint::Command { name }) => Some(name.clone()),
+        _ => None,
+    };
+    let vm = VmConfig {
+        kernel: assets.kernel.clone(),
+        initrd: assets.initrd.clone(),
+        cmdline: assets.cmdline.clone(),
+        vcpus: launch.resources.cpu_cores,
+        memory_mb: launch.resources.memory_mb,
+        rootfs: image.rootfs.clone(),
+        scratch: dir.scratch_img(),
+        scratch_mb: launch.resources.rootfs_size_mb,
+        network: NetworkConfig::None,
+        accel: assets.accel.clone(),
+    };
+    InstanceState {
+        name: dir.name.clone(),
+        status: Status::Starting,
+        created_unix_ms: now_unix_ms(),
+        ready_unix_ms: None,
+        ready_timeout_ms: ready_timeout.as_millis() as u64,
+        image,
+        supervisor: None,
+        qemu: None,
+        timings: Timings::default(),
+        persist: Persisted { vm, guest },
+    }
+}
+
+/// Margin beyond the ready timeout before `up` stops waiting for a
+/// supervisor that neither reported nor exited (it enforces the timeout
+/// itself; this only guards against a hung supervisor).
+const SUPERVISOR_REPORT_MARGIN: Duration = Duration::from_secs(30);
+
+/// Starts the supervisor detached (own session, so it outlives `up` and
+/// the terminal) and reads its one-line report from the stdout pipe.
+fn run_supervisor(home: &Path, dir: &InstanceDir, opts: &UpOptions) -> Result<UpReport, String> {
+    let log = std::fs::File::create(dir.supervisor_log())
+        .map_err(|e| format!("creating supervisor.log: {e}"))?;
+    let mut cmd = Command::new(&opts.supervisor.program);
+    cmd.args(&opts.supervisor.args)
+        .arg(dir.name.as_str())
+        .env("MVM_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        RuntimeError::SpawnSupervisor {
+            name: dir.name.to_string(),
+            program: opts.supervisor.program.clone(),
+            source: e,
+        }
+        .to_string()
+    })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let outcome = match BufReader::new(stdout).read_line(&mut line) {
+            Ok(0) => Err("the supervisor exited without reporting".to_string()),
+            Ok(_) => serde_json::from_str::<UpReport>(&line)
+                .map_err(|e| format!("the supervisor's report is malformed ({e}): {line}")),
+            Err(e) => Err(format!("reading the supervisor's report: {e}")),
+        };
+        let _ = tx.send(outcome);
+    });
+    let wait = opts.ready_timeout + SUPERVISOR_REPORT_MARGIN;
+    let outcome = rx
+        .recv_timeout(wait)
+        .unwrap_or_else(|_| Err(format!("no report from the supervisor after {wait:?}")));
+    if matches!(outcome, Ok(UpReport::Ready { .. })) {
+        // The supervisor lives on in its own session. Reap it whenever it
+        // exits while this process is still around (a long-lived caller
+        // such as a test run would otherwise collect zombies).
+        std::thread::spawn(move || child.wait());
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    outcome
+}

@@ -1,0 +1,231 @@
+//! The QEMU command line for a [`VmSpec`]: the `microvm` machine with only
+//! the devices the spec asks for.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::spec::{Accel, Network, Protocol, VmSpec};
+
+/// Name of the virtio-serial port the guest agent looks for.
+pub const AGENT_PORT_NAME: &str = "mvm.agent";
+
+/// The arguments after the QEMU binary. `host_tsc_khz` is the host's TSC
+/// frequency, passed to TCG guests (see `tsc.rs`).
+pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
+    let mut args = Args::default();
+    // No option ROMs, RTC or PCI: the smallest machine that boots a PVH
+    // kernel. ACPI stays on because Debian's kernel finds the virtio-mmio
+    // devices through it (it lacks VIRTIO_MMIO_CMDLINE_DEVICES).
+    args.pair("-M", "microvm,x-option-roms=off,rtc=off,isa-serial=on");
+    args.flags(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+    let cpu = match spec.accel {
+        Accel::Kvm => "host",
+        Accel::Tcg => "max",
+    };
+    args.pair("-accel", spec.accel.as_str());
+    args.pair("-cpu", cpu);
+    args.pair("-smp", &spec.vcpus.to_string());
+    args.pair("-m", &format!("{}M", spec.memory_mib));
+
+    args.path("-kernel", "", &spec.kernel, "");
+    args.path("-initrd", "", &spec.initrd, "");
+    args.pair("-append", &kernel_cmdline(spec, host_tsc_khz));
+
+    args.path("-chardev", "file,id=console,path=", &spec.console_log, "");
+    args.pair("-serial", "chardev:console");
+
+    for (index, disk) in spec.disks.iter().enumerate() {
+        let id = format!("disk{index}");
+        let readonly = if disk.read_only { "on" } else { "off" };
+        args.path(
+            "-drive",
+            &format!("id={id},if=none,format=raw,readonly={readonly},file="),
+            &disk.path,
+            "",
+        );
+        args.pair("-device", &format!("virtio-blk-device,drive={id}"));
+    }
+
+    args.pair("-device", "virtio-serial-device");
+    args.path(
+        "-chardev",
+        "socket,id=agent,server=on,wait=off,path=",
+        &spec.agent_socket,
+        "",
+    );
+    args.pair(
+        "-device",
+        &format!("virtserialport,chardev=agent,name={AGENT_PORT_NAME}"),
+    );
+
+    if let Some(control) = &spec.control_socket {
+        args.path("-qmp", "unix:", control, ",server=on,wait=off");
+    }
+
+    if let Network::User { forwards, restrict } = &spec.network {
+        let mut netdev = format!(
+            "user,id=net0,restrict={}",
+            if *restrict { "on" } else { "off" }
+        );
+        for forward in forwards {
+            let protocol = match forward.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            };
+            netdev.push_str(&format!(
+                ",hostfwd={protocol}:127.0.0.1:{}-:{}",
+                forward.host_port, forward.guest_port
+            ));
+        }
+        args.pair("-netdev", &netdev);
+        args.pair("-device", "virtio-net-device,netdev=net0");
+    }
+    args.0
+}
+
+/// The spec's command line plus, under TCG, the TSC frequency so the kernel
+/// skips a calibration that stalls on busy hosts. `tsc=reliable` keeps the
+/// kernel from later distrusting a TSC that jitters under emulation.
+fn kernel_cmdline(spec: &VmSpec, host_tsc_khz: Option<u32>) -> String {
+    match (spec.accel, host_tsc_khz) {
+        (Accel::Tcg, Some(khz)) => format!("{} tsc_early_khz={khz} tsc=reliable", spec.cmdline),
+        _ => spec.cmdline.clone(),
+    }
+}
+
+#[derive(Default)]
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn flags(&mut self, flags: &[&str]) {
+        self.0.extend(flags.iter().map(OsString::from));
+    }
+
+    fn pair(&mut self, option: &str, value: &str) {
+        self.0.push(option.into());
+        self.0.push(value.into());
+    }
+
+    /// An option whose value embeds a path between a prefix and a suffix.
+    /// QEMU splits option values on commas, so commas in the path are doubled.
+    fn path(&mut self, option: &str, prefix: &str, path: &Path, suffix: &str) {
+        let mut value = OsString::from(prefix);
+        value.push(escape_commas(path));
+        value.push(suffix);
+        self.0.push(option.into());
+        self.0.push(value);
+    }
+}
+
+fn escape_commas(path: &Path) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut escaped = Vec::with_capacity(path.as_os_str().len());
+    for &byte in path.as_os_str().as_bytes() {
+        escaped.push(byte);
+        if byte == b',' {
+            escaped.push(b',');
+        }
+    }
+    OsString::from_vec(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::spec::{Disk, PortForward};
+
+    fn spec(network: Network) -> VmSpec {
+        VmSpec {
+            kernel: "/k/vmlinux".into(),
+            initrd: "/k/initrd.cpio".into(),
+            cmdline: "console=ttyS0 quiet".into(),
+            vcpus: 2,
+            memory_mib: 256,
+            disks: vec![
+                Disk {
+                    path: "/img/root,v1.ext4".into(),
+                    read_only: true,
+                },
+                Disk {
+                    path: "/i/scratch.ext4".into(),
+                    read_only: false,
+                },
+            ],
+            agent_socket: "/i/agent.sock".into(),
+            console_log: "/i/console.log".into(),
+            vmm_log: PathBuf::from("/i/qemu.log"),
+            control_socket: Some("/i/qmp.sock".into()),
+            network,
+            accel: Accel::Tcg,
+        }
+    }
+
+    fn joined(spec: &VmSpec) -> String {
+        command_line(spec, None)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn disks_keep_their_order_and_access_mode() {
+        let line = joined(&spec(Network::None));
+        let root = line
+            .find("readonly=on,file=/img/root,,v1.ext4 -device virtio-blk-device,drive=disk0")
+            .expect(&line);
+        let scratch = line
+            .find("readonly=off,file=/i/scratch.ext4 -device virtio-blk-device,drive=disk1")
+            .expect(&line);
+        assert!(root < scratch);
+    }
+
+    #[test]
+    fn agent_channel_and_control_socket_are_listening_sockets() {
+        let line = joined(&spec(Network::None));
+        assert!(line.contains("-chardev socket,id=agent,server=on,wait=off,path=/i/agent.sock"));
+        assert!(line.contains("-device virtserialport,chardev=agent,name=mvm.agent"));
+        assert!(line.contains("-qmp unix:/i/qmp.sock,server=on,wait=off"));
+        assert!(line.contains("-accel tcg -cpu max -smp 2 -m 256M"));
+    }
+
+    #[test]
+    fn tcg_guests_are_told_the_tsc_frequency() {
+        let mut vm = spec(Network::None);
+        let append = |vm: &VmSpec| {
+            let args = command_line(vm, Some(1_996_248));
+            let at = args.iter().position(|a| a == "-append").unwrap();
+            args[at + 1].to_string_lossy().into_owned()
+        };
+        assert_eq!(
+            append(&vm),
+            "console=ttyS0 quiet tsc_early_khz=1996248 tsc=reliable"
+        );
+        vm.accel = Accel::Kvm;
+        assert_eq!(append(&vm), "console=ttyS0 quiet");
+    }
+
+    #[test]
+    fn no_network_means_no_network_device() {
+        let line = joined(&spec(Network::None));
+        assert!(!line.contains("netdev"), "{line}");
+        assert!(!line.contains("virtio-net"), "{line}");
+    }
+
+    #[test]
+    fn user_network_forwards_bind_to_loopback() {
+        let line = joined(&spec(Network::User {
+            forwards: vec![PortForward {
+                protocol: Protocol::Tcp,
+                host_port: 8080,
+                guest_port: 80,
+            }],
+            restrict: true,
+        }));
+        assert!(line.contains(
+            "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=net0"
+        ));
+    }
+}

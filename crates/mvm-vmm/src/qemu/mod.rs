@@ -1,0 +1,193 @@
+//! The QEMU `microvm` backend.
+
+mod args;
+mod process;
+mod qmp;
+mod tsc;
+mod version;
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub use args::AGENT_PORT_NAME;
+pub use process::QemuProcess;
+pub use qmp::{Qmp, QmpError};
+pub use version::{QemuVersion, VersionError};
+
+use crate::spec::{Accel, SpecError, VmSpec};
+use crate::{VmProcess, Vmm};
+
+/// Generous: under TCG on a busy host, loading a few hundred MiB of state
+/// can take many seconds.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The QEMU binary used when none is configured.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("{what} {path} does not exist")]
+    MissingInput { what: &'static str, path: PathBuf },
+    #[error("opening the VMM log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("restoring a snapshot needs the VM's control socket, but the spec has none")]
+    NoControlSocket,
+    #[error("restoring the snapshot failed: {source}; QEMU log tail:\n{log_tail}")]
+    Restore { source: QmpError, log_tail: String },
+    #[error(
+        "could not start {binary} (is QEMU installed? on Debian: apt-get install qemu-system-x86): {source}"
+    )]
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs microVMs with QEMU's `microvm` machine type.
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    binary: PathBuf,
+}
+
+impl Default for Qemu {
+    fn default() -> Self {
+        Self::new(DEFAULT_QEMU)
+    }
+}
+
+impl Qemu {
+    pub fn new(binary: impl Into<PathBuf>) -> Self {
+        Self {
+            binary: binary.into(),
+        }
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub fn version(&self) -> Result<QemuVersion, VersionError> {
+        version::detect(&self.binary)
+    }
+
+    /// The full command that [`Vmm::launch`] runs, for logs and debugging.
+    pub fn command(&self, spec: &VmSpec) -> Command {
+        let mut command = Command::new(&self.binary);
+        // Measuring the TSC takes a moment; only TCG guests need it.
+        let tsc_khz = (spec.accel == Accel::Tcg).then(tsc::host_tsc_khz).flatten();
+        command.args(args::command_line(spec, tsc_khz));
+        command
+    }
+}
+
+impl Vmm for Qemu {
+    fn name(&self) -> &'static str {
+        "qemu-microvm"
+    }
+
+    fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmProcess>, LaunchError> {
+        self.spawn(spec, self.command(spec))
+    }
+
+    fn restore(&self, spec: &VmSpec, snapshot: &Path) -> Result<Box<dyn VmProcess>, LaunchError> {
+        if !snapshot.is_file() {
+            return Err(LaunchError::MissingInput {
+                what: "snapshot",
+                path: snapshot.to_owned(),
+            });
+        }
+        let control = spec
+            .control_socket
+            .as_ref()
+            .ok_or(LaunchError::NoControlSocket)?;
+        // The same machine, its state streamed in instead of booted.
+        let mut command = self.command(spec);
+        command.args([
+            "-incoming",
+            &format!("exec:cat {}", qmp::shell_quote(snapshot)),
+        ]);
+        let mut process = self.spawn(spec, command)?;
+        let restore_error = |source| LaunchError::Restore {
+            source,
+            log_tail: crate::log_tail(&spec.vmm_log),
+        };
+        let mut qmp = connect_qmp(process.as_mut(), control).map_err(restore_error)?;
+        qmp.finish_incoming(RESTORE_TIMEOUT)
+            .map_err(restore_error)?;
+        Ok(process)
+    }
+}
+
+/// Connects to the control socket of a QEMU that is starting up.
+fn connect_qmp(process: &mut dyn VmProcess, socket: &Path) -> Result<Qmp, QmpError> {
+    loop {
+        match Qmp::connect(socket) {
+            Err(QmpError::Connect { .. }) if matches!(process.try_wait(), Ok(None)) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+impl Qemu {
+    fn spawn(
+        &self,
+        spec: &VmSpec,
+        mut command: Command,
+    ) -> Result<Box<dyn VmProcess>, LaunchError> {
+        spec.validate()?;
+        let inputs = [("kernel", &spec.kernel), ("initrd", &spec.initrd)]
+            .into_iter()
+            .chain(spec.disks.iter().map(|disk| ("disk image", &disk.path)));
+        for (what, path) in inputs {
+            if !path.exists() {
+                return Err(LaunchError::MissingInput {
+                    what,
+                    path: path.clone(),
+                });
+            }
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.vmm_log)
+            .map_err(|source| LaunchError::Log {
+                path: spec.vmm_log.clone(),
+                source,
+            })?;
+        let log_error = |source| LaunchError::Log {
+            path: spec.vmm_log.clone(),
+            source,
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(log_error)?)
+            .stderr(log);
+        // A session of its own: the VM outlives the terminal or process
+        // group that started it, and a Ctrl-C there does not reach it.
+        // SAFETY: setsid(2) is async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        tracing::debug!(command = ?command, "starting QEMU");
+        let child = command.spawn().map_err(|source| LaunchError::Spawn {
+            binary: self.binary.display().to_string(),
+            source,
+        })?;
+        Ok(Box::new(QemuProcess::new(child)))
+    }
+}

@@ -1,0 +1,67 @@
+//! The whole `mvmctl compile` process on an IR whose source tree holds
+//! 1,000 small files, to a directory and to a `.tgz`. Target: ≤ 200 ms each
+//! (release build; `cargo bench -p mvmctl --bench compile_1000`).
+
+use std::path::Path;
+use std::process::Command;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const FILES: usize = 1000;
+
+/// `workload.json` plus 1,000 files of ~100 bytes spread over 20 directories.
+fn project(dir: &Path) {
+    for i in 0..FILES {
+        let sub = dir.join(format!("pkg{:02}", i % 20));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(
+            sub.join(format!("mod{i:04}.py")),
+            format!("def f{i}(x):\n    return x + {i}\n").repeat(3),
+        )
+        .unwrap();
+    }
+    let ir = r#"{
+      "schema_version": "0.1", "id": "bench",
+      "apps": [{
+        "name": "bench",
+        "source": { "kind": "local_path", "path": ".", "include": ["pkg*/**"] },
+        "image": { "kind": "nix_packages", "packages": ["python312"] },
+        "resources": {},
+        "entrypoints": [{ "kind": "function", "name": "f0", "language": "python",
+                          "module": "pkg00.mod0000", "function": "f0", "format": "json", "primary": true }]
+      }]
+    }"#;
+    std::fs::write(dir.join("workload.json"), ir).unwrap();
+}
+
+fn compile(ir: &Path, out: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_mvmctl"))
+        .arg("compile")
+        .arg(ir)
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn bench(c: &mut Criterion) {
+    let src = tempfile::tempdir().unwrap();
+    project(src.path());
+    let ir = src.path().join("workload.json");
+    let out = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("compile_1000_files");
+    group.sample_size(20);
+    // Each run replaces the previous output, as a user recompiling would.
+    group.bench_function("directory", |b| {
+        b.iter(|| compile(&ir, &out.path().join("dir")))
+    });
+    group.bench_function("tgz", |b| {
+        b.iter(|| compile(&ir, &out.path().join("out.tgz")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,71 @@
+//! `mvmctl build`: compile output → image in the store.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Build a microVM image from a compile output (directory or .tgz). An
+/// unchanged input is found in the store and not built again.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Compile output directory or archive (from `mvmctl compile`).
+    pub input: PathBuf,
+    /// Print {image_id, name, size_bytes, lock_path, rootfs_path, cached} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    image_id: &'a str,
+    name: &'a str,
+    size_bytes: u64,
+    lock_path: &'a std::path::Path,
+    rootfs_path: &'a std::path::Path,
+    cached: bool,
+}
+
+pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
+    let home = mvm_runtime::home::mvm_home();
+    let cache_dir = mvm_guest::default_cache_dir()?;
+    let progress = if args.json {
+        mvm_image::Progress::Hidden
+    } else {
+        mvm_image::Progress::Stderr
+    };
+    let req = mvm_image::BuildRequest {
+        input: &args.input,
+        home: &home,
+        cache_dir: &cache_dir,
+        progress,
+    };
+    let built = mvm_image::build(&req)?;
+    let image = &built.image;
+    if args.json {
+        let report = Report {
+            image_id: &image.id,
+            name: &image.meta.name,
+            size_bytes: image.meta.size_bytes,
+            lock_path: &image.lock,
+            rootfs_path: &image.rootfs,
+            cached: built.cached,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let how = if built.cached {
+            "already built"
+        } else {
+            "built"
+        };
+        println!(
+            "{how} image {} for `{}` ({:.1} MiB)\n  rootfs {}\n  lock   {}\nrun it with `mvmctl up {}`",
+            &image.id[..12],
+            image.meta.name,
+            image.meta.size_bytes as f64 / (1 << 20) as f64,
+            image.rootfs.display(),
+            image.lock.display(),
+            image.meta.name,
+        );
+    }
+    Ok(0)
+}

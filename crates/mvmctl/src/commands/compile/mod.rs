@@ -1,0 +1,122 @@
+//! `mvmctl compile`: declaration or Workload IR → compile output.
+
+mod input;
+mod report;
+
+use std::path::PathBuf;
+
+use clap::ArgGroup;
+use mvm_compile::CompileOptions;
+
+use super::EXIT_REJECTED;
+use super::findings::Format;
+use input::InputError;
+
+/// Compile a declaration or Workload IR into a build directory, or a
+/// deterministic archive when OUT ends in .tgz or .tar.gz.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["input", "from_ir", "from_recording"])))]
+pub struct CompileArgs {
+    /// A declaration (.py, .ts, .mts), Workload IR (.json), or - for IR on stdin.
+    pub input: Option<PathBuf>,
+
+    /// Read Workload IR from FILE whatever its extension (- for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub from_ir: Option<PathBuf>,
+
+    /// Lower a runtime recording (reserved; not yet supported).
+    #[arg(long, value_name = "FILE")]
+    pub from_recording: Option<PathBuf>,
+
+    /// Where to write: a directory, or an archive ending in .tgz/.tar.gz.
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "OUT",
+        required_unless_present = "check"
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Resolve the app's source.path against DIR instead of the input
+    /// file's directory (or, for IR on stdin, the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
+
+    /// Validate and run the bundle checks; write nothing.
+    #[arg(long, conflicts_with = "out")]
+    pub check: bool,
+
+    /// Report as text (findings on stderr) or one JSON object on stdout.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
+    if let Some(path) = &args.from_recording {
+        eprintln!(
+            "error: --from-recording {}: compiling runtime recordings is not yet supported\n  \
+             hint: write a static declaration (@mvm.app / mvm.app({{...}})) or pass Workload IR with --from-ir",
+            path.display()
+        );
+        return Ok(EXIT_REJECTED);
+    }
+    let loaded = match (&args.input, &args.from_ir) {
+        (_, Some(path)) => Ok(input::from_ir(path)),
+        (Some(path), None) => input::classify(path),
+        (None, None) => unreachable!("clap requires one input"),
+    }
+    .and_then(|i| input::load(&i, args.source_root.as_deref()));
+    let req = match loaded {
+        Ok(ok) => ok,
+        Err(e) => {
+            report::input_error(&e, args.format)?;
+            return Ok(EXIT_REJECTED);
+        }
+    };
+    tracing::debug!(origin = %req.origin, source_root = %req.source_root.display(), "input loaded");
+    if args.check {
+        let result = mvm_compile::check(&req);
+        report::checked(&req, &result, args.format)?;
+        return Ok(if result.has_errors() {
+            EXIT_REJECTED
+        } else {
+            0
+        });
+    }
+    let out = args
+        .out
+        .as_deref()
+        .expect("clap requires --out without --check");
+    let opts = match compile_options() {
+        Ok(o) => o,
+        Err(e) => {
+            report::input_error(&e, args.format)?;
+            return Ok(EXIT_REJECTED);
+        }
+    };
+    match mvm_compile::compile(&req, out, &opts) {
+        Ok(output) => {
+            report::compiled(&req, &output, args.format)?;
+            Ok(0)
+        }
+        Err(e) => {
+            report::failed(&e, out, args.format)?;
+            Ok(EXIT_REJECTED)
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org) sets every output mtime.
+fn compile_options() -> Result<CompileOptions, InputError> {
+    let mtime = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => match v.trim().parse() {
+            Ok(secs) if secs <= mvm_compile::MAX_MTIME => secs,
+            _ => return Err(InputError::SourceDateEpoch(v)),
+        },
+        Err(_) => 0,
+    };
+    Ok(CompileOptions {
+        mtime,
+        toolchain_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}

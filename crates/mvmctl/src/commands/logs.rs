@@ -1,0 +1,25 @@
+//! `mvmctl logs`: an instance's console log.
+
+use mvm_runtime::InstanceName;
+
+/// Print an instance's console log: kernel, guest agent, hooks and the
+/// command entrypoint's output.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The instance whose log to print.
+    pub name: String,
+    /// Keep printing new output until the instance is removed.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+pub fn run(args: LogsArgs) -> anyhow::Result<i32> {
+    let name = InstanceName::parse(&args.name)?;
+    mvm_runtime::logs::logs(
+        &mvm_runtime::home::mvm_home(),
+        &name,
+        args.follow,
+        &mut std::io::stdout(),
+    )?;
+    Ok(0)
+}

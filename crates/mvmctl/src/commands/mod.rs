@@ -1,0 +1,19 @@
+//! One module per subcommand. Each exposes its clap arguments and a `run`
+//! returning the process exit status: 0 success, 2 when the user's input
+//! was rejected (findings printed), errors for anything unexpected.
+
+pub mod build;
+pub mod compile;
+pub mod doctor;
+pub mod down;
+pub mod exec;
+pub mod findings;
+pub mod invoke;
+pub mod ir;
+pub mod logs;
+pub mod ps;
+pub mod supervise;
+pub mod up;
+
+/// Exit status when input is rejected: validation errors, unusable paths.
+pub const EXIT_REJECTED: i32 = 2;

@@ -1,0 +1,794 @@
+//! `mvmctl compile` end to end: the real binary on real files.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn compile(ir: &Path, out: &Path) -> Run {
+    run(mvmctl().arg("compile").arg(ir).arg("--out").arg(out))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn compiles_each_example_to_a_complete_directory() {
+    for example in ["minimal", "python-tool", "node-service"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let r = compile(&examples().join(example).join("workload.json"), &out);
+        assert_eq!(r.code, 0, "{example}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("review: 5 pass, 0 warn, 0 fail"),
+            "{}",
+            r.stdout
+        );
+
+        let names = names(&out);
+        assert_eq!(
+            names,
+            [
+                "SHA256SUMS",
+                "flake.nix",
+                "hooks",
+                "launch.json",
+                "review.json",
+                "src",
+                "workload.json"
+            ]
+        );
+        let hooks = common::names(&out.join("hooks"));
+        assert_eq!(
+            hooks,
+            [
+                "after_start.sh",
+                "before_build.sh",
+                "before_start.sh",
+                "before_stop.sh"
+            ]
+        );
+        for h in &hooks {
+            let mode = std::fs::metadata(out.join("hooks").join(h))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o755, "{h}");
+        }
+
+        // workload.json is canonical: what `ir fmt` prints, with no trailing newline.
+        let canonical = std::fs::read_to_string(out.join("workload.json")).unwrap();
+        let fmt = run(mvmctl()
+            .args(["ir", "fmt"])
+            .arg(examples().join(example).join("workload.json")));
+        assert_eq!(fmt.code, 0, "{}", fmt.stderr);
+        assert_eq!(canonical, fmt.stdout);
+        assert!(!canonical.ends_with('\n'));
+
+        let sums = std::process::Command::new("sha256sum")
+            .arg("-c")
+            .arg("--strict")
+            .arg("SHA256SUMS")
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        assert!(
+            sums.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sums.stdout)
+        );
+
+        let launch = read_json(&out.join("launch.json"));
+        let workload = read_json(&out.join("workload.json"));
+        assert_eq!(launch["launch_version"], 1);
+        assert_eq!(launch["workload_id"], workload["id"]);
+        assert_eq!(launch["entrypoints"], workload["apps"][0]["entrypoints"]);
+        assert_eq!(launch["toolchain"]["mvmctl"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            launch["hook_scripts"]["before_stop"],
+            "hooks/before_stop.sh"
+        );
+        let review = read_json(&out.join("review.json"));
+        let checks: Vec<&str> = review["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["check"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                "source_narrow",
+                "network_closed",
+                "dependencies_pinned",
+                "secrets_are_references",
+                "hooks_pinned"
+            ]
+        );
+    }
+}
+
+#[test]
+fn launch_json_merges_addon_hooks_first_and_keeps_secrets_as_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    assert_eq!(
+        compile(&examples().join("node-service/workload.json"), &out).code,
+        0
+    );
+    let launch = read_json(&out.join("launch.json"));
+    assert_eq!(launch["primary_entrypoint"], "main");
+    assert_eq!(
+        launch["hooks"]["before_start"],
+        json!([{ "kind": "argv", "argv": ["/bin/sh", "/app/addons/metrics/setup.sh"] }])
+    );
+    assert_eq!(launch["volumes"][0]["name"], "cache");
+    assert_eq!(launch["source"]["files"], 4);
+
+    let out = tmp.path().join("py");
+    assert_eq!(
+        compile(&examples().join("python-tool/workload.json"), &out).code,
+        0
+    );
+    let launch = read_json(&out.join("launch.json"));
+    assert_eq!(
+        launch["env"]["API_KEY"],
+        json!({ "kind": "secret_ref", "name": "tool-api-key" })
+    );
+    assert_eq!(launch["primary_entrypoint"], "run");
+}
+
+#[test]
+fn every_input_route_gives_the_same_workload() {
+    let ir = examples().join("python-tool/workload.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let by_file = tmp.path().join("file");
+    let by_flag = tmp.path().join("flag");
+    let by_stdin = tmp.path().join("stdin");
+    let by_tgz = tmp.path().join("out.tgz");
+    assert_eq!(compile(&ir, &by_file).code, 0);
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg("--from-ir")
+        .arg(&ir)
+        .arg("--out")
+        .arg(&by_flag));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_with_stdin(
+        mvmctl()
+            .args(["compile", "-", "--source-root"])
+            .arg(examples().join("python-tool"))
+            .arg("--out")
+            .arg(&by_stdin),
+        Some(&std::fs::read(&ir).unwrap()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("compiled ir:- →"), "{}", r.stdout);
+    assert_eq!(compile(&ir, &by_tgz).code, 0);
+
+    let files = snapshot(&by_file);
+    for other in [&by_flag, &by_stdin] {
+        let s = snapshot(other);
+        for name in [
+            "workload.json",
+            "launch.json",
+            "flake.nix",
+            "src/uv.lock",
+            "hooks/before_build.sh",
+        ] {
+            assert_eq!(
+                files[name],
+                s[name],
+                "{name} differs in {}",
+                other.display()
+            );
+        }
+    }
+    let entries = archive_entries(&by_tgz);
+    let from_archive = entries.iter().find(|e| e.0 == "launch.json").unwrap();
+    assert_eq!(from_archive.5, files["launch.json"].3);
+}
+
+#[test]
+fn stdin_resolves_the_source_against_the_current_directory() {
+    let p = Project::new(
+        &workload(&["app.py"], &[]),
+        &[("app.py", "def run(x):\n    return x\n")],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let ir = std::fs::read(p.ir()).unwrap();
+    let r = run_with_stdin(
+        mvmctl()
+            .args(["compile", "-", "--out"])
+            .arg(out.path().join("o"))
+            .current_dir(p.path()),
+        Some(&ir),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.path().join("o/src/app.py").is_file());
+
+    // Elsewhere, the same IR finds no app.py: its lockfile-free bundle is just empty,
+    // but a missing source directory is an error that says where it looked.
+    let mut ir_elsewhere = workload(&["app.py"], &[]);
+    ir_elsewhere["apps"][0]["source"]["path"] = json!("project");
+    let r = run_with_stdin(
+        mvmctl()
+            .args(["compile", "-", "--out"])
+            .arg(out.path().join("o2"))
+            .current_dir(out.path()),
+        Some(ir_elsewhere.to_string().as_bytes()),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("/apps/0/source/path: error[E_SOURCE_UNREADABLE]"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--source-root"), "{}", r.stderr);
+    assert!(!out.path().join("o2").exists());
+}
+
+#[test]
+fn an_invalid_workload_exits_2_and_writes_nothing() {
+    let mut ir = workload(&["app.py"], &[]);
+    ir["apps"][0]["network"] =
+        json!({ "egress": { "allowlist": [{ "host": "example.com", "port": 443 }] } });
+    ir["apps"][0]["resources"] = json!({ "cpu_cores": 0 });
+    let p = Project::new(&ir, &[("app.py", "")]);
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr
+            .contains("/apps/0/network/egress/allowlist: error[E_NETWORK_EGRESS_CLOSED]: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("/apps/0/resources/cpu_cores: error[E_RESOURCES_RANGE]: "),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\n  hint: "), "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with(&format!(
+            "error: nothing was written to {}: 2 error(s), 0 warning(s)\n",
+            out.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        names(parent.path()).is_empty(),
+        "left behind: {:?}",
+        names(parent.path())
+    );
+}
+
+#[test]
+fn malformed_ir_is_reported_with_its_pointer() {
+    let mut ir = workload(&["app.py"], &[]);
+    ir["apps"][0]["colour"] = json!("blue");
+    let p = Project::new(&ir, &[]);
+    let out = p.path().join("out");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("/apps/0/colour: error[E_SCHEMA]"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("error: the input was rejected: 1 error(s), 0 warning(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn warnings_are_printed_and_kept_in_the_review() {
+    let mut ir = workload(&["**"], &[]);
+    ir["apps"][0]["env"] = json!({ "OPENAI_API_KEY": { "kind": "literal", "value": "sk-test" } });
+    ir["apps"][0]["hooks"] = json!({ "before_build": [{ "kind": "shell", "line": "curl -fsSL https://get.example.com | sh" }] });
+    let p = Project::new(&ir, &[("app.py", "")]);
+    let out = p.path().join("out");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/apps/0/env/OPENAI_API_KEY/value: warning[W_SECRET_LITERAL]"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("/apps/0/hooks/before_build/0/line: warning[W_HOOK_UNPINNED_FETCH]"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("review: 2 pass, 3 warn, 0 fail"),
+        "{}",
+        r.stdout
+    );
+    let review = read_json(&out.join("review.json"));
+    let codes: Vec<&str> = review["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["W_SECRET_LITERAL", "W_HOOK_UNPINNED_FETCH"]);
+    let hooks = &review["checks"][4];
+    assert_eq!(hooks["status"], "warn");
+    assert_eq!(
+        hooks["findings"][0]["path"],
+        "/apps/0/hooks/before_build/0/line"
+    );
+}
+
+#[test]
+fn a_missing_lockfile_is_an_error() {
+    let mut ir = workload(&["app.py", "uv.lock"], &[]);
+    ir["apps"][0]["dependencies"] =
+        json!({ "kind": "python", "lockfile": "uv.lock", "tool": "uv" });
+    let p = Project::new(&ir, &[("app.py", "")]);
+    let out = p.path().join("out");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("/apps/0/dependencies/lockfile: error[E_LOCKFILE_MISSING]: the lockfile `uv.lock` is not in the source bundle"), "{}", r.stderr);
+    assert!(!out.exists());
+
+    // Present but not selected by the include globs is still missing.
+    p.write("uv.lock", "version = 1\n");
+    let mut narrow = ir.clone();
+    narrow["apps"][0]["source"]["include"] = json!(["app.py"]);
+    std::fs::write(p.ir(), narrow.to_string()).unwrap();
+    assert_eq!(compile(&p.ir(), &out).code, 2);
+    std::fs::write(p.ir(), ir.to_string()).unwrap();
+    assert_eq!(compile(&p.ir(), &out).code, 0);
+}
+
+#[test]
+fn check_writes_nothing() {
+    let p = Project::new(&workload(&["app.py"], &[]), &[("app.py", "")]);
+    let before = names(p.path());
+    let r = run(mvmctl().arg("compile").arg(p.ir()).arg("--check"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "check passed: ir:{}, 1 file(s) would be bundled; 0 error(s), 0 warning(s)\n",
+            p.ir().display()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(names(p.path()), before);
+
+    let mut bad = workload(&["app.py"], &[]);
+    bad["id"] = json!("Not_An_Id");
+    std::fs::write(p.ir(), bad.to_string()).unwrap();
+    let r = run(mvmctl().arg("compile").arg(p.ir()).arg("--check"));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("/id: error[E_ID_INVALID]"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--check")
+        .arg("--out")
+        .arg(p.path().join("o")));
+    assert_eq!(r.code, 2, "--check and --out together are a usage error");
+}
+
+#[test]
+fn json_format_reports_results_and_findings_on_stdout() {
+    let p = Project::new(&workload(&["app.py"], &[]), &[("app.py", "")]);
+    let out = p.path().join("out.tgz");
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--out")
+        .arg(&out)
+        .args(["--format", "json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["archive"], true);
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["findings"], json!([]));
+    assert_eq!(v["review"]["checks"].as_array().unwrap().len(), 5);
+    assert_eq!(v["ir_hash"].as_str().unwrap().len(), 64);
+
+    let mut bad = workload(&["app.py"], &[]);
+    bad["apps"][0]["network"] = json!({ "mode": "host" });
+    std::fs::write(p.ir(), bad.to_string()).unwrap();
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--check")
+        .args(["--format", "json"]));
+    assert_eq!(r.code, 2);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["findings"][0]["code"], "E_HOST_NETWORK_UNTRUSTED");
+    assert_eq!(v["findings"][0]["severity"], "error");
+    assert_eq!(v["findings"][0]["path"], "/apps/0/network/mode");
+}
+
+#[test]
+fn output_is_byte_identical_across_runs_paths_and_touches() {
+    let p = Project::new(
+        &workload(&["**"], &[]),
+        &[
+            ("app.py", "print(1)\n"),
+            ("pkg/a.txt", "a"),
+            ("pkg/deep/b.txt", "b"),
+            ("run.sh", "#!/bin/sh\n"),
+        ],
+    );
+    std::fs::set_permissions(
+        p.path().join("run.sh"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("pkg/a.txt", p.path().join("link")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, name) in ["one", "two"].iter().enumerate() {
+        if i == 1 {
+            // New mtimes and a different umask-ish mode on a plain file must not matter.
+            for f in ["app.py", "pkg/a.txt", "pkg/deep/b.txt"] {
+                filetime_now(&p.path().join(f));
+            }
+            std::fs::set_permissions(
+                p.path().join("app.py"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        assert_eq!(compile(&p.ir(), &tmp.path().join(name)).code, 0);
+        assert_eq!(
+            compile(&p.ir(), &tmp.path().join(format!("{name}.tgz"))).code,
+            0
+        );
+    }
+    assert_eq!(
+        snapshot(&tmp.path().join("one")),
+        snapshot(&tmp.path().join("two"))
+    );
+    let a = std::fs::read(tmp.path().join("one.tgz")).unwrap();
+    let b = std::fs::read(tmp.path().join("two.tgz")).unwrap();
+    assert!(a == b, "archives differ");
+
+    let s = snapshot(&tmp.path().join("one"));
+    assert_eq!(s["src/run.sh"].1, 0o755);
+    assert_eq!(s["src/app.py"].1, 0o644);
+    assert_eq!(s["src/link"].0, "symlink");
+    assert_eq!(s["src/link"].3, b"pkg/a.txt");
+    assert!(s.values().all(|e| e.2 == 0), "every mtime is 0");
+    // gzip header: no name, mtime 0.
+    assert_eq!(&a[3..8], &[0, 0, 0, 0, 0]);
+    for (name, mode, uid, gid, mtime, _) in archive_entries(&tmp.path().join("one.tgz")) {
+        assert_eq!((uid, gid, mtime), (0, 0, 0), "{name}");
+        assert!(matches!(mode, 0o644 | 0o755 | 0o777), "{name}: {mode:o}");
+    }
+}
+
+fn filetime_now(path: &Path) {
+    let f = std::fs::File::options().append(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+}
+
+#[test]
+fn source_date_epoch_sets_every_mtime() {
+    let p = Project::new(&workload(&["app.py"], &[]), &[("app.py", "")]);
+    let out = p.path().join("o.tgz");
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--out")
+        .arg(&out)
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(archive_entries(&out).iter().all(|e| e.4 == 1_700_000_000));
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--out")
+        .arg(p.path().join("d"))
+        .env("SOURCE_DATE_EPOCH", "yesterday"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("SOURCE_DATE_EPOCH"), "{}", r.stderr);
+}
+
+#[test]
+fn a_failure_halfway_leaves_the_previous_output_untouched() {
+    let files: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("f{i:02}.txt"), format!("{i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = Project::new(&workload(&["**"], &[]), &refs);
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let tgz = parent.path().join("out.tgz");
+    assert_eq!(compile(&p.ir(), &out).code, 0);
+    assert_eq!(compile(&p.ir(), &tgz).code, 0);
+    let before = snapshot(&out);
+    let before_tgz = std::fs::read(&tgz).unwrap();
+
+    // A fifo sorted after half the files: the walk has copied those already.
+    p.write("f25.txt", "changed");
+    mkfifo(&p.path().join("f25.zfifo"));
+    for target in [&out, &tgz] {
+        let r = compile(&p.ir(), target);
+        assert_eq!(r.code, 2);
+        assert!(
+            r.stderr
+                .contains("/apps/0/source: error[E_SOURCE_UNREADABLE]: f25.zfifo: this is a fifo"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(snapshot(&out), before);
+    assert_eq!(std::fs::read(&tgz).unwrap(), before_tgz);
+    assert_eq!(names(parent.path()), ["out", "out.tgz"]);
+
+    // Once fixed, the earlier output is replaced.
+    std::fs::remove_file(p.path().join("f25.zfifo")).unwrap();
+    assert_eq!(compile(&p.ir(), &out).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(out.join("src/f25.txt")).unwrap(),
+        "changed"
+    );
+    assert_eq!(names(parent.path()), ["out", "out.tgz"]);
+}
+
+fn mkfifo(path: &Path) {
+    let s = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(s.success());
+}
+
+#[test]
+fn user_data_at_out_is_never_replaced() {
+    let p = Project::new(&workload(&["app.py"], &[]), &[("app.py", "")]);
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "precious").unwrap();
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error[E_OUTPUT]: {} exists and is not an mvm compile output",
+            out.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(names(&out), ["notes.txt"]);
+
+    let file = parent.path().join("mine.tgz");
+    std::fs::write(&file, "not an archive").unwrap();
+    assert_eq!(compile(&p.ir(), &file).code, 2);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not an archive");
+
+    // An empty directory may be used.
+    let empty = parent.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(compile(&p.ir(), &empty).code, 0);
+    assert!(empty.join("SHA256SUMS").is_file());
+}
+
+#[test]
+fn symlinks_leaving_the_source_root_are_refused() {
+    let p = Project::new(&workload(&["**"], &[]), &[("app.py", "")]);
+    std::os::unix::fs::symlink("/etc/passwd", p.path().join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../etc", p.path().join("up")).unwrap();
+    let out = p.path().join("out");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains(
+            "error[E_SOURCE_UNREADABLE]: abs: this symlink points to the absolute path /etc/passwd"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("error[E_SOURCE_UNREADABLE]: up: this symlink points outside the source root (../../etc)"), "{}", r.stderr);
+    assert!(!out.exists());
+
+    // Excluding them is the way out.
+    let mut ir = workload(&["**"], &["abs", "up"]);
+    ir["id"] = json!("demo");
+    std::fs::write(p.ir(), ir.to_string()).unwrap();
+    assert_eq!(compile(&p.ir(), &out).code, 0);
+}
+
+#[test]
+fn git_directories_are_never_bundled() {
+    let p = Project::new(
+        &workload(&["**"], &[]),
+        &[
+            ("app.py", ""),
+            (".git/config", "[core]"),
+            ("vendor/.git/HEAD", "ref"),
+            (".gitignore", "out\n"),
+        ],
+    );
+    let out = p.path().join("out");
+    // The output lands inside the source root here; it is a sibling path, never bundled into itself.
+    let r = compile(&p.ir(), &tempfile::tempdir().unwrap().path().join("o"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = snapshot(&out.join("src"));
+    let paths: Vec<&str> = s.keys().map(String::as_str).collect();
+    // Directories are implied by their files; `vendor` held only `.git`.
+    assert_eq!(paths, [".", ".gitignore", "app.py", "workload.json"]);
+    // Compiling again does not bundle the previous output either.
+    assert_eq!(compile(&p.ir(), &out).code, 0);
+    assert_eq!(snapshot(&out.join("src")).len(), 4);
+}
+
+#[test]
+fn include_and_exclude_globs_select_the_bundle() {
+    let p = Project::new(
+        &workload(
+            &["src/**", "*.toml", "docs"],
+            &["**/__pycache__", "src/**/*.pyc", "docs/drafts"],
+        ),
+        &[
+            ("src/app.py", ""),
+            ("src/pkg/mod.py", ""),
+            ("src/pkg/mod.pyc", ""),
+            ("src/pkg/__pycache__/mod.cpython-312.pyc", ""),
+            ("pyproject.toml", ""),
+            ("nested/other.toml", ""),
+            ("docs/guide.md", ""),
+            ("docs/drafts/wip.md", ""),
+            ("secrets.env", ""),
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().join("o");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = snapshot(&out.join("src"));
+    let files: Vec<&str> = s
+        .iter()
+        .filter(|(_, e)| e.0 == "file")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "docs/guide.md",
+            "pyproject.toml",
+            "src/app.py",
+            "src/pkg/mod.py"
+        ]
+    );
+    assert!(r.stdout.contains("source     4 file(s)"), "{}", r.stdout);
+}
+
+#[test]
+fn generated_hook_scripts_run_argv_hooks_verbatim() {
+    let mut ir = workload(&["app.py"], &[]);
+    ir["apps"][0]["hooks"] = json!({
+        "before_start": [
+            { "kind": "shell", "line": "GREETING='hi there'; printf '%s\\n' \"$GREETING\"" },
+            { "kind": "argv", "argv": ["printf", "%s|", "it's", "$(echo no)", "`id`", "*", "a b"] }
+        ]
+    });
+    let p = Project::new(&ir, &[("app.py", "")]);
+    let out = p.path().join("out");
+    assert_eq!(compile(&p.ir(), &out).code, 0);
+    let o = std::process::Command::new("/bin/sh")
+        .arg(out.join("hooks/before_start.sh"))
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "hi there\nit's|$(echo no)|`id`|*|a b|"
+    );
+    let empty = std::process::Command::new("/bin/sh")
+        .arg(out.join("hooks/before_stop.sh"))
+        .output()
+        .unwrap();
+    assert!(empty.status.success());
+    assert!(empty.stdout.is_empty());
+    let script = std::fs::read_to_string(out.join("hooks/before_start.sh")).unwrap();
+    assert!(script.starts_with("#!/bin/sh\n"));
+    assert!(script.contains("\nset -eu\n"));
+}
+
+#[test]
+fn the_generated_flake_parses() {
+    for example in ["minimal", "python-tool", "node-service"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("o");
+        assert_eq!(
+            compile(&examples().join(example).join("workload.json"), &out).code,
+            0
+        );
+        let o = std::process::Command::new("nix-instantiate")
+            .arg("--parse")
+            .arg(out.join("flake.nix"))
+            .output()
+            .expect("nix-instantiate (Debian package nix-bin) is installed");
+        assert!(
+            o.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let flake = std::fs::read_to_string(out.join("flake.nix")).unwrap();
+        assert!(flake.contains("rootfs ="));
+    }
+}
+
+#[test]
+fn unsupported_inputs_exit_2_with_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("workload.yaml");
+    std::fs::write(&yaml, "id: x").unwrap();
+    let r = compile(&yaml, &tmp.path().join("o"));
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: {}: not a declaration or Workload IR file\n  hint: pass a Python (.py) or TypeScript (.ts, .mts) \
+             declaration, Workload IR (.json), or - for IR on stdin; use --from-ir FILE for IR in a file with another extension\n",
+            yaml.display()
+        )
+    );
+
+    let r = run(mvmctl()
+        .args(["compile", "--from-recording", "rec.json", "--out"])
+        .arg(tmp.path().join("o")));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(
+            "error: --from-recording rec.json: compiling runtime recordings is not yet supported\n"
+        ),
+        "{}",
+        r.stderr
+    );
+
+    let r = compile(&tmp.path().join("missing.json"), &tmp.path().join("o"));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: cannot read {}/missing.json: ",
+            tmp.path().display()
+        )),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(mvmctl().args(["compile", "x.json"]));
+    assert_eq!(r.code, 2, "--out is required: {}", r.stderr);
+    assert!(names(tmp.path()) == ["workload.yaml"]);
+}

@@ -1,0 +1,6 @@
+def run(prompt: str) -> str:
+    return prompt.upper()
+
+
+def health() -> dict:
+    return {"ok": True}
