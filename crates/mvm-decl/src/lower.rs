@@ -172,7 +172,15 @@ impl Lowerer {
             Some(v) => self.env(args, v, &child(p, "env")),
             None => Some(BTreeMap::new()),
         };
-        let entrypoints = self.entrypoints(args, decl, rel_path, &child(p, "entrypoints"));
+        // The default module is the declaration's path inside the app's
+        // source directory (what the guest sees under /app), not inside the
+        // directory the source path is written relative to.
+        let module_rel = match &source {
+            Some(Source::LocalPath { path, .. }) => module_relative(rel_path, path),
+            _ => Some(rel_path.to_path_buf()),
+        };
+        let entrypoints =
+            self.entrypoints(args, decl, module_rel.as_deref(), source.as_ref(), &child(p, "entrypoints"));
         let hooks = self.hooks(args, &child(p, "hooks"));
         let addons = match args.get("addons") {
             Some(v) => self.addons(args, v, &child(p, "addons")),
@@ -208,6 +216,32 @@ impl Lowerer {
             threat_tier: threat_tier?,
         })
     }
+}
+
+/// The declaration's path relative to the source directory `source_path`,
+/// both relative to the declaration's base directory; `None` when the
+/// declaration is not inside it. Lexical, nothing is read from disk. A path
+/// that escapes (absolute, `..`) is rejected by validation with
+/// E_SOURCE_ESCAPES, so it keeps the declaration's own path here and the
+/// user sees that error rather than a consequence of it.
+pub fn module_relative(decl_rel: &Path, source_path: &str) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let source = Path::new(source_path);
+    if source.is_absolute() || source.components().any(|c| c == Component::ParentDir) {
+        return Some(decl_rel.to_path_buf());
+    }
+    let normal = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_os_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let root = normal(source);
+    let decl = normal(decl_rel);
+    let rest = decl.strip_prefix(root.as_slice())?;
+    (!rest.is_empty()).then(|| rest.iter().collect())
 }
 
 /// `src/tool.py` → `src.tool`: the default module of a function entrypoint.

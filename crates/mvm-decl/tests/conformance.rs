@@ -29,7 +29,10 @@ fn declaration_of(case: &Path) -> PathBuf {
 fn run_case(case: &Path) -> (&'static str, String) {
     let rel = declaration_of(case);
     let source = fs::read_to_string(case.join(&rel)).unwrap();
-    match compile_declaration(&rel, &source, &rel) {
+    // Source paths are relative to the declaration's own directory, so the
+    // declaration's path relative to that directory is its file name.
+    let in_own_dir = Path::new(rel.file_name().expect("a file"));
+    match compile_declaration(&rel, &source, in_own_dir) {
         Ok(Outcome::Declared(d)) => ("expected.json", mvm_ir::to_canonical_string(&d.workload)),
         Ok(Outcome::NoDeclaration) => ("expected_no_declaration", String::new()),
         Err(findings) => {

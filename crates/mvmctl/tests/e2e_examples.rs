@@ -95,26 +95,6 @@ fn python_hello_app() {
 }
 
 #[test]
-fn python_app_with_uv_lock_dependency() {
-    let _g = serial();
-    let env = Env::new();
-    env.deploy("examples/python/deps-app/app.py", "deps-app");
-    let result = env.ok(&["invoke", "deps-app", "--input", "n=3000000"]);
-    assert_eq!(result.trim_end(), r#""3.0 MB""#);
-    env.ok(&["down", "deps-app"]);
-}
-
-#[test]
-fn typescript_app_on_node_image() {
-    let _g = serial();
-    let env = Env::new();
-    env.deploy("examples/node/hello-app/app.ts", "hello-node");
-    let result = env.ok(&["invoke", "hello-node", "--input", "name=ari"]);
-    assert_eq!(result.trim_end(), r#""hello ari""#);
-    env.ok(&["down", "hello-node"]);
-}
-
-#[test]
 fn math_two_entrypoints() {
     let _g = serial();
     let env = Env::new();

@@ -24,13 +24,7 @@ STATIC_ONLY = {"E_NOT_LITERAL", "E_LOCKFILE_MISSING"}
 
 # Cases where the SDK deliberately differs from the corpus, with the reason.
 # strict: the test fails once they agree, so the entry gets removed.
-KNOWN_DIFFERENCES = {
-    "default-module-from-path": (
-        "the corpus takes the case directory as the source root (module src.tool); "
-        "the SDK takes the declaration file's directory joined with local_path, as "
-        "declarations.md says and as the guest's /app will hold it (module tool)"
-    ),
-}
+KNOWN_DIFFERENCES: dict = {}
 
 
 def _static_only(case: Path, decl: Path, expected: dict) -> bool:

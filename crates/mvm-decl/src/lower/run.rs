@@ -72,7 +72,8 @@ impl Lowerer {
         &mut self,
         args: &Args,
         decl: &Declaration,
-        rel_path: &Path,
+        module_rel: Option<&Path>,
+        source: Option<&Source>,
         ptr: &str,
     ) -> Option<Vec<Entrypoint>> {
         let mut list = match (args.get("entrypoint"), args.get("entrypoints")) {
@@ -116,11 +117,22 @@ impl Lowerer {
                     );
                     return None;
                 };
+                let Some(module_rel) = module_rel else {
+                    if let Some(Source::LocalPath { path, .. }) = source {
+                        self.err(
+                            Code::EInvalidValue,
+                            decl.app_at,
+                            format!("this file is not inside the app's source directory `{path}`, so it cannot be the default entrypoint module"),
+                            "point source=mvm.local_path(...) at a directory holding this file, or give entrypoint=mvm.entrypoint_function(module=..., function=...)",
+                        );
+                    }
+                    return None;
+                };
                 self.span(ptr, decl.app_at);
                 vec![Entrypoint::Function {
                     name: function.replace('_', "-"),
                     language: self.language(),
-                    module: module_name(rel_path),
+                    module: module_name(module_rel),
                     function,
                     format: Format::Json,
                     working_dir: default_working_dir(),
