@@ -3,7 +3,7 @@
 //! walk copies each selected file as it visits it (one pass over the
 //! source); `check` passes none and only looks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use mvm_ir::{App, Code, Finding, Source, Workload};
@@ -81,6 +81,7 @@ pub fn analyse(
             exclude,
             copy,
             skip,
+            &req.extra_files,
             &mut findings,
         )? {
             findings.extend(lockfile::missing(app, &scan.paths));
@@ -138,6 +139,7 @@ fn scan(
     exclude: &[String],
     mut copy: Option<&mut StagedTree>,
     skip: &[PathBuf],
+    extra_files: &BTreeMap<String, Vec<u8>>,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Scan>, CompileError> {
     let root = match root::resolve(base, path) {
@@ -195,6 +197,22 @@ fn scan(
     walk::walk(&root, &selector, skip, findings, &mut visit);
     if let Some(e) = output_error {
         return Err(e);
+    }
+    for (rel, bytes) in extra_files {
+        if !paths.insert(rel.clone()) {
+            findings.push(Finding::new(
+                Code::EInvalidValue,
+                SOURCE_POINTER,
+                format!("{rel}: written by the script and also selected from the source directory"),
+                "write the file under another name, or exclude the source file",
+            ));
+            continue;
+        }
+        if let Some(tree) = copy.as_deref_mut() {
+            let dest = format!("{SRC_DIR}/{rel}");
+            tree.write(&dest, bytes, false)
+                .map_err(CompileError::write(tree.root().join(&dest)))?;
+        }
     }
     Ok(Some(Scan { root, paths }))
 }

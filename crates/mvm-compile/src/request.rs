@@ -21,8 +21,13 @@ pub struct CompileRequest {
     /// Warnings the front end already produced; kept in the review.
     /// Validation findings repeating one of these are not reported twice.
     pub findings: Vec<Finding>,
-    /// Where the IR came from, for reports: `ir:PATH`, `ir:-`, `python:PATH`, `typescript:PATH`.
+    /// Where the IR came from, for reports: `ir:PATH`, `ir:-`, `python:PATH`,
+    /// `typescript:PATH`, `recording:PATH`.
     pub origin: String,
+    /// Files the front end itself contributes to the source bundle, by path
+    /// inside `src/` (a recording's `files.write` calls). They must not
+    /// collide with files the include globs select.
+    pub extra_files: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,7 @@ fn request(root: &Path, spans: BTreeMap<String, Location>) -> CompileRequest {
         spans,
         findings: Vec::new(),
         origin: "ir:test".into(),
+        extra_files: Default::default(),
     }
 }
 

@@ -69,6 +69,7 @@ fn oci_base_is_refused() {
         spans: Default::default(),
         findings: vec![],
         origin: "ir:test".into(),
+        extra_files: Default::default(),
     };
     let oci = work.path().join("oci");
     mvm_compile::compile(

@@ -43,6 +43,7 @@ pub fn compile(work: &Path, out: &Path, packages: &[&str], extra: &str, body: &s
         spans: Default::default(),
         findings: vec![],
         origin: "ir:test".into(),
+        extra_files: Default::default(),
     };
     let opts = mvm_compile::CompileOptions {
         mtime: 0,

@@ -18,6 +18,8 @@ pub enum Input {
     IrStdin,
     /// A Python or TypeScript declaration for the static front end.
     Declaration(PathBuf),
+    /// A runtime SDK recording (`--from-recording`).
+    Recording(PathBuf),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,11 @@ pub enum InputError {
     NoDeclaration(PathBuf),
     #[error("the input was rejected")]
     Rejected(Vec<Finding>),
+    #[error("{}: recording it failed: {source}", .path.display())]
+    Autorun {
+        path: PathBuf,
+        source: mvm_recording::autorun::AutorunError,
+    },
 }
 
 impl InputError {
@@ -54,10 +61,10 @@ impl InputError {
                 Some("unset it, or set it to e.g. `$(git log -1 --format=%ct)`")
             }
             InputError::NoDeclaration(_) => Some(
-                "wrap the function in mvm.app({...})(fn); compiling Sandbox scripts by running them \
-                 (the recorded path) is not supported yet",
+                "wrap the function in mvm.app({...})(fn); only TypeScript Sandbox scripts are recorded \
+                 automatically, a Python one goes through `mvmctl compile --from-recording`",
             ),
-            InputError::Rejected(_) => None,
+            InputError::Rejected(_) | InputError::Autorun { .. } => None,
         }
     }
 }
@@ -86,9 +93,17 @@ pub fn from_ir(path: &Path) -> Input {
 /// Read and lower the input. `source_root` overrides where `source.path`
 /// is resolved from: by default the IR file's or declaration's directory,
 /// and the current directory for IR on stdin.
-pub fn load(input: &Input, source_root: Option<&Path>) -> Result<CompileRequest, InputError> {
+pub fn load(
+    input: &Input,
+    source_root: Option<&Path>,
+    recording: &mvm_recording::LowerOptions,
+) -> Result<CompileRequest, InputError> {
     let root = |default: PathBuf| source_root.map_or(default, Path::to_path_buf);
     match input {
+        Input::Recording(path) => {
+            let text = read(path)?;
+            from_recording(&text, recording, source_root, format!("recording:{}", path.display()))
+        }
         Input::IrStdin => {
             let mut text = String::new();
             std::io::stdin()
@@ -106,7 +121,7 @@ pub fn load(input: &Input, source_root: Option<&Path>) -> Result<CompileRequest,
         }
         Input::Declaration(path) => {
             let text = read(path)?;
-            declaration(path, &text, root(directory_of(path)))
+            declaration(path, &text, root(directory_of(path)), recording, source_root)
         }
     }
 }
@@ -116,11 +131,16 @@ fn declaration(
     path: &Path,
     text: &str,
     source_root: PathBuf,
+    recording: &mvm_recording::LowerOptions,
+    root_override: Option<&Path>,
 ) -> Result<CompileRequest, InputError> {
     let outcome = mvm_decl::compile_declaration(path, text, &module_path(path, &source_root))
         .map_err(InputError::Rejected)?;
     let declared = match outcome {
         mvm_decl::Outcome::Declared(d) => d,
+        mvm_decl::Outcome::NoDeclaration if mvm_decl::lang_for_path(path) == Some(mvm_decl::Lang::TypeScript) => {
+            return autorun(path, recording, root_override);
+        }
         mvm_decl::Outcome::NoDeclaration => {
             return Err(InputError::NoDeclaration(path.to_path_buf()));
         }
@@ -135,6 +155,7 @@ fn declaration(
         spans: declared.spans,
         findings: declared.findings,
         origin: format!("{lang}:{}", path.display()),
+        extra_files: Default::default(),
     })
 }
 
@@ -151,6 +172,53 @@ fn module_path(path: &Path, source_root: &Path) -> PathBuf {
     }
 }
 
+/// Seed 003's auto-run: a TypeScript script with no declaration is run on
+/// the host in record mode and its recording compiled. It says so first.
+fn autorun(
+    path: &Path,
+    recording: &mvm_recording::LowerOptions,
+    root_override: Option<&Path>,
+) -> Result<CompileRequest, InputError> {
+    eprintln!("warning: {}: {}", path.display(), mvm_recording::autorun::HOST_EXECUTION_WARNING);
+    let cwd = std::env::current_dir().map_err(|source| InputError::Read { path: ".".into(), source })?;
+    let run = mvm_recording::autorun::record(path, &cwd)
+        .map_err(|source| InputError::Autorun { path: path.to_path_buf(), source })?;
+    eprintln!("recorded {} with {}", path.display(), run.runner.path.display());
+    // The workload is named after the script unless --name says otherwise.
+    let mut opts = recording.clone();
+    if opts.name.is_none() {
+        opts.name = path.file_stem().map(|s| s.to_string_lossy().replace('_', "-").to_lowercase());
+    }
+    from_recording(&run.recording, &opts, root_override, format!("typescript-recording:{}", path.display()))
+}
+
+/// Lower a recording (docs/recording.md) into a compile request; its
+/// written files join the source bundle.
+fn from_recording(
+    text: &str,
+    opts: &mvm_recording::LowerOptions,
+    root_override: Option<&Path>,
+    origin: String,
+) -> Result<CompileRequest, InputError> {
+    let rec = mvm_recording::decode(text).map_err(|e| {
+        InputError::Rejected(vec![Finding::new(
+            mvm_ir::Code::ESchema,
+            e.pointer,
+            e.message,
+            "the file must be a recording written by an mvm SDK in record mode (docs/recording.md)",
+        )])
+    })?;
+    let lowered = mvm_recording::lower(&rec, opts).map_err(InputError::Rejected)?;
+    Ok(CompileRequest {
+        workload: lowered.workload,
+        source_root: root_override.map_or(lowered.source_root, Path::to_path_buf),
+        spans: BTreeMap::new(),
+        findings: Vec::new(),
+        origin,
+        extra_files: lowered.files,
+    })
+}
+
 fn ir(text: &str, source_root: PathBuf, origin: String) -> Result<CompileRequest, InputError> {
     let workload = mvm_ir::decode::from_str(text).map_err(InputError::Rejected)?;
     Ok(CompileRequest {
@@ -159,6 +227,7 @@ fn ir(text: &str, source_root: PathBuf, origin: String) -> Result<CompileRequest
         spans: BTreeMap::new(),
         findings: Vec::new(),
         origin,
+        extra_files: BTreeMap::new(),
     })
 }
 

@@ -24,9 +24,17 @@ pub struct CompileArgs {
     #[arg(long, value_name = "FILE")]
     pub from_ir: Option<PathBuf>,
 
-    /// Lower a runtime recording (reserved; not yet supported).
+    /// Lower a runtime SDK recording (docs/recording.md) to a workload.
     #[arg(long, value_name = "FILE")]
     pub from_recording: Option<PathBuf>,
+
+    /// Which sandbox of a recording to compile (0-based), when it has several.
+    #[arg(long, value_name = "N")]
+    pub sandbox: Option<usize>,
+
+    /// Workload id and app name for a recording (default: from the script).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Where to write: a directory, or an archive ending in .tgz/.tar.gz.
     #[arg(
@@ -52,20 +60,14 @@ pub struct CompileArgs {
 }
 
 pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
-    if let Some(path) = &args.from_recording {
-        eprintln!(
-            "error: --from-recording {}: compiling runtime recordings is not yet supported\n  \
-             hint: write a static declaration (@mvm.app / mvm.app({{...}})) or pass Workload IR with --from-ir",
-            path.display()
-        );
-        return Ok(EXIT_REJECTED);
+    let recording = mvm_recording::LowerOptions { sandbox: args.sandbox, name: args.name.clone() };
+    let loaded = match (&args.input, &args.from_ir, &args.from_recording) {
+        (_, _, Some(path)) => Ok(input::Input::Recording(path.clone())),
+        (_, Some(path), None) => Ok(input::from_ir(path)),
+        (Some(path), None, None) => input::classify(path),
+        (None, None, None) => unreachable!("clap requires one input"),
     }
-    let loaded = match (&args.input, &args.from_ir) {
-        (_, Some(path)) => Ok(input::from_ir(path)),
-        (Some(path), None) => input::classify(path),
-        (None, None) => unreachable!("clap requires one input"),
-    }
-    .and_then(|i| input::load(&i, args.source_root.as_deref()));
+    .and_then(|i| input::load(&i, args.source_root.as_deref(), &recording));
     let req = match loaded {
         Ok(ok) => ok,
         Err(e) => {
