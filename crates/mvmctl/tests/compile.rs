@@ -765,17 +765,18 @@ fn unsupported_inputs_exit_2_with_a_hint() {
         )
     );
 
+    // A missing recording is an input error like any other, named with its path.
     let r = run(mvmctl()
+        .current_dir(tmp.path())
         .args(["compile", "--from-recording", "rec.json", "--out"])
         .arg(tmp.path().join("o")));
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.starts_with(
-            "error: --from-recording rec.json: compiling runtime recordings is not yet supported\n"
-        ),
+        r.stderr.starts_with("error: cannot read rec.json: "),
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("\n  hint: "), "{}", r.stderr);
 
     let r = compile(&tmp.path().join("missing.json"), &tmp.path().join("o"));
     assert_eq!(r.code, 2);

@@ -80,6 +80,14 @@ async fn bring_up(
     }
     timings.before_start_ms = ms(t);
 
+    // The entrypoint is dispatched after before_start and before the
+    // readiness probe (seed 003): after_start usually checks the service.
+    if let Some(service) = &st.persist.guest.service {
+        let t = Instant::now();
+        agent.start_service(service).await?;
+        timings.service_ms = ms(t);
+    }
+
     let t = Instant::now();
     loop {
         let probe = agent.run_hook(HookPhase::AfterStart).await?;
@@ -97,11 +105,6 @@ async fn bring_up(
     }
     timings.after_start_ms = ms(t);
 
-    if let Some(service) = &st.persist.guest.service {
-        let t = Instant::now();
-        agent.start_service(service).await?;
-        timings.service_ms = ms(t);
-    }
     timings.total_ms = ms(t0);
     Ok((agent, timings))
 }
