@@ -31,6 +31,31 @@ pub fn base_env() -> BTreeMap<String, String> {
     ])
 }
 
+/// Puts the workload's installed dependencies first on `PATH`: the uv
+/// virtual environment (`.venv`, which also makes `python3` its
+/// interpreter, so imports find its packages) and `node_modules/.bin`.
+pub fn add_project_envs(env: &mut BTreeMap<String, String>, app: &Path) {
+    let venv = app.join(".venv");
+    let mut first = Vec::new();
+    if venv.join("bin").is_dir() {
+        first.push(venv.join("bin"));
+        env.insert("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned());
+    }
+    let node_bin = app.join("node_modules/.bin");
+    if node_bin.is_dir() {
+        first.push(node_bin);
+    }
+    if first.is_empty() {
+        return;
+    }
+    let mut path: Vec<String> = first
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    path.extend(env.get("PATH").cloned());
+    env.insert("PATH".into(), path.join(":"));
+}
+
 /// Prepares `argv` with a clean environment, `cwd`, its own session, and
 /// piped standard streams.
 pub fn command(argv: &[String], env: &BTreeMap<String, String>, cwd: &Path) -> Command {
@@ -107,5 +132,28 @@ fn pump(mut pipe: impl Read, emit: &(dyn Fn(Vec<u8>) + Sync)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installed_dependencies_come_first_on_path() {
+        let app = tempfile::tempdir().unwrap();
+        let mut env = base_env();
+        add_project_envs(&mut env, app.path());
+        assert_eq!(env, base_env(), "nothing installed, nothing changes");
+
+        std::fs::create_dir_all(app.path().join(".venv/bin")).unwrap();
+        std::fs::create_dir_all(app.path().join("node_modules/.bin")).unwrap();
+        add_project_envs(&mut env, app.path());
+        let a = app.path().display();
+        assert_eq!(
+            env["PATH"],
+            format!("{a}/.venv/bin:{a}/node_modules/.bin:{}", base_env()["PATH"])
+        );
+        assert_eq!(env["VIRTUAL_ENV"], format!("{a}/.venv"));
     }
 }

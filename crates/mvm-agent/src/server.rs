@@ -70,6 +70,7 @@ impl Agent {
     /// The base environment plus what the host configured.
     fn env(&self) -> BTreeMap<String, String> {
         let mut env = process::base_env();
+        process::add_project_envs(&mut env, &self.layout.app_dir());
         env.extend(self.env.read().unwrap_or_else(|p| p.into_inner()).clone());
         env
     }

@@ -179,8 +179,13 @@ impl Lowerer {
             Some(Source::LocalPath { path, .. }) => module_relative(rel_path, path),
             _ => Some(rel_path.to_path_buf()),
         };
-        let entrypoints =
-            self.entrypoints(args, decl, module_rel.as_deref(), source.as_ref(), &child(p, "entrypoints"));
+        let entrypoints = self.entrypoints(
+            args,
+            decl,
+            module_rel.as_deref(),
+            source.as_ref(),
+            &child(p, "entrypoints"),
+        );
         let hooks = self.hooks(args, &child(p, "hooks"));
         let addons = match args.get("addons") {
             Some(v) => self.addons(args, v, &child(p, "addons")),

@@ -95,7 +95,9 @@ fn truncated_declarations_never_panic() {
     for case in std::fs::read_dir(cases).unwrap() {
         let case = case.unwrap().path();
         for name in ["app.py", "app.ts"] {
-            let Ok(source) = std::fs::read_to_string(case.join(name)) else { continue };
+            let Ok(source) = std::fs::read_to_string(case.join(name)) else {
+                continue;
+            };
             for (cut, _) in source.char_indices() {
                 let _ = compile_declaration(Path::new(name), &source[..cut], Path::new(name));
                 checked += 1;

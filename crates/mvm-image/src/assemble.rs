@@ -29,7 +29,7 @@ pub fn copy_base(base_root: &Path, tree: &Path, log: &mut BuildLog) -> Result<()
 /// Adds the workload's files. Everything added is owned by the builder
 /// (root) with modes 0755 for directories and scripts, 0644 otherwise,
 /// except source files that were executable.
-pub fn add_workload(tree: &Path, compiled: &Compiled, image_lock: &[u8]) -> Result<(), ImageError> {
+pub fn add_workload(tree: &Path, compiled: &Compiled) -> Result<(), ImageError> {
     let app = tree.join("app");
     let src = compiled.src_dir();
     if src.is_dir() {
@@ -45,11 +45,15 @@ pub fn add_workload(tree: &Path, compiled: &Compiled, image_lock: &[u8]) -> Resu
         &read(&compiled.launch_path())?,
         0o644,
     )?;
-    write(&etc.join("image.lock"), image_lock, 0o644)?;
     for (phase, script) in compiled.hook_scripts() {
         write(&hooks.join(format!("{phase}.sh")), &read(&script)?, 0o755)?;
     }
     Ok(())
+}
+
+/// Writes `/etc/mvm/image.lock`, last, once everything it records is known.
+pub fn write_lock(tree: &Path, image_lock: &[u8]) -> Result<(), ImageError> {
+    write(&tree.join("etc/mvm/image.lock"), image_lock, 0o644)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ImageError> {

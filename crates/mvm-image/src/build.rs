@@ -11,12 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::assemble;
 use crate::base;
-use crate::builder::Guest;
+use crate::builder::{Guest, Job};
 use crate::buildlog::BuildLog;
 use crate::compiled::{Compiled, DepsDecl, ImageDecl};
+use crate::deps::Install;
 use crate::digest::{sha256_bytes, sha256_parts};
 use crate::error::ImageError;
-use crate::lock::{ImageLock, Inputs};
+use crate::lock::{DepsLock, ImageLock, Inputs};
 use crate::progress::Progress;
 use crate::seal;
 use crate::store::{self, ImageRef, Meta, Store};
@@ -24,7 +25,7 @@ use crate::table::{ResolveError, Resolver};
 
 /// Identifies how images are made; part of every image id, so a builder
 /// change never reuses images made by an older one.
-pub const BUILDER: &str = concat!("mvm-image/", env!("CARGO_PKG_VERSION"), "/1");
+pub const BUILDER: &str = concat!("mvm-image/", env!("CARGO_PKG_VERSION"), "/2");
 
 pub struct BuildRequest<'a> {
     /// Compile output directory or `.tgz`.
@@ -34,6 +35,10 @@ pub struct BuildRequest<'a> {
     /// `$MVM_CACHE_DIR`.
     pub cache_dir: &'a Path,
     pub progress: Progress,
+    /// The program that serves the builder's egress gate (`mvmctl`, which
+    /// has the hidden `__egress-proxy` command). Needed only to install
+    /// declared dependencies.
+    pub gate_program: Option<&'a Path>,
 }
 
 #[derive(Debug)]
@@ -68,10 +73,22 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     };
     let plan = Resolver::Debian.resolve(packages, launch.dependencies.tool())?;
     let base_key = base::key(&plan);
-    refuse_dependencies(&compiled)?;
-    // A before_build hook runs in a microVM, whose kernel then shapes the
-    // image; without one no kernel is involved.
-    let guest = if compiled.before_build().is_empty() {
+    let install = plan_install(&compiled)?;
+    let gate_program = match (&install, req.gate_program) {
+        (Some(install), None) => {
+            return Err(ImageError::NeedsBuilderVm {
+                what: format!(
+                    "installing {} dependencies from `{}`",
+                    compiled.launch.dependencies.tool_name(),
+                    install.lockfile
+                ),
+            });
+        }
+        (_, program) => program,
+    };
+    // Dependencies and before_build run in a microVM, whose kernel then
+    // shapes the image; without them no kernel is involved.
+    let guest = if compiled.before_build().is_empty() && install.is_none() {
         None
     } else {
         Some(Guest::prepare(req.cache_dir)?)
@@ -128,12 +145,30 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
         ir_hash: launch.ir_hash.clone(),
         sha256sums: sha256_bytes(&compiled.sums),
     };
-    let lock = ImageLock::new(&id, BUILDER, &base.lock, kernel, inputs).to_json();
-    assemble::add_workload(&tree, &compiled, &lock)?;
+    let mut lock = ImageLock::new(&id, BUILDER, &base.lock, kernel, inputs);
+    assemble::add_workload(&tree, &compiled)?;
     if let Some(guest) = &guest {
-        step.set_message("running before_build in the builder microVM");
-        guest.run_before_build(&tree, staging.path(), &id, &mut log)?;
+        step.set_message(match &install {
+            Some(_) => "installing dependencies in the builder microVM",
+            None => "running before_build in the builder microVM",
+        });
+        let job = Job {
+            install: install.as_ref().zip(gate_program),
+            before_build: !compiled.before_build().is_empty(),
+        };
+        let outcome = guest.run(&tree, staging.path(), &id, &job, &mut log)?;
+        if let Some((install, lockfile_sha256)) = &install_lock(&compiled, install.as_ref())? {
+            lock.dependencies = Some(DepsLock {
+                tool: compiled.launch.dependencies.tool_name().to_string(),
+                lockfile: install.lockfile.clone(),
+                lockfile_sha256: lockfile_sha256.clone(),
+                egress: install.grants.iter().map(|g| g.to_string()).collect(),
+                packages: outcome.packages,
+            });
+        }
     }
+    let lock = lock.to_json();
+    assemble::write_lock(&tree, &lock)?;
     step.set_message("sealing the ext4 image");
     let size = seal::seal(&tree, &out.join(store::ROOTFS), &id, &mut log)?;
     step.finish_and_clear();
@@ -174,17 +209,34 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     })
 }
 
-/// Dependency installation needs registry access from the builder
-/// microVM; until the guest has a network it is refused, never run on the host.
-fn refuse_dependencies(compiled: &Compiled) -> Result<(), ImageError> {
-    let (kind, lockfile) = match &compiled.launch.dependencies {
-        DepsDecl::None => return Ok(()),
-        DepsDecl::Python { lockfile, .. } => ("Python", lockfile),
-        DepsDecl::Node { lockfile, .. } => ("Node", lockfile),
+/// The install a declaration asks for, read from the bundled lockfile.
+fn plan_install(compiled: &Compiled) -> Result<Option<Install>, ImageError> {
+    let Some(path) = lockfile_path(compiled) else {
+        return Ok(None);
     };
-    Err(ImageError::NeedsBuilderVm {
-        what: format!("{kind} dependency installation from `{lockfile}`"),
-    })
+    let text = std::fs::read_to_string(&path).map_err(ImageError::io(&path))?;
+    Ok(Install::plan(&compiled.launch.dependencies, &text))
+}
+
+fn lockfile_path(compiled: &Compiled) -> Option<PathBuf> {
+    match &compiled.launch.dependencies {
+        DepsDecl::None => None,
+        DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => {
+            Some(compiled.src_dir().join(lockfile))
+        }
+    }
+}
+
+/// The install with its lockfile's hash, for image.lock.
+fn install_lock<'a>(
+    compiled: &Compiled,
+    install: Option<&'a Install>,
+) -> Result<Option<(&'a Install, String)>, ImageError> {
+    let (Some(install), Some(path)) = (install, lockfile_path(compiled)) else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(&path).map_err(ImageError::io(&path))?;
+    Ok(Some((install, sha256_bytes(&bytes))))
 }
 
 fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), ImageError> {

@@ -1,5 +1,5 @@
-//! The builder microVM: `before_build` runs inside a guest booted on the
-//! image being built, never on the host.
+//! The builder microVM: dependency installation and `before_build` run
+//! inside a guest booted on the image being built, never on the host.
 //!
 //! The tree is sealed as a read-only lower disk; the agent mounts it under
 //! an overlay whose upper layer is a scratch disk, exactly as at run time.
@@ -7,17 +7,24 @@
 //! userspace reader: the guest-written file system is never mounted by the
 //! host kernel) and merged into the tree, which is then sealed for real.
 //!
+//! Network: none, unless dependencies are declared. Then the guest gets a
+//! restricted user network whose only reachable address is the egress
+//! gate (mvm-egress), which relays HTTPS to the install's concrete grants
+//! (the registries and the hosts the lockfile names). `before_build`
+//! hooks in the same boot see the same gate.
+//!
 //! Limits: overlay whiteouts and opaque directories are not carried over
 //! (debugfs skips device nodes), so files the hook deletes from the base
-//! stay; the guest has no network (the agent does not configure one yet).
+//! stay.
 
 use std::path::Path;
 use std::time::Duration;
 
-use mvm_proto::{Client, HookPhase};
-use mvm_vmm::{Disk, Network, Qemu, VmSpec, Vmm};
+use mvm_proto::{Client, ExecRequest, HookPhase};
+use mvm_vmm::{Disk, ExecForward, Network, Qemu, VmSpec, Vmm};
 
 use crate::buildlog::BuildLog;
+use crate::deps::{self, Install, Inventory, Package};
 use crate::error::ImageError;
 use crate::seal;
 
@@ -26,14 +33,29 @@ const SCRATCH_MIB: u64 = 4096;
 const MEMORY_MIB: u32 = 1024;
 /// A TCG guest (no KVM) takes tens of seconds to boot.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-/// An upper bound so a hung hook cannot hang the build forever.
+/// An upper bound so a hung hook or install cannot hang the build forever.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(3600);
+const INVENTORY_TIMEOUT: Duration = Duration::from_secs(120);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Guest paths that are run-time state, not image content.
 const NOT_CONTENT: &[&str] = &["run", "tmp", "proc", "sys", "dev", "mnt/mvm"];
 
 pub struct Guest {
     pub assets: mvm_guest::GuestAssets,
+}
+
+/// What one builder boot does.
+pub struct Job<'a> {
+    /// Dependency installation and the program that serves the egress gate
+    /// (`mvmctl`, run by QEMU per connection as `PROGRAM __egress-proxy`).
+    pub install: Option<(&'a Install, &'a Path)>,
+    pub before_build: bool,
+}
+
+/// What the builder installed, for image.lock.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub packages: Vec<Package>,
 }
 
 impl Guest {
@@ -56,25 +78,66 @@ impl Guest {
         )
     }
 
-    /// Runs `before_build` in a microVM booted on `tree` and merges what it
-    /// wrote back into `tree`. `work` holds the disks, sockets and logs.
-    pub fn run_before_build(
+    /// Runs `job` in a microVM booted on `tree` and merges what it wrote
+    /// back into `tree`. `work` holds the disks, sockets and logs.
+    pub fn run(
         &self,
         tree: &Path,
         work: &Path,
         seed: &str,
+        job: &Job<'_>,
         log: &mut BuildLog,
-    ) -> Result<(), ImageError> {
+    ) -> Result<Outcome, ImageError> {
         let lower = work.join("builder-root.ext4");
         let scratch = work.join("builder-scratch.ext4");
         seal::seal(tree, &lower, seed, log)?;
         mvm_vmm::create_scratch_disk(&scratch, SCRATCH_MIB).map_err(|e| ImageError::Builder {
             detail: format!("creating the scratch disk: {e}"),
         })?;
+        let egress_log = work.join("egress.log");
+        let (network, cmdline) = match job.install {
+            None => (Network::None, self.assets.cmdline_base.clone()),
+            Some((install, program)) => {
+                let mut argv = vec![
+                    program.to_string_lossy().into_owned(),
+                    "__egress-proxy".to_string(),
+                    "--log".to_string(),
+                    egress_log.to_string_lossy().into_owned(),
+                ];
+                for grant in &install.grants {
+                    argv.push("--grant".into());
+                    argv.push(grant.to_string());
+                }
+                log.note(&format!(
+                    "builder egress grants: {}",
+                    install
+                        .grants
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                let network = Network::User {
+                    forwards: vec![],
+                    restrict: true,
+                    exec_forwards: vec![ExecForward {
+                        guest_addr: mvm_egress::GATE_ADDR,
+                        guest_port: mvm_egress::GATE_PORT,
+                        argv,
+                    }],
+                };
+                let cmdline = format!(
+                    "{} mvm.ip={}",
+                    self.assets.cmdline_base,
+                    mvm_egress::GUEST_CIDR
+                );
+                (network, cmdline)
+            }
+        };
         let spec = VmSpec {
             kernel: self.assets.kernel.clone(),
             initrd: self.assets.initrd.clone(),
-            cmdline: self.assets.cmdline_base.clone(),
+            cmdline,
             vcpus: 2,
             memory_mib: MEMORY_MIB,
             disks: vec![
@@ -91,7 +154,7 @@ impl Guest {
             console_log: work.join("console.log"),
             vmm_log: work.join("qemu.log"),
             control_socket: None,
-            network: Network::None,
+            network,
             accel: mvm_vmm::probe().chosen,
         };
         log.note(&format!("booting the builder microVM ({:?})", spec.accel));
@@ -110,34 +173,126 @@ impl Guest {
                 Client::connect(stream, BOOT_TIMEOUT).map_err(|e| ImageError::Builder {
                     detail: format!("agent handshake: {e}"),
                 })?;
-            let hook = client
-                .run_hook(
-                    HookPhase::BeforeBuild,
-                    Some(HOOK_TIMEOUT.as_millis() as u64),
-                )
-                .map_err(|e| ImageError::Builder {
-                    detail: format!("running before_build: {e}"),
-                })?;
-            log.note(&format!("before_build output:\n{}", hook.output_tail));
-            let ok = hook.success();
+            let outcome = in_guest(&client, job, log);
             // Power-off syncs and unmounts the overlay, so the upper layer is complete.
             client
                 .shutdown("image build step done")
                 .map_err(|e| ImageError::Builder {
                     detail: format!("shutting the builder down: {e}"),
                 })?;
-            if !ok {
-                let status = hook.exit.map(|e| e.to_string()).unwrap_or_default();
-                return Err(log.failed("before_build hook in the builder microVM", &status));
-            }
-            Ok(())
+            outcome
         })();
         let stopped = wait_or_kill(vm.as_mut());
         append_console(log, &spec.console_log);
-        outcome?;
+        if let Ok(text) = std::fs::read_to_string(&egress_log) {
+            log.note(&format!("egress gate:\n{text}"));
+        }
+        let outcome = outcome?;
         stopped?;
-        merge_upper(&scratch, tree, work, log)
+        merge_upper(&scratch, tree, work, log)?;
+        Ok(outcome)
     }
+}
+
+/// The builder's steps, over the agent channel.
+fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcome, ImageError> {
+    let failed = |what: &str| {
+        let what = what.to_string();
+        move |e: mvm_proto::ClientError| ImageError::Builder {
+            detail: format!("{what}: {e}"),
+        }
+    };
+    // No RTC in a microVM: without the host's time, TLS certificates are
+    // "not yet valid".
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let entropy: [u8; 32] = rand::random();
+    client
+        .resume(now_ms, entropy.to_vec())
+        .map_err(failed("setting the guest clock"))?;
+
+    let mut outcome = Outcome::default();
+    if let Some((install, _)) = job.install {
+        let ca = host_ca_bundle()?;
+        client
+            .write_file(deps::GUEST_CA_FILE, ca, 0o644)
+            .map_err(failed("copying the host CA bundle"))?;
+        let env = install.env(&mvm_egress::proxy_url());
+        for argv in install.commands() {
+            let shown = argv.join(" ");
+            let mut request = ExecRequest::new(argv);
+            request.env = env.clone();
+            request.cwd = Some(deps::APP_DIR.into());
+            request.timeout_ms = Some(HOOK_TIMEOUT.as_millis() as u64);
+            let out = client
+                .exec_output(request)
+                .map_err(failed(&format!("running `{shown}`")))?;
+            log.note(&format!(
+                "$ {shown}\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            if !out.exit.success() {
+                return Err(log.failed(
+                    &format!("dependency installation (`{shown}`) in the builder microVM"),
+                    &out.exit.to_string(),
+                ));
+            }
+        }
+        let listing = match install.inventory() {
+            Inventory::None => None,
+            Inventory::Command(argv) => {
+                let mut request = ExecRequest::new(argv);
+                request.env = env.clone();
+                request.cwd = Some(deps::APP_DIR.into());
+                request.timeout_ms = Some(INVENTORY_TIMEOUT.as_millis() as u64);
+                let out = client
+                    .exec_output(request)
+                    .map_err(failed("listing the installed packages"))?;
+                out.exit.success().then_some(out.stdout)
+            }
+            // yarn writes no hidden lockfile; its packages are then not listed.
+            Inventory::File(path) => client.read_file(&path).ok(),
+        };
+        if let Some(bytes) = listing {
+            outcome.packages = deps::parse_inventory(install.is_python(), &bytes)
+                .map_err(|detail| ImageError::Builder { detail })?;
+        }
+    }
+    if job.before_build {
+        if let Some((install, _)) = job.install {
+            client
+                .configure(install.env(&mvm_egress::proxy_url()))
+                .map_err(failed("configuring the hook environment"))?;
+        }
+        let hook = client
+            .run_hook(
+                HookPhase::BeforeBuild,
+                Some(HOOK_TIMEOUT.as_millis() as u64),
+            )
+            .map_err(failed("running before_build"))?;
+        log.note(&format!("before_build output:\n{}", hook.output_tail));
+        if !hook.success() {
+            let status = hook.exit.map(|e| e.to_string()).unwrap_or_default();
+            return Err(log.failed("before_build hook in the builder microVM", &status));
+        }
+    }
+    Ok(outcome)
+}
+
+/// The host's CA bundle (`SSL_CERT_FILE`, else Debian's).
+fn host_ca_bundle() -> Result<Vec<u8>, ImageError> {
+    let path = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+    std::fs::read(&path).map_err(|e| ImageError::Builder {
+        detail: format!(
+            "reading the host CA bundle {} for the dependency install: {e}; install ca-certificates or set SSL_CERT_FILE",
+            path.display()
+        ),
+    })
 }
 
 fn wait_or_kill(vm: &mut dyn mvm_vmm::VmProcess) -> Result<(), ImageError> {

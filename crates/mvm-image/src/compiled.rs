@@ -33,6 +33,14 @@ pub enum DepsDecl {
 }
 
 impl DepsDecl {
+    /// The declared tool's name (`uv`, `npm`, ...); empty for none.
+    pub fn tool_name(&self) -> &str {
+        match self {
+            DepsDecl::None => "",
+            DepsDecl::Python { tool, .. } | DepsDecl::Node { tool, .. } => tool,
+        }
+    }
+
     pub fn tool(&self) -> DepsTool {
         match self {
             DepsDecl::None => DepsTool::None,

@@ -44,9 +44,8 @@ pub enum ImageError {
     #[error("wheel {file}: {detail}")]
     Wheel { file: PathBuf, detail: String },
     #[error(
-        "{what} must run inside the builder microVM with network access to package registries, \
-         which the guest agent does not set up yet; no user command runs on the host. \
-         Vendor the dependencies into the source bundle, or build the workload without them for now"
+        "{what} runs inside the builder microVM behind the egress gate, which this caller cannot serve \
+         (no gate program was given); nothing runs on the host instead. Build with `mvmctl build`"
     )]
     NeedsBuilderVm { what: String },
     #[error("builder microVM: {detail}")]

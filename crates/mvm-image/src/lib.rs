@@ -11,6 +11,7 @@ mod build;
 mod builder;
 mod buildlog;
 mod compiled;
+mod deps;
 mod digest;
 mod error;
 mod lock;
@@ -25,8 +26,9 @@ use std::path::Path;
 
 pub use base::DebPackage;
 pub use build::{BUILDER, BuildRequest, Built, build};
+pub use deps::Package;
 pub use error::ImageError;
-pub use lock::{ImageLock, Inputs};
+pub use lock::{DepsLock, ImageLock, Inputs};
 pub use progress::Progress;
 pub use store::{ImageRef, Meta, Store};
 pub use wheel::WheelFile;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::{BaseLock, DebPackage};
+use crate::deps::Package;
 use crate::table::Suite;
 use crate::wheel::WheelFile;
 
@@ -34,6 +35,23 @@ pub struct ImageLock {
     /// the build booted one (images without dependencies or `before_build`).
     pub kernel: Option<String>,
     pub inputs: Inputs,
+    /// The declared dependencies as installed in the builder microVM;
+    /// `null` when none are declared.
+    pub dependencies: Option<DepsLock>,
+}
+
+/// One dependency installation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepsLock {
+    /// `uv`, `npm`, `yarn`.
+    pub tool: String,
+    pub lockfile: String,
+    pub lockfile_sha256: String,
+    /// The `host:port` grants the builder's egress gate allowed.
+    pub egress: Vec<String>,
+    /// Every installed package and version (Python: `uv pip list`; Node:
+    /// npm's `node_modules/.package-lock.json`).
+    pub packages: Vec<Package>,
 }
 
 impl ImageLock {
@@ -55,6 +73,7 @@ impl ImageLock {
             wheels: base.wheels.clone(),
             kernel,
             inputs,
+            dependencies: None,
         }
     }
 

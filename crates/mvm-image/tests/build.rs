@@ -22,6 +22,7 @@ fn hello_python_builds_seals_and_rebuilds_without_work() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     };
 
     let started = Instant::now();
@@ -158,6 +159,7 @@ fn archives_build_like_directories() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -166,4 +168,3 @@ fn archives_build_like_directories() {
     );
     assert_eq!(common::staging_left(&home), 0);
 }
-

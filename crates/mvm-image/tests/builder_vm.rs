@@ -26,6 +26,7 @@ fn before_build_runs_in_the_guest_and_its_files_are_sealed_in() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let written =
@@ -69,6 +70,7 @@ fn a_failing_before_build_fails_the_build_and_stores_nothing() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_err();
     let ImageError::Step { step, tail, .. } = &err else {

@@ -27,6 +27,7 @@ fn a_failed_mmdebstrap_leaves_nothing_behind() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_err();
     let ImageError::Step {

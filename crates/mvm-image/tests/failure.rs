@@ -21,6 +21,7 @@ fn build(
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     });
     (work, result)
 }
@@ -88,6 +89,7 @@ fn oci_base_is_refused() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_err();
     assert!(err.to_string().contains("not supported"), "{err}");
@@ -95,7 +97,7 @@ fn oci_base_is_refused() {
 }
 
 #[test]
-fn dependencies_are_refused_not_run_on_the_host() {
+fn dependencies_without_the_gate_program_are_refused_not_run_on_the_host() {
     let (work, result) = build(
         &["python313", "uv"],
         r#","dependencies":{"kind":"python","lockfile":"uv.lock","tool":"uv"}"#,
@@ -119,6 +121,7 @@ fn a_changed_compile_output_is_refused() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_err();
     assert!(matches!(err, ImageError::Checksum { .. }), "{err:?}");

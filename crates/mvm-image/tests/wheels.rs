@@ -23,6 +23,7 @@ fn node_and_uv_wheels_are_unpacked_and_locked() {
         home: &home,
         cache_dir: &cache,
         progress: Progress::Hidden,
+        gate_program: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let rootfs = &built.image.rootfs;

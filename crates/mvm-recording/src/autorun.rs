@@ -17,10 +17,18 @@ pub enum AutorunError {
     #[error("{0}\n  hint: {hint}", hint = runner::INSTALL_HINT)]
     NoRunner(#[from] ResolveError),
     #[error("could not start {runner}: {source}")]
-    Spawn { runner: PathBuf, source: std::io::Error },
+    Spawn {
+        runner: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the script failed in record mode ({status}); its output ends with:\n{tail}")]
-    Failed { status: std::process::ExitStatus, tail: String },
-    #[error("the script ran but created no Sandbox, so there is nothing to compile\n  hint: declare the workload with mvm.app({{...}})(fn), or call Sandbox.create(...)")]
+    Failed {
+        status: std::process::ExitStatus,
+        tail: String,
+    },
+    #[error(
+        "the script ran but created no Sandbox, so there is nothing to compile\n  hint: declare the workload with mvm.app({{...}})(fn), or call Sandbox.create(...)"
+    )]
     NoRecording,
     #[error("reading the recording: {0}")]
     Io(#[from] std::io::Error),
@@ -50,16 +58,25 @@ pub fn record_with(runner: &Runner, script: &Path, cwd: &Path) -> Result<Autorun
         .env("MVM_SDK_OUT_PATH", &out)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| AutorunError::Spawn { runner: runner.path.clone(), source })?;
+        .map_err(|source| AutorunError::Spawn {
+            runner: runner.path.clone(),
+            source,
+        })?;
     if !output.status.success() {
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        return Err(AutorunError::Failed { status: output.status, tail });
+        return Err(AutorunError::Failed {
+            status: output.status,
+            tail,
+        });
     }
     match std::fs::read_to_string(&out) {
-        Ok(recording) => Ok(Autorun { runner: runner.clone(), recording }),
+        Ok(recording) => Ok(Autorun {
+            runner: runner.clone(),
+            recording,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(AutorunError::NoRecording),
         Err(e) => Err(e.into()),
     }

@@ -104,12 +104,17 @@ pub fn decode(text: &str) -> Result<Recording, DecodeError> {
         pointer: String::new(),
         message: format!("not JSON: {e}"),
     })?;
-    match value.get("recording_version").and_then(serde_json::Value::as_u64) {
+    match value
+        .get("recording_version")
+        .and_then(serde_json::Value::as_u64)
+    {
         Some(RECORDING_VERSION) => {}
         Some(v) => {
             return Err(DecodeError {
                 pointer: "/recording_version".into(),
-                message: format!("recording_version {v} is not supported (this mvmctl reads version {RECORDING_VERSION})"),
+                message: format!(
+                    "recording_version {v} is not supported (this mvmctl reads version {RECORDING_VERSION})"
+                ),
             });
         }
         None => {
@@ -137,7 +142,11 @@ fn to_pointer(path: &str) -> String {
             out.push('/');
             out.push_str(&mvm_ir::codes::pointer_segment(name));
         }
-        for index in rest.split('[').map(|i| i.trim_end_matches(']')).filter(|i| !i.is_empty()) {
+        for index in rest
+            .split('[')
+            .map(|i| i.trim_end_matches(']'))
+            .filter(|i| !i.is_empty())
+        {
             out.push('/');
             out.push_str(index);
         }
@@ -160,8 +169,14 @@ mod tests {
         assert_eq!(
             r.sandboxes[0].operations,
             [
-                Operation::Run { cmd: Cmd::Shell("true".into()), background: false },
-                Operation::Run { cmd: Cmd::Argv(vec!["a".into(), "b".into()]), background: true },
+                Operation::Run {
+                    cmd: Cmd::Shell("true".into()),
+                    background: false
+                },
+                Operation::Run {
+                    cmd: Cmd::Argv(vec!["a".into(), "b".into()]),
+                    background: true
+                },
                 Operation::Kill,
             ]
         );
@@ -170,14 +185,25 @@ mod tests {
     #[test]
     fn errors_name_the_json_pointer() {
         let bad_op = MINIMAL.replace(r#"{"op":"kill"}"#, r#"{"op":"snapshot"}"#);
-        assert_eq!(decode(&bad_op).unwrap_err().pointer, "/sandboxes/0/operations/2/op");
+        assert_eq!(
+            decode(&bad_op).unwrap_err().pointer,
+            "/sandboxes/0/operations/2/op"
+        );
         let unknown = MINIMAL.replace(r#""include":[]"#, r#""include":[],"gpu":true"#);
         let e = decode(&unknown).unwrap_err();
         assert_eq!(e.pointer, "/sandboxes/0/gpu");
         assert!(e.message.contains("gpu"), "{}", e.message);
         let template = MINIMAL.replace("minimal", "ubuntu");
-        assert_eq!(decode(&template).unwrap_err().pointer, "/sandboxes/0/template");
+        assert_eq!(
+            decode(&template).unwrap_err().pointer,
+            "/sandboxes/0/template"
+        );
         let version = MINIMAL.replace(r#""recording_version":1"#, r#""recording_version":2"#);
-        assert!(decode(&version).unwrap_err().message.contains("not supported"));
+        assert!(
+            decode(&version)
+                .unwrap_err()
+                .message
+                .contains("not supported")
+        );
     }
 }

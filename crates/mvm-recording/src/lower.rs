@@ -42,11 +42,20 @@ pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Findin
     let at = |rest: &str| format!("/sandboxes/{index}{rest}");
     let source_root = PathBuf::from(&rec.source_root);
     if !source_root.is_absolute() {
-        return Err(vec![invalid("/source_root", "source_root must be an absolute path", "re-record the script with a current SDK")]);
+        return Err(vec![invalid(
+            "/source_root",
+            "source_root must be an absolute path",
+            "re-record the script with a current SDK",
+        )]);
     }
     let name = match &opts.name {
         Some(n) => n.clone(),
-        None => id_from(source_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        None => id_from(
+            source_root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
     };
 
     let mut errors = Vec::new();
@@ -101,17 +110,32 @@ pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Findin
 
     let value = ir_value(&name, sb, hooks, entry);
     let workload = mvm_ir::decode::from_value(&value).map_err(|findings| {
-        findings.into_iter().map(|f| remap(f, index)).collect::<Vec<_>>()
+        findings
+            .into_iter()
+            .map(|f| remap(f, index))
+            .collect::<Vec<_>>()
     })?;
-    Ok(Lowered { workload, source_root, files })
+    Ok(Lowered {
+        workload,
+        source_root,
+        files,
+    })
 }
 
 fn pick_sandbox(rec: &Recording, chosen: Option<usize>) -> Result<usize, Vec<Finding>> {
     let n = rec.sandboxes.len();
     match (chosen, n) {
-        (_, 0) => Err(vec![invalid("/sandboxes", "the recording has no sandbox", "the script must call Sandbox.create(...) in record mode")]),
+        (_, 0) => Err(vec![invalid(
+            "/sandboxes",
+            "the recording has no sandbox",
+            "the script must call Sandbox.create(...) in record mode",
+        )]),
         (Some(i), _) if i < n => Ok(i),
-        (Some(i), _) => Err(vec![invalid("/sandboxes", &format!("--sandbox {i} is out of range: the recording has {n}"), "pick an index from 0")]),
+        (Some(i), _) => Err(vec![invalid(
+            "/sandboxes",
+            &format!("--sandbox {i} is out of range: the recording has {n}"),
+            "pick an index from 0",
+        )]),
         (None, 1) => Ok(0),
         (None, _) => Err(vec![Finding::new(
             Code::EAppsCount,
@@ -165,7 +189,13 @@ fn id_from(raw: String) -> String {
     let mut id: String = raw
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     id = id.trim_matches('-').to_owned();
     if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -208,40 +238,66 @@ mod tests {
 
     #[test]
     fn last_command_is_the_entrypoint_and_earlier_ones_are_hooks() {
-        let r = rec(r#"{"op":"write","path":"/app/conf/a.txt","data_b64":"aGkK"},
+        let r = rec(
+            r#"{"op":"write","path":"/app/conf/a.txt","data_b64":"aGkK"},
             {"op":"run","cmd":"pip --version","background":false},
-            {"op":"run","cmd":["python3","main.py"],"background":true},{"op":"kill"}"#);
+            {"op":"run","cmd":["python3","main.py"],"background":true},{"op":"kill"}"#,
+        );
         let l = lower(&r, &LowerOptions::default()).unwrap();
         let app = &l.workload.apps[0];
         assert_eq!(l.workload.id, "my-proj");
-        assert_eq!(app.image, Image::NixPackages { packages: vec!["python313".into()] });
+        assert_eq!(
+            app.image,
+            Image::NixPackages {
+                packages: vec!["python313".into()]
+            }
+        );
         assert_eq!(app.resources.cpu_cores, 2);
         assert_eq!(
             app.hooks.before_start,
-            [HookCmd::Argv { argv: vec!["sh".into(), "-c".into(), "pip --version".into()] }]
+            [HookCmd::Argv {
+                argv: vec!["sh".into(), "-c".into(), "pip --version".into()]
+            }]
         );
         match &app.entrypoints[..] {
-            [Entrypoint::Command { command, primary: true, name, .. }] => {
+            [
+                Entrypoint::Command {
+                    command,
+                    primary: true,
+                    name,
+                    ..
+                },
+            ] => {
                 assert_eq!(command, &["python3", "main.py"]);
                 assert_eq!(name, "main");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(l.files, BTreeMap::from([("conf/a.txt".to_owned(), b"hi\n".to_vec())]));
+        assert_eq!(
+            l.files,
+            BTreeMap::from([("conf/a.txt".to_owned(), b"hi\n".to_vec())])
+        );
     }
 
     #[test]
     fn what_cannot_be_lowered_is_an_error() {
-        let outside = rec(r#"{"op":"write","path":"/etc/x","data_b64":""},{"op":"run","cmd":"true","background":false}"#);
+        let outside = rec(
+            r#"{"op":"write","path":"/etc/x","data_b64":""},{"op":"run","cmd":"true","background":false}"#,
+        );
         let e = lower(&outside, &LowerOptions::default()).unwrap_err();
         assert_eq!(e[0].path, "/sandboxes/0/operations/0/path");
 
-        let early_bg = rec(r#"{"op":"run","cmd":"a","background":true},{"op":"run","cmd":"b","background":true}"#);
+        let early_bg = rec(
+            r#"{"op":"run","cmd":"a","background":true},{"op":"run","cmd":"b","background":true}"#,
+        );
         let e = lower(&early_bg, &LowerOptions::default()).unwrap_err();
         assert_eq!(e[0].path, "/sandboxes/0/operations/0/background");
 
         let none = rec(r#"{"op":"kill"}"#);
-        assert_eq!(lower(&none, &LowerOptions::default()).unwrap_err()[0].path, "/sandboxes/0/operations");
+        assert_eq!(
+            lower(&none, &LowerOptions::default()).unwrap_err()[0].path,
+            "/sandboxes/0/operations"
+        );
     }
 
     #[test]
@@ -249,7 +305,11 @@ mod tests {
         let mut r = rec(r#"{"op":"run","cmd":"true","background":false}"#);
         r.sandboxes[0].resources = json!({"cpu_cores": 1, "gpus": 1});
         let e = lower(&r, &LowerOptions::default()).unwrap_err();
-        assert!(e.iter().any(|f| f.path.starts_with("/sandboxes/0/resources")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|f| f.path.starts_with("/sandboxes/0/resources")),
+            "{e:?}"
+        );
     }
 
     #[test]

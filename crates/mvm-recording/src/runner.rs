@@ -48,7 +48,9 @@ impl Runner {
 pub enum ResolveError {
     #[error("{RUNNER_ENV}={0} does not name an executable file")]
     BadOverride(String),
-    #[error("no TypeScript runner found (looked for MVM_TSX, ./node_modules/.bin/{{tsx,bun,deno}}, and tsx, bun, deno on PATH)")]
+    #[error(
+        "no TypeScript runner found (looked for MVM_TSX, ./node_modules/.bin/{{tsx,bun,deno}}, and tsx, bun, deno on PATH)"
+    )]
     NotFound,
 }
 
@@ -68,33 +70,57 @@ pub fn resolve_with(
     path_var: Option<&std::ffi::OsStr>,
 ) -> Result<Runner, ResolveError> {
     if let Some(p) = override_path.filter(|p| !p.as_os_str().is_empty()) {
-        let found = if p.components().count() > 1 { Some(p.clone()) } else { search_path(&p, path_var) };
+        let found = if p.components().count() > 1 {
+            Some(p.clone())
+        } else {
+            search_path(&p, path_var)
+        };
         return match found.filter(|f| is_executable(f)) {
-            Some(path) => Ok(Runner { kind: kind_of(&path), path, source: RunnerSource::EnvOverride }),
+            Some(path) => Ok(Runner {
+                kind: kind_of(&path),
+                path,
+                source: RunnerSource::EnvOverride,
+            }),
             None => Err(ResolveError::BadOverride(p.display().to_string())),
         };
     }
     for name in NAMES {
         let local = cwd.join("node_modules/.bin").join(name);
         if is_executable(&local) {
-            return Ok(Runner { kind: name.into(), path: local, source: RunnerSource::ProjectLocal });
+            return Ok(Runner {
+                kind: name.into(),
+                path: local,
+                source: RunnerSource::ProjectLocal,
+            });
         }
     }
     for name in NAMES {
         if let Some(path) = search_path(Path::new(name), path_var) {
-            return Ok(Runner { kind: name.into(), path, source: RunnerSource::Path });
+            return Ok(Runner {
+                kind: name.into(),
+                path,
+                source: RunnerSource::Path,
+            });
         }
     }
     Err(ResolveError::NotFound)
 }
 
 fn kind_of(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    NAMES.iter().find(|k| name.starts_with(*k)).map_or(name, |k| (*k).to_owned())
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    NAMES
+        .iter()
+        .find(|k| name.starts_with(*k))
+        .map_or(name, |k| (*k).to_owned())
 }
 
 fn search_path(name: &Path, path_var: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
-    std::env::split_paths(path_var?).map(|dir| dir.join(name)).find(|p| is_executable(p))
+    std::env::split_paths(path_var?)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -127,7 +153,10 @@ mod tests {
 
         exe(&cwd.join("node_modules/.bin/bun"));
         let r = resolve_with(None, &cwd, Some(&path)).unwrap();
-        assert_eq!((r.kind.as_str(), r.source), ("bun", RunnerSource::ProjectLocal));
+        assert_eq!(
+            (r.kind.as_str(), r.source),
+            ("bun", RunnerSource::ProjectLocal)
+        );
 
         let pinned = dir.path().join("my-deno");
         exe(&pinned);
@@ -139,7 +168,10 @@ mod tests {
     fn nothing_found_and_bad_override_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let empty = std::env::join_paths([dir.path()]).unwrap();
-        assert_eq!(resolve_with(None, dir.path(), Some(&empty)), Err(ResolveError::NotFound));
+        assert_eq!(
+            resolve_with(None, dir.path(), Some(&empty)),
+            Err(ResolveError::NotFound)
+        );
         let plain = dir.path().join("not-exec");
         std::fs::write(&plain, "x").unwrap();
         assert!(matches!(
@@ -150,8 +182,15 @@ mod tests {
 
     #[test]
     fn runner_arguments() {
-        let r = |kind: &str| Runner { kind: kind.into(), path: PathBuf::from(kind), source: RunnerSource::Path };
+        let r = |kind: &str| Runner {
+            kind: kind.into(),
+            path: PathBuf::from(kind),
+            source: RunnerSource::Path,
+        };
         assert_eq!(r("tsx").args_for(Path::new("a.ts")), ["a.ts"]);
-        assert_eq!(r("deno").args_for(Path::new("a.ts")), ["run", "--allow-all", "a.ts"]);
+        assert_eq!(
+            r("deno").args_for(Path::new("a.ts")),
+            ["run", "--allow-all", "a.ts"]
+        );
     }
 }

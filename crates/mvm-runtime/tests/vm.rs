@@ -277,6 +277,17 @@ fn exec_streams_and_exit_codes() -> Result<(), Failed> {
         None,
     );
     check(code == 0 && out == "1\n2\n3\n4\n5\n", format!("{out:?}"))?;
+    // The guest has no RTC; `up` sets its clock from the host's.
+    let (_, out, _) = env.exec("ex", &["date", "+%s"], None);
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let guest: i64 = out.trim().parse().unwrap_or(0);
+    check(
+        (host - guest).abs() < 120,
+        format!("guest clock {guest}, host {host}"),
+    )?;
     Ok(())
 }
 
@@ -467,6 +478,23 @@ fn network_none_has_only_lo() -> Result<(), Failed> {
     check(
         code == 0 && out.split_whitespace().collect::<Vec<_>>() == ["lo"],
         format!("interfaces: {out:?}"),
+    )?;
+    // lo is up, so a service can listen on 127.0.0.1.
+    let (code, out, _) = env.exec(
+        "nonet",
+        &[
+            "cat",
+            "/sys/class/net/lo/operstate",
+            "/sys/class/net/lo/flags",
+        ],
+        None,
+    );
+    check(
+        code == 0
+            && out.lines().nth(1).is_some_and(|f| {
+                u32::from_str_radix(f.trim_start_matches("0x"), 16).is_ok_and(|f| f & 1 == 1)
+            }),
+        format!("lo state: {out:?}"),
     )?;
     Ok(())
 }

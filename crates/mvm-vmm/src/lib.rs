@@ -20,7 +20,9 @@ pub use qemu::{
     VersionError,
 };
 pub use scratch::{MIN_SCRATCH_MIB, ScratchError, create_scratch_disk};
-pub use spec::{Accel, Disk, MIN_MEMORY_MIB, Network, PortForward, Protocol, SpecError, VmSpec};
+pub use spec::{
+    Accel, Disk, ExecForward, MIN_MEMORY_MIB, Network, PortForward, Protocol, SpecError, VmSpec,
+};
 
 /// Something that can start microVMs.
 pub trait Vmm {

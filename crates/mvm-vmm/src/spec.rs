@@ -53,7 +53,21 @@ pub enum Network {
     User {
         forwards: Vec<PortForward>,
         restrict: bool,
+        /// Guest-side addresses served by host processes (allowed even
+        /// when `restrict` is on).
+        exec_forwards: Vec<ExecForward>,
     },
+}
+
+/// Connections the guest opens to `guest_addr:guest_port` are each handed
+/// to a new host process, `argv`, on its stdin/stdout. With `restrict`,
+/// this is how a guest reaches exactly one host-side service (the egress
+/// gate) and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecForward {
+    pub guest_addr: std::net::Ipv4Addr,
+    pub guest_port: u16,
+    pub argv: Vec<String>,
 }
 
 /// Everything needed to start one microVM.

@@ -44,6 +44,8 @@ enum Command {
     Ir(commands::ir::IrCommand),
     #[command(name = "__supervise", hide = true)]
     Supervise(commands::supervise::SuperviseArgs),
+    #[command(name = "__egress-proxy", hide = true)]
+    EgressProxy(commands::egress::EgressArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Ir(cmd) => commands::ir::run(cmd),
         Command::Supervise(args) => commands::supervise::run(args),
+        Command::EgressProxy(args) => commands::egress::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -78,7 +81,9 @@ fn init_logging(supervisor: bool) {
     let default = if supervisor { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MVM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if supervisor {
         fmt.with_ansi(false).init();
     } else {

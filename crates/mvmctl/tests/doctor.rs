@@ -11,7 +11,10 @@ fn doctor(path: Option<&std::path::Path>) -> (Option<i32>, serde_json::Value) {
         cmd.env("PATH", p);
     }
     let out = cmd.output().unwrap();
-    (out.status.code(), serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON"))
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON"),
+    )
 }
 
 fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -27,13 +30,29 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 #[test]
 fn reports_host_tools_and_store_and_passes_here() {
     let (code, report) = doctor(None);
-    let titles: Vec<&str> = report["sections"].as_array().unwrap().iter().map(|s| s["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap())
+        .collect();
     assert_eq!(titles, ["Host", "Tools", "Store"]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["ok"], true);
-    let accel = check(&report, "accelerator")["detail"].as_str().unwrap().to_owned();
-    assert!(accel.starts_with("kvm") || accel.starts_with("tcg"), "{accel}");
-    assert!(check(&report, "qemu")["detail"].as_str().unwrap().contains("QEMU emulator version"));
+    let accel = check(&report, "accelerator")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        accel.starts_with("kvm") || accel.starts_with("tcg"),
+        "{accel}"
+    );
+    assert!(
+        check(&report, "qemu")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("QEMU emulator version")
+    );
 }
 
 #[test]
@@ -43,6 +62,11 @@ fn a_missing_required_tool_fails_with_a_hint() {
     assert_eq!(code, Some(1), "{report:#}");
     let mmdebstrap = check(&report, "mmdebstrap");
     assert_eq!(mmdebstrap["ok"], false);
-    assert!(mmdebstrap["hint"].as_str().unwrap().contains("apt-get install mmdebstrap"));
+    assert!(
+        mmdebstrap["hint"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install mmdebstrap")
+    );
     assert_eq!(check(&report, "ts runner")["ok"], false);
 }

@@ -115,6 +115,123 @@ fn math_two_entrypoints() {
     env.ok(&["down", "math"]);
 }
 
+/// A uv.lock dependency, installed in the builder microVM through the
+/// egress gate, imported by the function at run time.
+#[test]
+fn python_app_with_a_locked_dependency() {
+    let _g = serial();
+    let env = Env::new();
+    env.deploy("examples/python/deps-app/app.py", "deps-app");
+    let result = env.ok(&["invoke", "deps-app", "--input", "n=123456789"]);
+    assert_eq!(result.trim_end(), r#""123.5 MB""#);
+    // image.lock records what was installed and what the builder could reach.
+    let images = env.ok(&[
+        "build",
+        &env.tmp.path().join("deps-app-compiled").to_string_lossy(),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&images).expect("build --json");
+    let lock_path = report["lock_path"].as_str().expect("lock_path");
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lock_path).expect("image.lock")).unwrap();
+    let deps = &lock["dependencies"];
+    assert_eq!(deps["tool"], "uv");
+    assert_eq!(
+        deps["packages"],
+        serde_json::json!([{"name": "humanize", "version": "4.17.0"}])
+    );
+    assert_eq!(
+        deps["egress"],
+        serde_json::json!(["files.pythonhosted.org:443", "pypi.org:443"])
+    );
+    // The run-time guest has no network: the builder's gate is gone.
+    let nics = env.ok(&["exec", "deps-app", "--", "ls", "/sys/class/net"]);
+    assert_eq!(nics.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    env.ok(&["down", "deps-app"]);
+}
+
+/// The builder's only way out is the egress gate, and the gate relays only
+/// the install's grants: a before_build probe in the same boot checks both
+/// and fails the build otherwise.
+#[test]
+fn builder_egress_reaches_only_the_grants() {
+    let _g = serial();
+    let env = Env::new();
+    let src = env.tmp.path().join("probe-app");
+    std::fs::create_dir_all(&src).unwrap();
+    let example = repo_root().join("examples/python/deps-app");
+    for f in ["pyproject.toml", "uv.lock"] {
+        std::fs::copy(example.join(f), src.join(f)).unwrap();
+    }
+    std::fs::write(
+        src.join("app.py"),
+        r#"import mvm
+
+
+@mvm.app(
+    name="probe-app",
+    source=mvm.local_path(".", include=["app.py", "probe.py", "pyproject.toml", "uv.lock"]),
+    image=mvm.python_image(python="3.13", packages=["uv"]),
+    dependencies=mvm.python_deps(lockfile="uv.lock", tool="uv"),
+    before_build=mvm.hook(["python3", "/app/probe.py"]),
+)
+def probe() -> str:
+    return "ok"
+"#,
+    )
+    .unwrap();
+    // A host service the guest would reach at 10.0.2.2 on an unrestricted
+    // user network; the probe must not get through to it.
+    let host_service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = host_service.local_addr().unwrap().port();
+    std::fs::write(
+        src.join("probe.py"),
+        r#"import socket, sys
+
+def through_gate(target):
+    s = socket.create_connection(("10.0.2.100", 3128), timeout=20)
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    return s.recv(200).split(b"\r\n")[0].decode()
+
+granted = through_gate("pypi.org:443")
+refused = through_gate("example.org:443")
+print("granted:", granted, "| refused:", refused)
+if " 200 " not in granted or " 403 " not in refused:
+    sys.exit("the gate did not follow the grants")
+try:
+    socket.create_connection(("10.0.2.2", HOST_PORT), timeout=5)
+    sys.exit("the host was reachable around the gate")
+except OSError as e:
+    print("direct connection failed as it must:", e)
+"#
+        .replace("HOST_PORT", &host_port.to_string()),
+    )
+    .unwrap();
+    let out = env.tmp.path().join("probe-compiled");
+    let out = out.to_str().unwrap();
+    env.ok(&[
+        "compile",
+        src.join("app.py").to_str().unwrap(),
+        "--out",
+        out,
+    ]);
+    let build = env.mvmctl(&["build", out, "--json"]);
+    assert!(build.status.success(), "the probe failed the build");
+    let report: serde_json::Value = serde_json::from_slice(&build.stdout).expect("build --json");
+    let image_dir = Path::new(report["lock_path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let log = std::fs::read_to_string(image_dir.join("build.log")).expect("build.log");
+    assert!(
+        log.contains("egress: refused: example.org:443 is not granted"),
+        "the gate's refusal is logged: {log}"
+    );
+    assert!(log.contains("egress: relaying pypi.org:443"), "{log}");
+    assert!(log.contains("direct connection failed as it must"), "{log}");
+    drop(host_service);
+}
+
 #[test]
 fn command_service_with_every_hook() {
     let _g = serial();

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn mvmctl(args: &[&str], cwd: &Path, envs: &[(&str, &str)]) -> Output {
@@ -21,7 +24,11 @@ fn mvmctl(args: &[&str], cwd: &Path, envs: &[(&str, &str)]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn workload(out: &Path) -> serde_json::Value {
@@ -43,21 +50,40 @@ fn python_recording_compiles_with_written_files_in_the_bundle() {
     assert!(status.success());
 
     let out = tmp.path().join("out");
-    let o = mvmctl(&["compile", "--from-recording", rec.to_str().unwrap(), "--out", out.to_str().unwrap()], tmp.path(), &[]);
+    let o = mvmctl(
+        &[
+            "compile",
+            "--from-recording",
+            rec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+        &[],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let w = workload(&out);
     let app = &w["apps"][0];
     assert_eq!(w["id"], "sandbox-script");
     assert_eq!(app["image"]["packages"], serde_json::json!(["python313"]));
-    assert_eq!(app["entrypoints"][0]["command"], serde_json::json!(["python3", "/app/serve.py"]));
+    assert_eq!(
+        app["entrypoints"][0]["command"],
+        serde_json::json!(["python3", "/app/serve.py"])
+    );
     assert_eq!(
         app["hooks"]["before_start"],
         serde_json::json!([{"kind": "argv", "argv": ["python3", "-c", "print('setting up')"]}])
     );
-    assert_eq!(std::fs::read_to_string(out.join("src/config/name.txt")).unwrap(), "ari\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("src/config/name.txt")).unwrap(),
+        "ari\n"
+    );
     assert!(out.join("src/serve.py").is_file());
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
-    assert!(sums.contains("src/config/name.txt"), "written file not covered by SHA256SUMS");
+    assert!(
+        sums.contains("src/config/name.txt"),
+        "written file not covered by SHA256SUMS"
+    );
 }
 
 #[test]
@@ -72,25 +98,60 @@ fn unlowerable_recording_is_rejected_and_nothing_is_written() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = mvmctl(&["compile", "--from-recording", rec.to_str().unwrap(), "--out", out.to_str().unwrap()], tmp.path(), &[]);
+    let o = mvmctl(
+        &[
+            "compile",
+            "--from-recording",
+            rec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("/sandboxes/0/operations/0/path: error[E_INVALID_VALUE]"), "{}", text(&o));
+    assert!(
+        text(&o).contains("/sandboxes/0/operations/0/path: error[E_INVALID_VALUE]"),
+        "{}",
+        text(&o)
+    );
     assert!(!out.exists());
 
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, r#"{"recording_version":1,"sdk":{"language":"cobol","version":"1"},"source_root":"/","sandboxes":[]}"#).unwrap();
-    let o = mvmctl(&["compile", "--from-recording", bad.to_str().unwrap(), "--check"], tmp.path(), &[]);
+    let o = mvmctl(
+        &[
+            "compile",
+            "--from-recording",
+            bad.to_str().unwrap(),
+            "--check",
+        ],
+        tmp.path(),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("/sdk/language: error[E_SCHEMA]"), "{}", text(&o));
+    assert!(
+        text(&o).contains("/sdk/language: error[E_SCHEMA]"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// A project directory holding the example script with mvm-sdk installed.
 fn ts_project(tmp: &Path) -> PathBuf {
     let proj = tmp.join("proj");
     std::fs::create_dir_all(proj.join("node_modules")).unwrap();
-    std::os::unix::fs::symlink(repo().join("sdk/typescript"), proj.join("node_modules/mvm-sdk")).unwrap();
+    std::os::unix::fs::symlink(
+        repo().join("sdk/typescript"),
+        proj.join("node_modules/mvm-sdk"),
+    )
+    .unwrap();
     for f in ["script.ts", "package.json"] {
-        std::fs::copy(repo().join("examples/node/sandbox-script").join(f), proj.join(f)).unwrap();
+        std::fs::copy(
+            repo().join("examples/node/sandbox-script").join(f),
+            proj.join(f),
+        )
+        .unwrap();
     }
     proj
 }
@@ -98,17 +159,38 @@ fn ts_project(tmp: &Path) -> PathBuf {
 #[test]
 fn typescript_sandbox_script_is_recorded_by_running_it_and_says_so() {
     let tsx = repo().join("sdk/typescript/node_modules/.bin/tsx");
-    assert!(tsx.exists(), "run `npm ci` in sdk/typescript first (scripts/test.sh does)");
+    assert!(
+        tsx.exists(),
+        "run `npm ci` in sdk/typescript first (scripts/test.sh does)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let proj = ts_project(tmp.path());
     let out = tmp.path().join("out");
-    let o = mvmctl(&["compile", "script.ts", "--out", out.to_str().unwrap()], &proj, &[("MVM_TSX", tsx.to_str().unwrap())]);
+    let o = mvmctl(
+        &["compile", "script.ts", "--out", out.to_str().unwrap()],
+        &proj,
+        &[("MVM_TSX", tsx.to_str().unwrap())],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("runs it ON THIS HOST"), "no host-execution warning: {}", text(&o));
+    assert!(
+        text(&o).contains("runs it ON THIS HOST"),
+        "no host-execution warning: {}",
+        text(&o)
+    );
     let w = workload(&out);
-    assert_eq!(w["apps"][0]["image"]["packages"], serde_json::json!(["nodejs_22"]));
-    assert_eq!(w["apps"][0]["entrypoints"][0]["command"], serde_json::json!(["node", "/app/server.mjs"]));
-    assert!(std::fs::read_to_string(out.join("src/server.mjs")).unwrap().contains("GREETING"));
+    assert_eq!(
+        w["apps"][0]["image"]["packages"],
+        serde_json::json!(["nodejs_22"])
+    );
+    assert_eq!(
+        w["apps"][0]["entrypoints"][0]["command"],
+        serde_json::json!(["node", "/app/server.mjs"])
+    );
+    assert!(
+        std::fs::read_to_string(out.join("src/server.mjs"))
+            .unwrap()
+            .contains("GREETING")
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::modules;
 use super::mounts::{self, MountError};
+use super::net;
 use crate::layout::{INITRAMFS_RUNNERS_DIR, PYTHON_SDK_DIR, RUN_RUNNERS_DIR};
 use crate::log;
 
@@ -38,6 +39,10 @@ pub enum BootError {
     Modules(#[source] io::Error),
     #[error("cannot copy {from} into the new root: {source}")]
     Copy { from: String, source: io::Error },
+    #[error("the kernel command line's {0}= is malformed (expected ADDRESS/PREFIX)")]
+    BadParameter(&'static str),
+    #[error("cannot configure the network: {0}")]
+    Network(#[source] io::Error),
     #[error("cannot clear the initramfs before switching root: {0}")]
     Clear(#[source] io::Error),
 }
@@ -62,6 +67,14 @@ pub fn boot() -> Result<(), BootError> {
         parameter(&cmdline, "mvm.scratch").ok_or(BootError::MissingParameter("mvm.scratch"))?;
     wait_for(root)?;
     wait_for(scratch)?;
+    let address = match parameter(&cmdline, "mvm.ip") {
+        None => None,
+        Some(text) => Some(net::Address::parse(text).ok_or(BootError::BadParameter("mvm.ip"))?),
+    };
+    net::configure(address).map_err(BootError::Network)?;
+    if let Some(a) = address {
+        log!("eth0 {}/{}", a.ip, a.prefix);
+    }
 
     mounts::mount(root, LOWER, "ext4", libc::MS_RDONLY, "")?;
     mounts::mount(scratch, SCRATCH, "ext4", 0, "")?;

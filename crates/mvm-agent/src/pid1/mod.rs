@@ -5,6 +5,7 @@
 mod boot;
 mod modules;
 mod mounts;
+mod net;
 mod power;
 
 pub use boot::boot;

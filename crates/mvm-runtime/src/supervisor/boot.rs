@@ -67,6 +67,7 @@ async fn bring_up(
     tracing::info!(ms = timings.boot_ms, agent = %agent.hello().agent_version, "agent said hello");
 
     let t = Instant::now();
+    agent.sync_clock().await?;
     agent.configure(&st.persist.guest.env).await?;
     timings.configure_ms = ms(t);
 

@@ -62,7 +62,12 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
         args.path("-qmp", "unix:", control, ",server=on,wait=off");
     }
 
-    if let Network::User { forwards, restrict } = &spec.network {
+    if let Network::User {
+        forwards,
+        restrict,
+        exec_forwards,
+    } = &spec.network
+    {
         let mut netdev = format!(
             "user,id=net0,restrict={}",
             if *restrict { "on" } else { "off" }
@@ -75,6 +80,22 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
             netdev.push_str(&format!(
                 ",hostfwd={protocol}:127.0.0.1:{}-:{}",
                 forward.host_port, forward.guest_port
+            ));
+        }
+        for forward in exec_forwards {
+            // QEMU (libslirp) splits the command with GLib's shell-style
+            // parser and spawns it per connection; no shell is involved.
+            let command = forward
+                .argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ");
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:{}:{}-cmd:{}",
+                forward.guest_addr,
+                forward.guest_port,
+                command.replace(',', ",,")
             ));
         }
         args.pair("-netdev", &netdev);
@@ -115,6 +136,11 @@ impl Args {
         self.0.push(option.into());
         self.0.push(value);
     }
+}
+
+/// Single-quotes `arg` for GLib's `g_shell_parse_argv`.
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
 }
 
 fn escape_commas(path: &Path) -> OsString {
@@ -223,9 +249,29 @@ mod tests {
                 guest_port: 80,
             }],
             restrict: true,
+            exec_forwards: vec![],
         }));
         assert!(line.contains(
             "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=net0"
         ));
+    }
+
+    #[test]
+    fn exec_forwards_quote_their_command_and_escape_commas() {
+        let line = joined(&spec(Network::User {
+            forwards: vec![],
+            restrict: true,
+            exec_forwards: vec![crate::spec::ExecForward {
+                guest_addr: std::net::Ipv4Addr::new(10, 0, 2, 100),
+                guest_port: 3128,
+                argv: vec!["/opt/a,b/mvmctl".into(), "it's".into()],
+            }],
+        }));
+        assert!(
+            line.contains(
+                "-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:'/opt/a,,b/mvmctl' 'it'\\''s' "
+            ),
+            "{line}"
+        );
     }
 }

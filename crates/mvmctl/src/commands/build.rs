@@ -33,11 +33,14 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
     } else {
         mvm_image::Progress::Stderr
     };
+    // This binary serves the builder's egress gate (`__egress-proxy`).
+    let gate = std::env::current_exe()?;
     let req = mvm_image::BuildRequest {
         input: &args.input,
         home: &home,
         cache_dir: &cache_dir,
         progress,
+        gate_program: Some(&gate),
     };
     let built = mvm_image::build(&req)?;
     let image = &built.image;

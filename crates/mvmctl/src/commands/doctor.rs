@@ -40,7 +40,10 @@ struct Report {
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     let sections = vec![host(), tools(), store()];
-    let ok = sections.iter().flat_map(|s| &s.checks).all(|c| c.ok || !c.required);
+    let ok = sections
+        .iter()
+        .flat_map(|s| &s.checks)
+        .all(|c| c.ok || !c.required);
     let report = Report { ok, sections };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -75,15 +78,23 @@ fn render(report: &Report) -> String {
 }
 
 fn check(name: &str, ok: bool, required: bool, detail: String, hint: Option<&str>) -> Check {
-    Check { name: name.into(), ok, required, detail, hint: hint.map(str::to_owned) }
+    Check {
+        name: name.into(),
+        ok,
+        required,
+        detail,
+        hint: hint.map(str::to_owned),
+    }
 }
 
 fn host() -> Section {
     let os = std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
         })
         .unwrap_or_else(|| std::env::consts::OS.to_owned());
     let arch = std::env::consts::ARCH;
@@ -98,7 +109,9 @@ fn host() -> Section {
                 arch == "x86_64",
                 true,
                 arch.to_owned(),
-                Some("mvm boots x86-64 guests with Debian's amd64 kernel; other host architectures are not supported yet"),
+                Some(
+                    "mvm boots x86-64 guests with Debian's amd64 kernel; other host architectures are not supported yet",
+                ),
             ),
             check(
                 "accelerator",
@@ -109,7 +122,13 @@ fn host() -> Section {
             ),
             match qemu {
                 Ok(v) => check("qemu", true, true, v.banner, None),
-                Err(e) => check("qemu", false, true, e.to_string(), Some("apt-get install qemu-system-x86")),
+                Err(e) => check(
+                    "qemu",
+                    false,
+                    true,
+                    e.to_string(),
+                    Some("apt-get install qemu-system-x86"),
+                ),
             },
         ],
     }
@@ -118,29 +137,86 @@ fn host() -> Section {
 fn tools() -> Section {
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let ts = match mvm_recording::runner::resolve(&cwd) {
-        Ok(r) => check("ts runner", true, false, format!("{} ({:?}: {})", r.kind, r.source, r.path.display()), None),
-        Err(e) => check("ts runner", false, false, e.to_string(), Some(mvm_recording::runner::INSTALL_HINT)),
+        Ok(r) => check(
+            "ts runner",
+            true,
+            false,
+            format!("{} ({:?}: {})", r.kind, r.source, r.path.display()),
+            None,
+        ),
+        Err(e) => check(
+            "ts runner",
+            false,
+            false,
+            e.to_string(),
+            Some(mvm_recording::runner::INSTALL_HINT),
+        ),
     };
     let mut checks = vec![ts];
     for (name, args, required, hint) in [
-        ("python3", &["--version"][..], false, "apt-get install python3 (for the Python SDK's in-process route)"),
-        ("node", &["--version"][..], false, "install Node.js (for the TypeScript SDK's in-process route)"),
-        ("mmdebstrap", &["--version"][..], true, "apt-get install mmdebstrap (builds image root filesystems)"),
-        ("mkfs.ext4", &["-V"][..], true, "apt-get install e2fsprogs (seals images)"),
-        ("apt-get", &["--version"][..], true, "the guest kernel and image packages come from Debian via apt"),
+        (
+            "python3",
+            &["--version"][..],
+            false,
+            "apt-get install python3 (for the Python SDK's in-process route)",
+        ),
+        (
+            "node",
+            &["--version"][..],
+            false,
+            "install Node.js (for the TypeScript SDK's in-process route)",
+        ),
+        (
+            "mmdebstrap",
+            &["--version"][..],
+            true,
+            "apt-get install mmdebstrap (builds image root filesystems)",
+        ),
+        (
+            "mkfs.ext4",
+            &["-V"][..],
+            true,
+            "apt-get install e2fsprogs (seals images)",
+        ),
+        (
+            "apt-get",
+            &["--version"][..],
+            true,
+            "the guest kernel and image packages come from Debian via apt",
+        ),
     ] {
         checks.push(match tool_version(name, args) {
             Some(v) => check(name, true, required, v, None),
-            None => check(name, false, required, "not found on PATH".into(), Some(hint)),
+            None => check(
+                name,
+                false,
+                required,
+                "not found on PATH".into(),
+                Some(hint),
+            ),
         });
     }
-    Section { title: "Tools", checks }
+    Section {
+        title: "Tools",
+        checks,
+    }
 }
 
 fn tool_version(bin: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(bin).args(args).output().ok()?;
-    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
-    Some(String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_owned())
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    Some(
+        String::from_utf8_lossy(&text)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
+    )
 }
 
 fn store() -> Section {
@@ -148,15 +224,27 @@ fn store() -> Section {
     let mut checks = vec![dir_check("data", &home)];
     match mvm_guest::default_cache_dir() {
         Ok(cache) => checks.push(dir_check("cache", &cache)),
-        Err(e) => checks.push(check("cache", false, true, e.to_string(), Some("set MVM_CACHE_DIR"))),
+        Err(e) => checks.push(check(
+            "cache",
+            false,
+            true,
+            e.to_string(),
+            Some("set MVM_CACHE_DIR"),
+        )),
     }
-    Section { title: "Store", checks }
+    Section {
+        title: "Store",
+        checks,
+    }
 }
 
 /// A directory mvm writes to: where it is and how much room its filesystem has.
 fn dir_check(name: &str, dir: &Path) -> Check {
     // The directory may not exist yet; measure the nearest existing ancestor.
-    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
     match free_bytes(existing) {
         Some(free) => {
             let gib = free as f64 / (1u64 << 30) as f64;
@@ -165,10 +253,18 @@ fn dir_check(name: &str, dir: &Path) -> Check {
                 gib >= 2.0,
                 true,
                 format!("{} ({gib:.1} GiB free)", dir.display()),
-                Some("images and the kernel cache need a few GiB: free space or point MVM_HOME / MVM_CACHE_DIR elsewhere"),
+                Some(
+                    "images and the kernel cache need a few GiB: free space or point MVM_HOME / MVM_CACHE_DIR elsewhere",
+                ),
             )
         }
-        None => check(name, false, true, format!("{}: cannot stat", dir.display()), None),
+        None => check(
+            name,
+            false,
+            true,
+            format!("{}: cannot stat", dir.display()),
+            None,
+        ),
     }
 }
 
@@ -177,5 +273,6 @@ fn free_bytes(path: &Path) -> Option<u64> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0)
+        .then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }

@@ -6,6 +6,7 @@ pub mod build;
 pub mod compile;
 pub mod doctor;
 pub mod down;
+pub mod egress;
 pub mod exec;
 pub mod findings;
 pub mod invoke;

@@ -10,5 +10,8 @@ pub struct SuperviseArgs {
 
 pub fn run(args: SuperviseArgs) -> anyhow::Result<i32> {
     let name = mvm_runtime::name::InstanceName::parse(&args.name)?;
-    Ok(mvm_runtime::supervisor::run(&mvm_runtime::home::mvm_home(), &name))
+    Ok(mvm_runtime::supervisor::run(
+        &mvm_runtime::home::mvm_home(),
+        &name,
+    ))
 }

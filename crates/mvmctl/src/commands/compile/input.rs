@@ -102,7 +102,12 @@ pub fn load(
     match input {
         Input::Recording(path) => {
             let text = read(path)?;
-            from_recording(&text, recording, source_root, format!("recording:{}", path.display()))
+            from_recording(
+                &text,
+                recording,
+                source_root,
+                format!("recording:{}", path.display()),
+            )
         }
         Input::IrStdin => {
             let mut text = String::new();
@@ -121,7 +126,13 @@ pub fn load(
         }
         Input::Declaration(path) => {
             let text = read(path)?;
-            declaration(path, &text, root(directory_of(path)), recording, source_root)
+            declaration(
+                path,
+                &text,
+                root(directory_of(path)),
+                recording,
+                source_root,
+            )
         }
     }
 }
@@ -138,7 +149,9 @@ fn declaration(
         .map_err(InputError::Rejected)?;
     let declared = match outcome {
         mvm_decl::Outcome::Declared(d) => d,
-        mvm_decl::Outcome::NoDeclaration if mvm_decl::lang_for_path(path) == Some(mvm_decl::Lang::TypeScript) => {
+        mvm_decl::Outcome::NoDeclaration
+            if mvm_decl::lang_for_path(path) == Some(mvm_decl::Lang::TypeScript) =>
+        {
             return autorun(path, recording, root_override);
         }
         mvm_decl::Outcome::NoDeclaration => {
@@ -179,17 +192,37 @@ fn autorun(
     recording: &mvm_recording::LowerOptions,
     root_override: Option<&Path>,
 ) -> Result<CompileRequest, InputError> {
-    eprintln!("warning: {}: {}", path.display(), mvm_recording::autorun::HOST_EXECUTION_WARNING);
-    let cwd = std::env::current_dir().map_err(|source| InputError::Read { path: ".".into(), source })?;
-    let run = mvm_recording::autorun::record(path, &cwd)
-        .map_err(|source| InputError::Autorun { path: path.to_path_buf(), source })?;
-    eprintln!("recorded {} with {}", path.display(), run.runner.path.display());
+    eprintln!(
+        "warning: {}: {}",
+        path.display(),
+        mvm_recording::autorun::HOST_EXECUTION_WARNING
+    );
+    let cwd = std::env::current_dir().map_err(|source| InputError::Read {
+        path: ".".into(),
+        source,
+    })?;
+    let run = mvm_recording::autorun::record(path, &cwd).map_err(|source| InputError::Autorun {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    eprintln!(
+        "recorded {} with {}",
+        path.display(),
+        run.runner.path.display()
+    );
     // The workload is named after the script unless --name says otherwise.
     let mut opts = recording.clone();
     if opts.name.is_none() {
-        opts.name = path.file_stem().map(|s| s.to_string_lossy().replace('_', "-").to_lowercase());
+        opts.name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-").to_lowercase());
     }
-    from_recording(&run.recording, &opts, root_override, format!("typescript-recording:{}", path.display()))
+    from_recording(
+        &run.recording,
+        &opts,
+        root_override,
+        format!("typescript-recording:{}", path.display()),
+    )
 }
 
 /// Lower a recording (docs/recording.md) into a compile request; its

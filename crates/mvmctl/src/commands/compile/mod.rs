@@ -60,7 +60,10 @@ pub struct CompileArgs {
 }
 
 pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
-    let recording = mvm_recording::LowerOptions { sandbox: args.sandbox, name: args.name.clone() };
+    let recording = mvm_recording::LowerOptions {
+        sandbox: args.sandbox,
+        name: args.name.clone(),
+    };
     let loaded = match (&args.input, &args.from_ir, &args.from_recording) {
         (_, _, Some(path)) => Ok(input::Input::Recording(path.clone())),
         (_, Some(path), None) => Ok(input::from_ir(path)),
