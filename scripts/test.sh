@@ -17,6 +17,14 @@ venv="${MVM_TEST_VENV:-target/sdk-venv}"
 
 echo "== TypeScript SDK (sdk/typescript)"
 (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test)
+# dist/ is committed (the guest initramfs embeds it, so building mvm needs
+# no Node); the build above must not have changed it.
+if git rev-parse --git-dir >/dev/null 2>&1 &&
+    [ -n "$(git status --porcelain -- sdk/typescript/dist)" ]; then
+    git status --short -- sdk/typescript/dist
+    echo "sdk/typescript/dist is stale: run 'npm run build' in sdk/typescript and commit dist/" >&2
+    exit 1
+fi
 
 echo "== Rust workspace"
 cargo build --workspace --all-targets

@@ -24,12 +24,17 @@ fn main() {
     let agent_crate = workspace.join("crates").join(AGENT_PACKAGE);
     let runners_dir = agent_crate.join("runners");
     let python_sdk_dir = workspace.join("sdk").join("python").join("src").join("mvm");
+    // The TypeScript SDK as built by tsc (committed, so building the guest
+    // needs no Node toolchain; scripts/test.sh fails when it is stale).
+    let node_sdk_dir = workspace.join("sdk").join("typescript");
 
     for input in [
         agent_crate.clone(),
         workspace.join("crates").join("mvm-proto"),
         workspace.join("Cargo.lock"),
         python_sdk_dir.clone(),
+        node_sdk_dir.join("dist"),
+        node_sdk_dir.join("package.json"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());
     }
@@ -37,6 +42,7 @@ fn main() {
     let agent = build_agent(workspace, &out_dir);
     let runners = list_files(&runners_dir);
     let python_sdk = list_files(&python_sdk_dir);
+    let node_sdk = node_sdk_files(&node_sdk_dir);
 
     let mut generated = String::new();
     writeln!(
@@ -56,6 +62,12 @@ fn main() {
         "The Python SDK's `mvm` package (path inside it, contents), installed under `/usr/lib/mvm/python/mvm/`.",
         "PYTHON_SDK",
         &python_sdk,
+    );
+    embed_files(
+        &mut generated,
+        "The TypeScript SDK `mvm-sdk` (package.json and dist/*.js), installed under `/usr/lib/mvm/node/mvm-sdk/`.",
+        "NODE_SDK",
+        &node_sdk,
     );
     std::fs::write(out_dir.join("agent.rs"), generated).expect("OUT_DIR is writable");
 }
@@ -134,6 +146,25 @@ fn embed_files(generated: &mut String, doc: &str, name: &str, files: &[(String, 
         .unwrap();
     }
     generated.push_str("];\n");
+}
+
+/// What guest code needs to `import "mvm-sdk"`: the manifest and the
+/// JavaScript tsc emitted (type declarations are for editors only).
+fn node_sdk_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let dist = dir.join("dist");
+    assert!(
+        dist.join("index.js").is_file(),
+        "{} is missing; it is committed output of `npm run build` in sdk/typescript",
+        dist.join("index.js").display()
+    );
+    let mut files: Vec<(String, PathBuf)> = list_files(&dist)
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".js"))
+        .map(|(name, path)| (format!("dist/{name}"), path))
+        .collect();
+    files.push(("package.json".into(), dir.join("package.json")));
+    files.sort();
+    files
 }
 
 /// Regular files under `dir` as (`/`-separated path relative to `dir`,

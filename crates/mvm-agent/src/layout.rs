@@ -56,3 +56,8 @@ pub const INITRAMFS_RUNNERS_DIR: &str = "/usr/lib/mvm/runners";
 pub const RUN_RUNNERS_DIR: &str = "/run/mvm/runners";
 /// The Python SDK in the guest root (see the crate README).
 pub const PYTHON_SDK_DIR: &str = "/usr/lib/mvm/python";
+/// The TypeScript SDK in the initramfs, and where PID 1 puts it in the
+/// root: `/node_modules` is the last place Node's resolver looks, so
+/// guest code can `import "mvm-sdk"` and an app's own copy still wins.
+pub const INITRAMFS_NODE_SDK_DIR: &str = "/usr/lib/mvm/node/mvm-sdk";
+pub const ROOT_NODE_SDK_DIR: &str = "/node_modules/mvm-sdk";

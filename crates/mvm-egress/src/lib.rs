@@ -235,11 +235,12 @@ fn connect(grant: &Grant) -> Result<TcpStream, GateError> {
 
 fn respond(output: &mut impl Write, status: &str, message: &str) -> io::Result<()> {
     let body = format!("mvm egress: {message}\n");
-    write!(
-        output,
+    // One write: the guest should see the whole answer in one segment.
+    let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )?;
+    );
+    output.write_all(response.as_bytes())?;
     output.flush()
 }
 

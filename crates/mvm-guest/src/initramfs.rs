@@ -1,8 +1,9 @@
 //! Assembling the guest initramfs, per the guest boot contract in
 //! docs/architecture.md: `/init` (the agent), `/lib/modules/*.ko` with
 //! `/lib/modules/load-order`, `/usr/lib/mvm/runners/*`, and the Python SDK
-//! under `/usr/lib/mvm/python/mvm/` (the agent copies it into the root so
-//! guest code can `import mvm`).
+//! under `/usr/lib/mvm/python/mvm/` and the TypeScript SDK under
+//! `/usr/lib/mvm/node/mvm-sdk/` (the agent copies both into the root so
+//! guest code can `import mvm` and `import "mvm-sdk"`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +14,10 @@ use crate::cpio::Archive;
 use crate::kernel::Kernel;
 
 /// Bumped whenever the layout below changes, so cached initramfs files are rebuilt.
-const LAYOUT_VERSION: &str = "mvm-initramfs-2";
+const LAYOUT_VERSION: &str = "mvm-initramfs-3";
 const RUNNERS_DIR: &str = "/usr/lib/mvm/runners";
 const PYTHON_SDK_DIR: &str = "/usr/lib/mvm/python/mvm";
+const NODE_SDK_DIR: &str = "/usr/lib/mvm/node/mvm-sdk";
 /// `/dev/console` (char 5:1) exists before anything mounts devtmpfs, so the
 /// kernel can give PID 1 its stdin/stdout/stderr on the serial console.
 const CONSOLE: (&str, u32, u32) = ("/dev/console", 5, 1);
@@ -45,6 +47,8 @@ pub struct Payload<'a> {
     pub runners: &'a [(&'a str, &'a [u8])],
     /// Files of the Python `mvm` package: (path inside it, contents).
     pub python_sdk: &'a [(&'a str, &'a [u8])],
+    /// Files of the TypeScript `mvm-sdk` package: (path inside it, contents).
+    pub node_sdk: &'a [(&'a str, &'a [u8])],
 }
 
 /// The agent initramfs for `kernel`, from the cache or built and cached now.
@@ -77,7 +81,11 @@ fn cache_key(kernel: &Kernel, payload: Payload<'_>) -> String {
         hasher.update(module);
     }
     hasher.update(Sha256::digest(payload.agent));
-    for (tag, files) in [("runners", payload.runners), ("python", payload.python_sdk)] {
+    for (tag, files) in [
+        ("runners", payload.runners),
+        ("python", payload.python_sdk),
+        ("node", payload.node_sdk),
+    ] {
         hasher.update([0]);
         hasher.update(tag);
         for (name, contents) in files {
@@ -104,13 +112,14 @@ fn agent_archive(kernel: &Kernel, payload: Payload<'_>) -> Result<Archive, Initr
     for (name, contents) in payload.runners {
         archive.file(&format!("{RUNNERS_DIR}/{name}"), 0o755, contents.to_vec());
     }
-    archive.dir(PYTHON_SDK_DIR);
-    for (name, contents) in payload.python_sdk {
-        archive.file(
-            &format!("{PYTHON_SDK_DIR}/{name}"),
-            0o644,
-            contents.to_vec(),
-        );
+    for (dir, files) in [
+        (PYTHON_SDK_DIR, payload.python_sdk),
+        (NODE_SDK_DIR, payload.node_sdk),
+    ] {
+        archive.dir(dir);
+        for (name, contents) in files {
+            archive.file(&format!("{dir}/{name}"), 0o644, contents.to_vec());
+        }
     }
     Ok(archive)
 }

@@ -68,6 +68,7 @@ pub fn ensure_assets(cache_dir: &Path, progress: Progress) -> Result<GuestAssets
         agent: agent::AGENT,
         runners: agent::RUNNERS,
         python_sdk: agent::PYTHON_SDK,
+        node_sdk: agent::NODE_SDK,
     };
     let initrd = initramfs::ensure_agent_initramfs(cache_dir, &kernel, payload)?;
     Ok(GuestAssets {
@@ -95,6 +96,11 @@ pub fn runner_names() -> impl Iterator<Item = &'static str> {
 /// Paths inside the Python `mvm` package of the files embedded in this build.
 pub fn python_sdk_files() -> impl Iterator<Item = &'static str> {
     agent::PYTHON_SDK.iter().map(|(name, _)| *name)
+}
+
+/// Paths inside the TypeScript `mvm-sdk` package of the files embedded in this build.
+pub fn node_sdk_files() -> impl Iterator<Item = &'static str> {
+    agent::NODE_SDK.iter().map(|(name, _)| *name)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -222,12 +222,8 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
         let env = install.env(&mvm_egress::proxy_url());
         for argv in install.commands() {
             let shown = argv.join(" ");
-            let mut request = ExecRequest::new(argv);
-            request.env = env.clone();
-            request.cwd = Some(deps::APP_DIR.into());
-            request.timeout_ms = Some(HOOK_TIMEOUT.as_millis() as u64);
             let out = client
-                .exec_output(request)
+                .exec_output(in_app(argv, &env, HOOK_TIMEOUT))
                 .map_err(failed(&format!("running `{shown}`")))?;
             log.note(&format!(
                 "$ {shown}\n{}{}",
@@ -244,12 +240,8 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
         let listing = match install.inventory() {
             Inventory::None => None,
             Inventory::Command(argv) => {
-                let mut request = ExecRequest::new(argv);
-                request.env = env.clone();
-                request.cwd = Some(deps::APP_DIR.into());
-                request.timeout_ms = Some(INVENTORY_TIMEOUT.as_millis() as u64);
                 let out = client
-                    .exec_output(request)
+                    .exec_output(in_app(argv, &env, INVENTORY_TIMEOUT))
                     .map_err(failed("listing the installed packages"))?;
                 out.exit.success().then_some(out.stdout)
             }
@@ -280,6 +272,19 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
         }
     }
     Ok(outcome)
+}
+
+/// `argv` run in the app directory with `env`, killed after `timeout`.
+fn in_app(
+    argv: Vec<String>,
+    env: &std::collections::BTreeMap<String, String>,
+    timeout: Duration,
+) -> ExecRequest {
+    let mut request = ExecRequest::new(argv);
+    request.env = env.clone();
+    request.cwd = Some(deps::APP_DIR.into());
+    request.timeout_ms = Some(timeout.as_millis() as u64);
+    request
 }
 
 /// The host's CA bundle (`SSL_CERT_FILE`, else Debian's).

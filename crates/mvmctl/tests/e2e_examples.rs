@@ -115,6 +115,20 @@ fn math_two_entrypoints() {
     env.ok(&["down", "math"]);
 }
 
+/// A TypeScript function on a Node 22 image: Node strips the types, and
+/// the module's `import "mvm-sdk"` resolves to the SDK the agent installs.
+#[test]
+fn typescript_app_on_a_node_image() {
+    let _g = serial();
+    let env = Env::new();
+    env.deploy("examples/node/hello-app/app.ts", "hello-node");
+    let result = env.ok(&["invoke", "hello-node", "--input", "name=ari"]);
+    assert_eq!(result.trim_end(), r#""hello ari from node""#);
+    let version = env.ok(&["exec", "hello-node", "--", "node", "--version"]);
+    assert!(version.starts_with("v22."), "{version}");
+    env.ok(&["down", "hello-node"]);
+}
+
 /// A uv.lock dependency, installed in the builder microVM through the
 /// egress gate, imported by the function at run time.
 #[test]
@@ -191,7 +205,13 @@ def probe() -> str:
 def through_gate(target):
     s = socket.create_connection(("10.0.2.100", 3128), timeout=20)
     s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-    return s.recv(200).split(b"\r\n")[0].decode()
+    head = b""
+    while b"\r\n" not in head:
+        chunk = s.recv(200)
+        if not chunk:
+            break
+        head += chunk
+    return head.split(b"\r\n")[0].decode()
 
 granted = through_gate("pypi.org:443")
 refused = through_gate("example.org:443")

@@ -1,3 +1,6 @@
+// A TypeScript function on a Node 22 image. `mvmctl compile app.ts` reads
+// this declaration without running it; in the guest, Node runs the file
+// with its types stripped and the agent supplies the `mvm-sdk` import.
 import * as mvm from "mvm-sdk";
 
 export const greet = mvm.app({
@@ -10,4 +13,4 @@ export const greet = mvm.app({
     function: "greet",
     primary: true,
   }),
-})((name: string): string => `hello ${name}`);
+})((name: string): string => `hello ${name} from node`);

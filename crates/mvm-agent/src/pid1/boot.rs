@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use super::modules;
 use super::mounts::{self, MountError};
 use super::net;
-use crate::layout::{INITRAMFS_RUNNERS_DIR, PYTHON_SDK_DIR, RUN_RUNNERS_DIR};
+use crate::layout::{
+    INITRAMFS_NODE_SDK_DIR, INITRAMFS_RUNNERS_DIR, PYTHON_SDK_DIR, ROOT_NODE_SDK_DIR,
+    RUN_RUNNERS_DIR,
+};
 use crate::log;
 
 /// How long to wait for the disks to appear after their driver loaded.
@@ -94,6 +97,8 @@ pub fn boot() -> Result<(), BootError> {
     copy_tree(Path::new(INITRAMFS_RUNNERS_DIR), Path::new(RUN_RUNNERS_DIR))?;
     let sdk_target = Path::new(NEW_ROOT).join(PYTHON_SDK_DIR.trim_start_matches('/'));
     copy_tree(Path::new(PYTHON_SDK_DIR), &sdk_target)?;
+    let node_sdk_target = Path::new(NEW_ROOT).join(ROOT_NODE_SDK_DIR.trim_start_matches('/'));
+    copy_tree(Path::new(INITRAMFS_NODE_SDK_DIR), &node_sdk_target)?;
 
     for dir in ["/proc", "/sys", "/dev", "/run"] {
         mounts::move_mount(dir, &format!("{NEW_ROOT}{dir}"))?;

@@ -1,0 +1,33 @@
+/**
+ * mvm-sdk: declare a microVM workload next to the function it runs.
+ *
+ * `mvm.app({...})(fn)` records a declaration; `mvm.emitJson()` prints it as
+ * canonical Workload IR, byte-identical to `mvmctl compile app.ts`. Every
+ * helper is exported under its snake_case name and its camelCase alias.
+ * `Sandbox` is the runtime SDK (record mode). See docs/sdk.md.
+ */
+import { addon, dns_none, dns_resolver, dns_system, egress, entrypoint, entrypoint_function, hook, host_port, literal, local_path, network, nix_packages, no_deps, node_deps, node_image, oci_image, port, python_deps, python_image, resources, secret } from "./helpers.js";
+import { app, emitJson, reset, toIr, workload } from "./declaration.js";
+export { DeclarationError, SandboxError } from "./errors.js";
+export { Helper } from "./helper.js";
+export { canonicalJson } from "./canonical.js";
+export { validate, type Finding } from "./validate.js";
+export { Sandbox, CommandHandle, type SandboxOptions } from "./sandbox.js";
+export { SDK_VERSION as version } from "./recording.js";
+export type { AppOptions } from "./declaration.js";
+export { app, workload, emitJson, toIr, reset, addon, dns_none, dns_resolver, dns_system, egress, entrypoint, entrypoint_function, hook, host_port, literal, local_path, network, nix_packages, no_deps, node_deps, node_image, oci_image, port, python_deps, python_image, resources, secret, };
+export declare const emit_json: typeof emitJson;
+export declare const to_ir: typeof toIr;
+export declare const localPath: typeof local_path;
+export declare const pythonImage: typeof python_image;
+export declare const nodeImage: typeof node_image;
+export declare const nixPackages: typeof nix_packages;
+export declare const ociImage: typeof oci_image;
+export declare const pythonDeps: typeof python_deps;
+export declare const nodeDeps: typeof node_deps;
+export declare const noDeps: typeof no_deps;
+export declare const hostPort: typeof host_port;
+export declare const dnsSystem: typeof dns_system;
+export declare const dnsNone: typeof dns_none;
+export declare const dnsResolver: typeof dns_resolver;
+export declare const entrypointFunction: typeof entrypoint_function;

@@ -1,0 +1,322 @@
+/**
+ * IR validation: the same checks, codes, JSON pointers and order as
+ * `mvm_ir::validate` (crates/mvm-ir/src/validate.rs) and the Python SDK's
+ * mvm/validate.py, so the first error thrown is the one the static compiler
+ * reports first. All checks live in this one module. Not repeated here: the
+ * glob grammar check (only empty and escaping globs are caught) and
+ * W_HOOK_UNPINNED_FETCH, which `mvmctl compile` reports in its review.
+ */
+// Registry order of crates/mvm-ir/src/codes.rs: findings sort by (path, code).
+const CODE_ORDER = [
+    "E_SCHEMA", "E_UNSUPPORTED_VERSION", "E_MALFORMED_VERSION", "E_ID_INVALID", "E_APPS_COUNT",
+    "E_PRIMARY_ENTRYPOINT", "E_RESOURCES_RANGE", "E_SOURCE_ESCAPES", "E_SOURCE_KIND_UNSUPPORTED",
+    "E_NETWORK_WILDCARD", "E_NETWORK_EGRESS_CLOSED", "E_DNS_WITHOUT_NETWORK", "E_HOST_NETWORK_UNTRUSTED",
+    "E_ENV_NAME_INVALID", "E_SECRET_NAME_INVALID", "W_SECRET_LITERAL", "E_LOCKFILE_MISSING",
+    "W_HOOK_UNPINNED_FETCH", "W_OCI_MUTABLE", "E_EMPTY_COMMAND", "E_INVALID_VALUE",
+]; // prettier-ignore
+const RANGES = [
+    ["cpu_cores", 1, 64, ""],
+    ["memory_mb", 64, 65536, " MiB"],
+    ["rootfs_size_mb", 64, 1048576, " MiB"],
+];
+const PHASES = ["before_build", "before_start", "after_start", "before_stop"];
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const isId = (s) => /^[a-z][a-z0-9-]{0,62}$/.test(s);
+const isIdentifier = (s, dollar) => (dollar ? /^[A-Za-z_$][A-Za-z0-9_$]*$/ : /^[A-Za-z_][A-Za-z0-9_]*$/).test(s);
+const looksLikeCredential = (key) => ["KEY", "TOKEN", "SECRET", "PASSWORD"].some((s) => key.toUpperCase().endsWith(s));
+const seg = (s) => s.replace(/~/g, "~0").replace(/\//g, "~1");
+const utf8Len = (s) => Buffer.byteLength(s, "utf8");
+/** Why a bundle-relative path leaves the declaration's directory, if it does. */
+export function sourceEscape(p) {
+    if (p.startsWith("/") || p.startsWith("\\") || /^[A-Za-z]:/.test(p))
+        return "is absolute";
+    if (p.startsWith("~"))
+        return 'starts with "~", which a shell expands to a home directory';
+    if (p.split(/[/\\]/).includes(".."))
+        return 'has a ".." component';
+    return null;
+}
+function guestPathProblem(p) {
+    if (!p.startsWith("/"))
+        return "is not absolute";
+    if (p.split("/").includes(".."))
+        return 'has a ".." component';
+    if (p.includes("\0"))
+        return "contains a NUL character";
+    return null;
+}
+// Written out rather than node:net's isIP: loading node:net costs more
+// than the rest of this package together.
+function isIPv4(s) {
+    const parts = s.split(".");
+    // Decimal octets without leading zeros, as Rust's Ipv4Addr parser accepts.
+    return parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
+}
+function isIPv6(s) {
+    // The WHATWG URL parser reads IPv6 literals in brackets (no zone ids).
+    return s.includes(":") && URL.canParse(`http://[${s}]/`);
+}
+/** The bare address if `host` is an IP literal (IPv6 optionally in brackets). */
+function ipLiteral(host) {
+    const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+    return isIPv4(bare) || isIPv6(bare) ? bare : null;
+}
+function isUnspecified(ip) {
+    if (isIPv4(ip))
+        return ip === "0.0.0.0";
+    // A valid IPv6 literal of only zeros and colons is ::.
+    return /^[0:]+$/.test(ip);
+}
+/** ["wildcard" | "invalid", why] for an egress or resolver host, if wrong. */
+export function hostProblem(host) {
+    if (host.includes("*"))
+        return ["wildcard", 'contains "*"'];
+    const slash = host.indexOf("/");
+    if (slash >= 0) {
+        return ipLiteral(host.slice(0, slash)) !== null
+            ? ["wildcard", "is an address range (CIDR), not one host"]
+            : ["invalid", 'contains "/"; give a bare host name, not a URL'];
+    }
+    const ip = ipLiteral(host);
+    if (ip !== null)
+        return isUnspecified(ip) ? ["wildcard", "is the unspecified address, which means any host"] : null;
+    const name = host.endsWith(".") ? host.slice(0, -1) : host;
+    if (!name)
+        return ["invalid", "is empty"];
+    if (utf8Len(name) > 253)
+        return ["invalid", "is longer than 253 characters"];
+    for (const label of name.split(".")) {
+        if (!label || utf8Len(label) > 63)
+            return ["invalid", "has an empty label or one longer than 63 characters"];
+        if (label.startsWith("-") || label.endsWith("-"))
+            return ["invalid", 'has a label starting or ending with "-"'];
+        if (!/^[A-Za-z0-9_-]+$/.test(label))
+            return ["invalid", 'has characters other than letters, digits, "-", "_" and "."'];
+    }
+    return null;
+}
+/** Code point order, which is Rust's byte order on UTF-8 strings. */
+export function cmpCodePoints(x, y) {
+    const xs = [...x].map((c) => c.codePointAt(0));
+    const ys = [...y].map((c) => c.codePointAt(0));
+    for (let i = 0; i < Math.min(xs.length, ys.length); i++)
+        if (xs[i] !== ys[i])
+            return xs[i] - ys[i];
+    return xs.length - ys.length;
+}
+class Checker {
+    findings = [];
+    add(code, at, message, hint) {
+        this.findings.push({ code, severity: code.startsWith("W_") ? "warning" : "error", path: at, message, hint });
+    }
+    ident(at, what, value) {
+        if (!isId(value)) {
+            this.add("E_ID_INVALID", at, `${what} "${value}" is not a valid id`, 'use 1 to 63 characters: a lowercase letter, then lowercase letters, digits or "-" (e.g. "hello-app")');
+        }
+    }
+    host(at, host, what) {
+        const problem = hostProblem(host);
+        if (problem === null)
+            return;
+        const [kind, why] = problem;
+        if (kind === "wildcard") {
+            this.add("E_NETWORK_WILDCARD", at, `${what} "${host}" ${why}`, 'list each host the app needs by name or address, e.g. "pypi.org"; wildcards and ranges are not allowed');
+        }
+        else {
+            this.add("E_INVALID_VALUE", at, `${what} "${host}" ${why}`, "give a DNS name or an IP address, without scheme, port or path");
+        }
+    }
+    port(at, port) {
+        if (port === 0)
+            this.add("E_INVALID_VALUE", at, "port 0 is not a port", "use the port the service listens on, 1 to 65535");
+    }
+    argv(at, argv, what) {
+        if (!argv.length)
+            this.add("E_EMPTY_COMMAND", at, `${what} has an empty argv`, 'give the program and its arguments, e.g. ["node", "app.js"]');
+        else if (!argv[0].trim())
+            this.add("E_EMPTY_COMMAND", at + "/0", `${what} has an empty program name`, 'put the program to run first, e.g. ["node", "app.js"]');
+    }
+    hooks(at, hooks) {
+        for (const phase of PHASES) {
+            hooks[phase].forEach((cmd, i) => {
+                const p = `${at}/${phase}/${i}`;
+                if (cmd.kind === "shell") {
+                    if (!cmd.line.trim())
+                        this.add("E_EMPTY_COMMAND", p + "/line", "hook shell line is empty", "write the command to run, or remove the hook");
+                }
+                else {
+                    this.argv(p + "/argv", cmd.argv, "hook");
+                }
+            });
+        }
+    }
+}
+/** Every finding for workload `ir`, sorted by JSON pointer then code (as mvm_ir does). */
+export function validate(ir) {
+    const c = new Checker();
+    c.ident("/id", "workload id", ir.id);
+    if (ir.apps.length !== 1) {
+        c.add("E_APPS_COUNT", "/apps", `the workload has ${ir.apps.length} apps; IR 0.1 needs exactly one`, "declare exactly one app per workload; split several apps into separate workloads");
+    }
+    const volumes = new Set();
+    ir.volumes.forEach((vol, i) => {
+        const p = `/volumes/${i}`;
+        c.ident(p + "/name", "volume name", vol.name);
+        if (volumes.has(vol.name))
+            c.add("E_INVALID_VALUE", p + "/name", `volume "${vol.name}" is declared more than once`, "give each volume a distinct name, or remove the duplicate");
+        volumes.add(vol.name);
+        if (vol.size_mb === 0)
+            c.add("E_INVALID_VALUE", p + "/size_mb", "volume size is 0 MiB", "give the volume a size of at least 1 MiB");
+    });
+    ir.apps.forEach((app, i) => checkApp(c, `/apps/${i}`, app));
+    // Array.prototype.sort is stable, like Rust's sort_by.
+    return c.findings.sort((x, y) => cmpCodePoints(x.path, y.path) || CODE_ORDER.indexOf(x.code) - CODE_ORDER.indexOf(y.code));
+}
+function checkApp(c, at, app) {
+    c.ident(at + "/name", "app name", app.name);
+    checkSource(c, at + "/source", app.source);
+    checkImage(c, at + "/image", app.image);
+    for (const [field, low, high, unit] of RANGES) {
+        const value = app.resources[field];
+        if (value < low || value > high) {
+            c.add("E_RESOURCES_RANGE", `${at}/resources/${field}`, `${field} ${value}${unit} is outside ${low}..=${high}`, `set ${field} between ${low} and ${high}${unit}`);
+        }
+    }
+    const deps = app.dependencies;
+    if (deps.kind !== "none") {
+        const why = deps.lockfile ? sourceEscape(deps.lockfile) : "is empty";
+        if (why) {
+            c.add("E_INVALID_VALUE", at + "/dependencies/lockfile", `lockfile path "${deps.lockfile}" ${why}`, 'give the lockfile\'s path relative to the source path, e.g. "uv.lock" or "package-lock.json"');
+        }
+    }
+    checkNetwork(c, at + "/network", app.network, app.threat_tier);
+    checkEnv(c, at + "/env", app.env);
+    checkEntrypoints(c, at + "/entrypoints", app.entrypoints);
+    c.hooks(at + "/hooks", app.hooks);
+    const seen = new Set();
+    app.addons.forEach((addon, i) => {
+        const p = `${at}/addons/${i}`;
+        c.ident(p + "/name", "addon name", addon.name);
+        if (seen.has(addon.name))
+            c.add("E_INVALID_VALUE", p + "/name", `addon "${addon.name}" is attached more than once`, "attach each addon once");
+        seen.add(addon.name);
+        if (!addon.source.path.trim())
+            c.add("E_INVALID_VALUE", p + "/source/path", "addon source path is empty", "give the directory holding the addon");
+        c.hooks(p + "/hooks", addon.hooks);
+    });
+}
+function checkSource(c, at, source) {
+    if (source.kind !== "local_path") {
+        c.add("E_SOURCE_KIND_UNSUPPORTED", at + "/kind", `source kind "${source.kind}" is reserved and not supported in IR 0.1`, "use mvm.localPath(...) pointing at the app's code");
+        return;
+    }
+    const why = sourceEscape(source.path);
+    if (why)
+        c.add("E_SOURCE_ESCAPES", at + "/path", `source path "${source.path}" ${why}`, 'use a path relative to the declaration\'s directory that stays inside it, e.g. "." or "src"');
+    for (const field of ["include", "exclude"]) {
+        source[field].forEach((glob, i) => {
+            const problem = glob ? sourceEscape(glob) : "is empty";
+            if (problem)
+                c.add("E_INVALID_VALUE", `${at}/${field}/${i}`, `glob "${glob}" ${problem}`, 'write a glob relative to the source path, e.g. "**/*.ts" or "tests/**"');
+        });
+    }
+}
+function checkImage(c, at, image) {
+    if (image.kind === "nix_packages") {
+        image.packages.forEach((pkg, i) => {
+            if (!/^[A-Za-z_][A-Za-z0-9_.+-]*$/.test(pkg)) {
+                c.add("E_INVALID_VALUE", `${at}/packages/${i}`, `"${pkg}" is not a nix package attribute name`, 'use a nixpkgs attribute such as "python312" or "python3Packages.numpy" (letters, digits, _ . + -)');
+            }
+        });
+        return;
+    }
+    if (!image.reference.trim())
+        c.add("E_INVALID_VALUE", at + "/reference", "oci_base reference is empty", 'name an image, e.g. "debian:12-slim"');
+    if (image.digest === null) {
+        c.add("W_OCI_MUTABLE", at + "/digest", `oci_base "${image.reference}" has no digest; the tag can move and change what gets built`, `pin the image: mvm.ociImage("${image.reference}", { digest: "sha256:<64 hex>" })`);
+    }
+    else if (!/^sha256:[0-9a-f]{64}$/.test(image.digest)) {
+        c.add("E_INVALID_VALUE", at + "/digest", `digest "${image.digest}" is not "sha256:" followed by 64 lowercase hex digits`, "copy the full sha256 digest of the image, or leave digest out to build from the tag");
+    }
+}
+function checkNetwork(c, at, net, tier) {
+    const closed = net.mode === "none";
+    if (net.mode === "host" && tier === "untrusted") {
+        c.add("E_HOST_NETWORK_UNTRUSTED", at + "/mode", `network mode "host" on an untrusted app gives it the host's network`, 'use mode "bridge" with an egress allowlist, or mark the app threat_tier "trusted" if you trust its code');
+    }
+    if (closed && net.ports.length)
+        c.add("E_NETWORK_EGRESS_CLOSED", at + "/ports", 'ports are forwarded but network mode is "none"', 'set network mode to "bridge", or remove the ports');
+    if (closed && net.egress.allowlist.length) {
+        c.add("E_NETWORK_EGRESS_CLOSED", at + "/egress/allowlist", 'an egress allowlist is given but network mode is "none"', 'set network mode to "bridge", or empty the allowlist');
+    }
+    if (closed && net.dns.kind !== "none")
+        c.add("E_DNS_WITHOUT_NETWORK", at + "/dns", 'dns is configured but network mode is "none"', 'set network mode to "bridge", or drop dns');
+    const seen = new Set();
+    net.ports.forEach((port, i) => {
+        const p = `${at}/ports/${i}/guest`;
+        if (port.guest === 0)
+            c.add("E_INVALID_VALUE", p, "guest port 0 is not a port", "use the port the app listens on, 1 to 65535");
+        const key = `${port.guest}/${port.proto}`;
+        if (seen.has(key))
+            c.add("E_INVALID_VALUE", p, `guest port ${port.guest} is forwarded more than once`, "forward each guest port once per protocol");
+        seen.add(key);
+    });
+    net.egress.allowlist.forEach((hp, i) => {
+        const p = `${at}/egress/allowlist/${i}`;
+        c.host(p + "/host", hp.host, "egress host");
+        c.port(p + "/port", hp.port);
+    });
+    if (net.dns.kind === "resolver") {
+        c.host(at + "/dns/host", net.dns.host, "dns resolver");
+        c.port(at + "/dns/port", net.dns.port);
+    }
+}
+function checkEnv(c, at, env) {
+    for (const key of Object.keys(env).sort(cmpCodePoints)) {
+        const value = env[key];
+        const p = `${at}/${seg(key)}`;
+        if (!ENV_NAME.test(key))
+            c.add("E_ENV_NAME_INVALID", p, `env name "${key}" is not a valid variable name`, 'use letters, digits and "_", not starting with a digit (e.g. "MODEL_PATH")');
+        if (value.kind === "secret_ref") {
+            if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(value.name)) {
+                c.add("E_SECRET_NAME_INVALID", p + "/name", `secret name "${value.name}" is not valid`, 'use 1 to 128 characters: lowercase letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. "api-key")');
+            }
+        }
+        else if (looksLikeCredential(key)) {
+            c.add("W_SECRET_LITERAL", p + "/value", `env "${key}" looks like a credential but holds a literal value that is stored in the IR and image`, 'pass it as a secret instead: mvm.secret("name")');
+        }
+    }
+}
+function checkEntrypoints(c, at, eps) {
+    const primaries = eps.map((ep, i) => (ep.primary ? i : -1)).filter((i) => i >= 0);
+    if (!primaries.length) {
+        c.add("E_PRIMARY_ENTRYPOINT", at, eps.length ? "no entrypoint is primary" : "the app has no entrypoint", 'declare at least one entrypoint and set "primary": true on exactly one');
+    }
+    for (const i of primaries.slice(1)) {
+        c.add("E_PRIMARY_ENTRYPOINT", `${at}/${i}/primary`, `entrypoint "${eps[i].name}" is primary, but so is "${eps[primaries[0]].name}"`, 'set "primary": true on exactly one entrypoint');
+    }
+    const seen = new Set();
+    eps.forEach((ep, i) => {
+        const p = `${at}/${i}`;
+        c.ident(p + "/name", "entrypoint name", ep.name);
+        if (seen.has(ep.name)) {
+            c.add("E_PRIMARY_ENTRYPOINT", p + "/name", `entrypoint name "${ep.name}" is used more than once`, "give each entrypoint a distinct name; `mvmctl invoke --entrypoint NAME` selects by it");
+        }
+        seen.add(ep.name);
+        const why = guestPathProblem(ep.working_dir);
+        if (why)
+            c.add("E_INVALID_VALUE", p + "/working_dir", `working_dir "${ep.working_dir}" ${why}`, 'use an absolute guest path such as "/app"');
+        if (ep.kind === "function") {
+            const dollar = ep.language === "node";
+            if (!ep.module.split(".").every((part) => isIdentifier(part, dollar))) {
+                c.add("E_INVALID_VALUE", p + "/module", `module "${ep.module}" is not a dotted module path`, 'name the module as identifiers joined by dots, e.g. "app" or "pkg.handlers"');
+            }
+            if (!isIdentifier(ep.function, dollar)) {
+                c.add("E_INVALID_VALUE", p + "/function", `function "${ep.function}" is not an identifier`, 'give the function\'s plain name, e.g. "greet" (letters, digits, "_")');
+            }
+        }
+        else {
+            c.argv(p + "/command", ep.command, "command entrypoint");
+        }
+    });
+}
