@@ -17,7 +17,7 @@ use crate::wheel::{self, WheelFile};
 
 /// Bumped whenever the recipe below changes what a root contains, so old
 /// cache entries are not reused.
-const RECIPE: &str = "mvm-base-root-3";
+const RECIPE: &str = "mvm-base-root-4";
 
 /// mmdebstrap's documented way to get merged /usr with the small
 /// `usr-is-merged` package instead of `usrmerge`, which pulls in all of perl.

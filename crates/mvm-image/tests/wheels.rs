@@ -27,9 +27,26 @@ fn node_and_uv_wheels_are_unpacked_and_locked() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let rootfs = &built.image.rootfs;
+    // npm and npx are links into npm's package, as npm installs them:
+    // copies in bin/ cannot find `../lib/cli.js`.
+    for (bin, target) in [
+        (
+            "/usr/local/bin/npm",
+            "../lib/node_modules/npm/bin/npm-cli.js",
+        ),
+        (
+            "/usr/local/bin/npx",
+            "../lib/node_modules/npm/bin/npx-cli.js",
+        ),
+    ] {
+        let stat = common::debugfs_stat(rootfs, bin);
+        assert!(
+            stat.contains("Type: symlink") && stat.contains(target),
+            "{bin}: {stat}"
+        );
+    }
     for bin in [
         "/usr/local/bin/node",
-        "/usr/local/bin/npm",
         "/usr/local/bin/uv",
         "/usr/local/bin/uvx",
     ] {

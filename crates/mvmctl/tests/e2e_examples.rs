@@ -129,6 +129,34 @@ fn typescript_app_on_a_node_image() {
     env.ok(&["down", "hello-node"]);
 }
 
+/// An npm dependency from package-lock.json, installed by `npm ci` in the
+/// builder and imported by a TypeScript function.
+#[test]
+fn typescript_app_with_an_npm_dependency() {
+    let _g = serial();
+    let env = Env::new();
+    env.deploy("examples/node/deps-app/app.ts", "deps-node");
+    let result = env.ok(&["invoke", "deps-node", "--input", "millis=7200000"]);
+    assert_eq!(result.trim_end(), r#""2 hours ago""#);
+    let compiled = env.tmp.path().join("deps-node-compiled");
+    let report = env.ok(&["build", &compiled.to_string_lossy(), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("build --json");
+    let lock: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(report["lock_path"].as_str().unwrap()).expect("image.lock"),
+    )
+    .unwrap();
+    assert_eq!(lock["dependencies"]["tool"], "npm");
+    assert_eq!(
+        lock["dependencies"]["packages"],
+        serde_json::json!([{"name": "ms", "version": "2.1.3"}])
+    );
+    assert_eq!(
+        lock["dependencies"]["egress"],
+        serde_json::json!(["registry.npmjs.org:443"])
+    );
+    env.ok(&["down", "deps-node"]);
+}
+
 /// A uv.lock dependency, installed in the builder microVM through the
 /// egress gate, imported by the function at run time.
 #[test]
