@@ -215,7 +215,10 @@ fn plan_install(compiled: &Compiled) -> Result<Option<Install>, ImageError> {
         return Ok(None);
     };
     let text = std::fs::read_to_string(&path).map_err(ImageError::io(&path))?;
-    Ok(Install::plan(&compiled.launch.dependencies, &text))
+    Install::plan(&compiled.launch.dependencies, &text).map_err(|detail| ImageError::Lockfile {
+        path: path.clone(),
+        detail,
+    })
 }
 
 fn lockfile_path(compiled: &Compiled) -> Option<PathBuf> {

@@ -24,7 +24,7 @@ use mvm_proto::{Client, ExecRequest, HookPhase};
 use mvm_vmm::{Disk, ExecForward, Network, Qemu, VmSpec, Vmm};
 
 use crate::buildlog::BuildLog;
-use crate::deps::{self, Install, Inventory, Package};
+use crate::deps::{self, Install, Package};
 use crate::error::ImageError;
 use crate::seal;
 
@@ -237,19 +237,20 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
                 ));
             }
         }
-        let listing = match install.inventory() {
-            Inventory::None => None,
-            Inventory::Command(argv) => {
-                let out = client
-                    .exec_output(in_app(argv, &env, INVENTORY_TIMEOUT))
-                    .map_err(failed("listing the installed packages"))?;
-                out.exit.success().then_some(out.stdout)
+        if let Some(argv) = install.inventory() {
+            let out = client
+                .exec_output(in_app(argv, &env, INVENTORY_TIMEOUT))
+                .map_err(failed("listing the installed packages"))?;
+            if !out.exit.success() {
+                return Err(ImageError::Builder {
+                    detail: format!(
+                        "listing the installed packages failed ({}): {}",
+                        out.exit,
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                });
             }
-            // yarn writes no hidden lockfile; its packages are then not listed.
-            Inventory::File(path) => client.read_file(&path).ok(),
-        };
-        if let Some(bytes) = listing {
-            outcome.packages = deps::parse_inventory(install.is_python(), &bytes)
+            outcome.packages = deps::parse_inventory(&out.stdout)
                 .map_err(|detail| ImageError::Builder { detail })?;
         }
     }

@@ -18,6 +18,39 @@ pub const APP_DIR: &str = "/app";
 /// registry traffic with a CA that only the host trusts.
 pub const GUEST_CA_FILE: &str = "/run/mvm/host-ca.pem";
 
+/// The pnpm that installs a `lockfileVersion: '9.0'` lockfile, and the
+/// classic yarn for `# yarn lockfile v1`: run with `npm exec` from the
+/// registry, pinned exactly, so the installer is a pinned input too.
+pub const PNPM: &str = "pnpm@10.34.9";
+pub const YARN: &str = "yarn@1.22.22";
+
+/// Lists every package under `/app/node_modules` as `[{name, version}]`,
+/// whichever tool laid it out (npm and yarn nest, pnpm keeps real
+/// directories under `.pnpm/` and links to them, which are skipped).
+const NODE_INVENTORY: &str = r#"const fs = require("fs"), path = require("path");
+const seen = new Set();
+(function walk(dir, depth) {
+  if (depth > 40) return;
+  let entries;
+  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const p = path.join(dir, e.name);
+    const parent = path.basename(dir), grand = path.basename(path.dirname(dir));
+    const isPackage = (parent === "node_modules" && !e.name.startsWith(".") && !e.name.startsWith("@"))
+      || (parent.startsWith("@") && grand === "node_modules");
+    if (isPackage) {
+      try {
+        const j = JSON.parse(fs.readFileSync(path.join(p, "package.json"), "utf8"));
+        if (j.name && j.version) seen.add(j.name + "\0" + j.version);
+      } catch {}
+    }
+    walk(p, depth + 1);
+  }
+})("node_modules", 0);
+process.stdout.write(JSON.stringify([...seen].map((s) => { const [name, version] = s.split("\0"); return { name, version }; })));
+"#;
+
 /// Registries each tool reaches by default; hosts named by https URLs in
 /// the lockfile are added.
 fn default_hosts(tool: DepsTool) -> &'static [&'static str] {
@@ -46,24 +79,26 @@ pub struct Install {
 
 impl Install {
     /// The install for a declaration, or `None` when nothing is declared.
-    /// `lockfile_text` is the lockfile as bundled.
-    pub fn plan(decl: &DepsDecl, lockfile_text: &str) -> Option<Install> {
+    /// `lockfile_text` is the lockfile as bundled. A lockfile format the
+    /// pinned installer cannot read is an error saying what to do.
+    pub fn plan(decl: &DepsDecl, lockfile_text: &str) -> Result<Option<Install>, String> {
         let (tool, lockfile) = match decl {
-            DepsDecl::None => return None,
+            DepsDecl::None => return Ok(None),
             DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => {
                 (decl.tool(), lockfile.clone())
             }
         };
+        check_format(tool, &lockfile, lockfile_text)?;
         let mut grants: BTreeSet<Grant> = default_hosts(tool)
             .iter()
             .map(|h| Grant::new(h, 443))
             .collect();
         grants.extend(https_hosts(lockfile_text));
-        Some(Install {
+        Ok(Some(Install {
             tool,
             lockfile,
             grants: grants.into_iter().collect(),
-        })
+        }))
     }
 
     /// The commands, run in order in [`APP_DIR`].
@@ -89,13 +124,26 @@ impl Install {
             ],
             DepsTool::Npm => vec![v(&["npm", "ci", "--omit=dev"])],
             DepsTool::Yarn => vec![v(&[
-                "yarnpkg",
+                "npm",
+                "exec",
+                "--yes",
+                YARN,
+                "--",
                 "install",
                 "--frozen-lockfile",
                 "--production",
                 "--non-interactive",
             ])],
-            DepsTool::Pnpm => vec![v(&["pnpm", "install", "--frozen-lockfile", "--prod"])],
+            DepsTool::Pnpm => vec![v(&[
+                "npm",
+                "exec",
+                "--yes",
+                PNPM,
+                "--",
+                "install",
+                "--frozen-lockfile",
+                "--prod",
+            ])],
             DepsTool::None => vec![],
         }
     }
@@ -137,75 +185,60 @@ impl Install {
         env
     }
 
-    /// How to list what was installed: a command whose stdout
-    /// [`parse_inventory`] reads, or a file in the guest.
-    pub fn inventory(&self) -> Inventory {
+    /// A command, run in [`APP_DIR`], that prints what was installed as
+    /// `[{"name", "version"}]` for [`parse_inventory`].
+    pub fn inventory(&self) -> Option<Vec<String>> {
+        let v = |args: &[&str]| Some(args.iter().map(|a| a.to_string()).collect());
         match self.tool {
-            DepsTool::Uv | DepsTool::PipTools => Inventory::Command(
-                [
-                    "uv",
-                    "pip",
-                    "list",
-                    "--format",
-                    "json",
-                    "--python",
-                    ".venv/bin/python",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ),
-            DepsTool::Npm | DepsTool::Yarn | DepsTool::Pnpm => {
-                Inventory::File(format!("{APP_DIR}/node_modules/.package-lock.json"))
-            }
-            DepsTool::None => Inventory::None,
+            DepsTool::Uv | DepsTool::PipTools => v(&[
+                "uv",
+                "pip",
+                "list",
+                "--format",
+                "json",
+                "--python",
+                ".venv/bin/python",
+            ]),
+            DepsTool::Npm | DepsTool::Yarn | DepsTool::Pnpm => v(&["node", "-e", NODE_INVENTORY]),
+            DepsTool::None => None,
         }
     }
-
-    pub fn is_python(&self) -> bool {
-        matches!(self.tool, DepsTool::Uv | DepsTool::PipTools)
-    }
 }
 
-pub enum Inventory {
-    None,
-    Command(Vec<String>),
-    File(String),
-}
-
-/// `uv pip list --format json` output, or npm's hidden lockfile
-/// (`node_modules/.package-lock.json`).
-pub fn parse_inventory(python: bool, bytes: &[u8]) -> Result<Vec<Package>, String> {
-    if python {
-        let mut list: Vec<Package> =
-            serde_json::from_slice(bytes).map_err(|e| format!("uv pip list output: {e}"))?;
-        list.sort();
-        return Ok(list);
-    }
-    #[derive(Deserialize)]
-    struct Hidden {
-        #[serde(default)]
-        packages: BTreeMap<String, Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        version: Option<String>,
-    }
-    let hidden: Hidden = serde_json::from_slice(bytes)
-        .map_err(|e| format!("node_modules/.package-lock.json: {e}"))?;
-    let mut list: Vec<Package> = hidden
-        .packages
-        .into_iter()
-        .filter_map(|(path, entry)| {
-            let name = path.rsplit_once("node_modules/")?.1.to_string();
-            Some(Package {
-                name,
-                version: entry.version?,
-            })
-        })
-        .collect();
+/// `[{"name", "version", ...}]`, sorted and without repeats.
+pub fn parse_inventory(bytes: &[u8]) -> Result<Vec<Package>, String> {
+    let mut list: Vec<Package> = serde_json::from_slice(bytes)
+        .map_err(|e| format!("reading the installed package list: {e}"))?;
     list.sort();
     list.dedup();
     Ok(list)
+}
+
+/// Refuses lockfiles the pinned installers would not install as locked.
+fn check_format(tool: DepsTool, lockfile: &str, text: &str) -> Result<(), String> {
+    match tool {
+        DepsTool::Pnpm => {
+            let version = text
+                .lines()
+                .find_map(|l| l.strip_prefix("lockfileVersion:"))
+                .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"'))
+                .unwrap_or("");
+            if !version.starts_with("9.") {
+                return Err(format!(
+                    "`{lockfile}` has lockfileVersion `{version}`; the builder installs with {PNPM}, \
+                     which needs lockfileVersion 9.x: regenerate it with `pnpm install --lockfile-only` (pnpm 9 or later)"
+                ));
+            }
+        }
+        DepsTool::Yarn if !text.contains("# yarn lockfile v1") => {
+            return Err(format!(
+                "`{lockfile}` is not a classic yarn lockfile (`# yarn lockfile v1`); the builder installs with {YARN}. \
+                 Use npm or pnpm for Yarn Berry projects"
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `host:port` of every `https://` URL in `text`.
@@ -246,7 +279,7 @@ wheels = [{ url = "https://files.pythonhosted.org/packages/x.whl" }]
 source = { git = "https://git.example.org:8443/a/b" }
 note = "see http://plain.example.org and https://*.bad"
 "#;
-        let install = Install::plan(&py("uv.lock"), lock).unwrap();
+        let install = Install::plan(&py("uv.lock"), lock).unwrap().unwrap();
         let grants: Vec<String> = install.grants.iter().map(|g| g.to_string()).collect();
         assert_eq!(
             grants,
@@ -256,14 +289,16 @@ note = "see http://plain.example.org and https://*.bad"
                 "pypi.org:443"
             ]
         );
-        assert!(Install::plan(&DepsDecl::None, "").is_none());
+        assert!(Install::plan(&DepsDecl::None, "").unwrap().is_none());
     }
 
     #[test]
     fn commands_follow_the_tool_and_lockfile() {
-        let uv = Install::plan(&py("uv.lock"), "").unwrap();
+        let uv = Install::plan(&py("uv.lock"), "").unwrap().unwrap();
         assert_eq!(uv.commands(), [["uv", "sync", "--frozen", "--no-dev"]]);
-        let req = Install::plan(&py("requirements.lock"), "").unwrap();
+        let req = Install::plan(&py("requirements.lock"), "")
+            .unwrap()
+            .unwrap();
         assert_eq!(req.commands()[1][..3], ["uv", "pip", "sync"]);
         let npm = Install::plan(
             &DepsDecl::Node {
@@ -272,6 +307,7 @@ note = "see http://plain.example.org and https://*.bad"
             },
             "",
         )
+        .unwrap()
         .unwrap();
         assert_eq!(npm.commands(), [["npm", "ci", "--omit=dev"]]);
         assert_eq!(npm.grants, [Grant::new("registry.npmjs.org", 443)]);
@@ -281,31 +317,44 @@ note = "see http://plain.example.org and https://*.bad"
     }
 
     #[test]
-    fn inventories_parse() {
+    fn pnpm_and_yarn_run_pinned_and_check_the_lockfile_format() {
+        let node = |tool: &str| DepsDecl::Node {
+            lockfile: "x.lock".into(),
+            tool: tool.into(),
+        };
+        let pnpm = Install::plan(&node("pnpm"), "lockfileVersion: '9.0'\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(pnpm.commands()[0][..4], ["npm", "exec", "--yes", PNPM]);
+        let err = Install::plan(&node("pnpm"), "lockfileVersion: '6.0'\n").unwrap_err();
+        assert!(err.contains("lockfileVersion `6.0`"), "{err}");
+        let yarn = Install::plan(&node("yarn"), "# yarn lockfile v1\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(yarn.commands()[0][3], YARN);
+        assert!(Install::plan(&node("yarn"), "__metadata:\n  version: 8\n").is_err());
+        assert_eq!(yarn.inventory().unwrap()[..2], ["node", "-e"]);
+    }
+
+    #[test]
+    fn inventories_parse_sorted_without_repeats() {
         let list = parse_inventory(
-            true,
-            br#"[{"name":"humanize","version":"4.17.0"},{"name":"anyio","version":"4.0.0"}]"#,
-        )
-        .unwrap();
-        assert_eq!(list[0].name, "anyio");
-        let node = parse_inventory(
-            false,
-            br#"{"name":"x","packages":{"node_modules/a":{"version":"1.0.0"},"node_modules/a/node_modules/@s/b":{"version":"2.0.0"},"":{"name":"x"}}}"#,
+            br#"[{"name":"humanize","version":"4.17.0"},{"name":"anyio","version":"4.0.0"},{"name":"anyio","version":"4.0.0"}]"#,
         )
         .unwrap();
         assert_eq!(
-            node,
+            list,
             [
                 Package {
-                    name: "@s/b".into(),
-                    version: "2.0.0".into()
+                    name: "anyio".into(),
+                    version: "4.0.0".into()
                 },
                 Package {
-                    name: "a".into(),
-                    version: "1.0.0".into()
+                    name: "humanize".into(),
+                    version: "4.17.0".into()
                 },
             ]
         );
-        assert!(parse_inventory(true, b"nope").is_err());
+        assert!(parse_inventory(b"nope").is_err());
     }
 }

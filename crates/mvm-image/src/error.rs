@@ -48,6 +48,8 @@ pub enum ImageError {
          (no gate program was given); nothing runs on the host instead. Build with `mvmctl build`"
     )]
     NeedsBuilderVm { what: String },
+    #[error("dependency lockfile {path}: {detail}")]
+    Lockfile { path: PathBuf, detail: String },
     #[error("builder microVM: {detail}")]
     Builder { detail: String },
     #[error("image `{target}` not found in {store}: {hint}")]

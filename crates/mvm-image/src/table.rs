@@ -350,8 +350,10 @@ fn resolve_debian(packages: &[String], deps: DepsTool) -> Result<RootPlan, Resol
                 hint: "declare dependencies with tool=\"uv\" (uv installs a pip-tools requirements.txt lockfile too)",
             });
         }
-        DepsTool::Npm => {
-            // The wheel Node trees carry npm; Debian's nodejs does not.
+        // pnpm and yarn run through npm (`npm exec`, pinned versions; see
+        // deps.rs), so every Node tool needs npm: the wheel Node trees carry
+        // it, Debian's nodejs does not.
+        DepsTool::Npm | DepsTool::Pnpm | DepsTool::Yarn => {
             if node_from.is_some_and(|n| {
                 matches!(
                     lookup(n).map(|e| e.provision),
@@ -360,15 +362,6 @@ fn resolve_debian(packages: &[String], deps: DepsTool) -> Result<RootPlan, Resol
             }) {
                 debs.insert("npm".into());
             }
-        }
-        DepsTool::Yarn => {
-            debs.insert("yarnpkg".into());
-        }
-        DepsTool::Pnpm => {
-            return Err(ResolveError::ToolUnsupported {
-                tool: "pnpm",
-                hint: "no pnpm package is provided on this host; use tool=\"npm\" or \"yarn\" with a matching lockfile",
-            });
         }
     }
     let suite = pinned.map(|(_, s)| s).unwrap_or(Suite::DEFAULT);
@@ -499,11 +492,10 @@ mod tests {
             .resolve(&names(&["python311"]), DepsTool::Uv)
             .unwrap();
         assert!(p.wheels.iter().any(|w| w.project == "uv"));
-        assert!(
-            Resolver::Debian
-                .resolve(&names(&["nodejs_20"]), DepsTool::Pnpm)
-                .is_err()
-        );
+        let p = Resolver::Debian
+            .resolve(&names(&["nodejs_20"]), DepsTool::Pnpm)
+            .unwrap();
+        assert!(p.debs.contains("npm"), "pnpm runs through npm");
     }
 
     #[test]

@@ -157,6 +157,21 @@ fn typescript_app_with_an_npm_dependency() {
     env.ok(&["down", "deps-node"]);
 }
 
+/// The same dependency through pnpm-lock.yaml: the builder runs the pinned
+/// pnpm, fetched from the npm registry through the gate.
+#[test]
+fn typescript_app_with_a_pnpm_dependency() {
+    let _g = serial();
+    let env = Env::new();
+    env.deploy("examples/node/pnpm-app/app.ts", "pnpm-node");
+    let result = env.ok(&["invoke", "pnpm-node", "--input", "millis=90000"]);
+    assert_eq!(result.trim_end(), r#""2 minutes ago""#);
+    // pnpm links node_modules/ms into its store; the package resolves.
+    let listing = env.ok(&["exec", "pnpm-node", "--", "ls", "/app/node_modules/.pnpm"]);
+    assert!(listing.contains("ms@2.1.3"), "{listing}");
+    env.ok(&["down", "pnpm-node"]);
+}
+
 /// A uv.lock dependency, installed in the builder microVM through the
 /// egress gate, imported by the function at run time.
 #[test]
