@@ -14,7 +14,7 @@ use crate::bundle::{SOURCE_POINTER, root};
 use crate::checks::lockfile;
 use crate::error::CompileError;
 use crate::locate;
-use crate::output::staging::{CopyError, StagedTree};
+use crate::output::staging::{CopyError, CopyJob, StagedTree};
 use crate::request::CompileRequest;
 use crate::review::{self, Review};
 
@@ -164,6 +164,8 @@ fn scan(
     // The first failure to write the staging tree; it ends the compile
     // after the walk, as an output error rather than a source finding.
     let mut output_error: Option<CompileError> = None;
+    // Files are copied after the walk, several at a time.
+    let mut jobs: Vec<CopyJob> = Vec::new();
     let mut visit = |abs: &Path, entry: &walk::Entry| -> Result<(), Finding> {
         paths.insert(entry.path.clone());
         let Some(tree) = copy.as_deref_mut() else {
@@ -173,23 +175,22 @@ fn scan(
             return Ok(());
         }
         let rel = format!("{SRC_DIR}/{}", entry.path);
-        let result = match &entry.kind {
-            EntryKind::File { executable } => tree.copy_from(&rel, abs, *executable),
-            EntryKind::Symlink { target } => tree.symlink(&rel, target).map_err(CopyError::Output),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(CopyError::Source(problem)) => Err(Finding::new(
-                Code::ESourceUnreadable,
-                SOURCE_POINTER,
-                format!("{}: {problem}", entry.path),
-                "remove it from the source directory or add it to the source's exclude globs",
-            )),
-            Err(CopyError::Output(e)) => {
-                output_error = Some(CompileError::Write {
-                    path: tree.root().join(&rel),
-                    source: e,
+        match &entry.kind {
+            EntryKind::File { executable } => {
+                jobs.push(CopyJob {
+                    rel,
+                    src: abs.to_path_buf(),
+                    executable: *executable,
                 });
+                Ok(())
+            }
+            EntryKind::Symlink { target } => {
+                if let Err(e) = tree.symlink(&rel, target) {
+                    output_error = Some(CompileError::Write {
+                        path: tree.root().join(&rel),
+                        source: e,
+                    });
+                }
                 Ok(())
             }
         }
@@ -197,6 +198,31 @@ fn scan(
     walk::walk(&root, &selector, skip, findings, &mut visit);
     if let Some(e) = output_error {
         return Err(e);
+    }
+    if let Some(tree) = copy.as_deref_mut() {
+        let outcomes = tree.copy_many(&jobs);
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                Err(CopyError::Source(problem)) => findings.push(Finding::new(
+                    Code::ESourceUnreadable,
+                    SOURCE_POINTER,
+                    format!(
+                        "{}: {problem}",
+                        job.rel
+                            .strip_prefix(&format!("{SRC_DIR}/"))
+                            .unwrap_or(&job.rel)
+                    ),
+                    "remove it from the source directory or add it to the source's exclude globs",
+                )),
+                Err(CopyError::Output(e)) => {
+                    return Err(CompileError::Write {
+                        path: tree.root().join(&job.rel),
+                        source: e,
+                    });
+                }
+            }
+        }
     }
     for (rel, bytes) in extra_files {
         if !paths.insert(rel.clone()) {

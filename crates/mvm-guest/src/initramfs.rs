@@ -14,7 +14,7 @@ use crate::cpio::Archive;
 use crate::kernel::Kernel;
 
 /// Bumped whenever the layout below changes, so cached initramfs files are rebuilt.
-const LAYOUT_VERSION: &str = "mvm-initramfs-3";
+const LAYOUT_VERSION: &str = "mvm-initramfs-4";
 const RUNNERS_DIR: &str = "/usr/lib/mvm/runners";
 const PYTHON_SDK_DIR: &str = "/usr/lib/mvm/python/mvm";
 const NODE_SDK_DIR: &str = "/usr/lib/mvm/node/mvm-sdk";
@@ -76,9 +76,16 @@ fn cache_key(kernel: &Kernel, payload: Payload<'_>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(LAYOUT_VERSION);
     hasher.update(&kernel.manifest.vmlinux_sha256);
-    for module in &kernel.manifest.load_order {
-        hasher.update([0]);
-        hasher.update(module);
+    for (list, modules) in [
+        ("boot", &kernel.manifest.load_order),
+        ("network", &kernel.manifest.network_load_order),
+    ] {
+        hasher.update([1]);
+        hasher.update(list);
+        for module in modules {
+            hasher.update([0]);
+            hasher.update(module);
+        }
     }
     hasher.update(Sha256::digest(payload.agent));
     for (tag, files) in [
@@ -100,14 +107,21 @@ fn cache_key(kernel: &Kernel, payload: Payload<'_>) -> String {
 fn agent_archive(kernel: &Kernel, payload: Payload<'_>) -> Result<Archive, InitramfsError> {
     let mut archive = base_archive();
     archive.file("/init", 0o755, payload.agent.to_vec());
-    let mut load_order = String::new();
-    for name in &kernel.manifest.load_order {
-        let path = kernel.module(name);
-        let ko = std::fs::read(&path).map_err(|source| InitramfsError::Read { path, source })?;
-        archive.file(&format!("/lib/modules/{name}.ko"), 0o644, ko);
-        load_order.push_str(&format!("{name}.ko\n"));
+    // load-order: every boot; load-order.network: when a NIC is attached.
+    for (list, names) in [
+        ("load-order", &kernel.manifest.load_order),
+        ("load-order.network", &kernel.manifest.network_load_order),
+    ] {
+        let mut order = String::new();
+        for name in names {
+            let path = kernel.module(name);
+            let ko =
+                std::fs::read(&path).map_err(|source| InitramfsError::Read { path, source })?;
+            archive.file(&format!("/lib/modules/{name}.ko"), 0o644, ko);
+            order.push_str(&format!("{name}.ko\n"));
+        }
+        archive.file(&format!("/lib/modules/{list}"), 0o644, order.into_bytes());
     }
-    archive.file("/lib/modules/load-order", 0o644, load_order.into_bytes());
     archive.dir(RUNNERS_DIR);
     for (name, contents) in payload.runners {
         archive.file(&format!("{RUNNERS_DIR}/{name}"), 0o755, contents.to_vec());

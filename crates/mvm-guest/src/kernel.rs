@@ -19,19 +19,31 @@ use crate::progress::Progress;
 /// The Debian metapackage that always points at the current cloud kernel.
 pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-amd64";
 
-/// Modules the guest needs (with their dependencies added automatically):
-/// the virtio-mmio bus of QEMU's microvm machine, disks, the agent's
-/// virtio-serial channel, the root overlay, vsock and networking. ext4 is
-/// listed so that a kernel building it as a module still works.
+/// Modules every guest loads at boot (with their dependencies added
+/// automatically): the virtio-mmio bus of QEMU's microvm machine, disks,
+/// the agent's virtio-serial channel and the root overlay. ext4 is listed
+/// so that a kernel building it as a module still works. Each module costs
+/// boot time under TCG, so nothing optional is here.
 pub const GUEST_MODULES: &[&str] = &[
     "virtio_mmio",
     "virtio_blk",
     "virtio_console",
     "ext4",
     "overlay",
-    "vmw_vsock_virtio_transport",
-    "virtio_net",
 ];
+
+/// Loaded only when the host attaches a network device (kernel command
+/// line `mvm.ip=`): the image builder's egress-gate network.
+pub const NETWORK_MODULES: &[&str] = &["virtio_net"];
+
+/// What a cached kernel's modules were extracted for.
+fn wanted_modules() -> Vec<String> {
+    GUEST_MODULES
+        .iter()
+        .map(|m| m.to_string())
+        .chain(NETWORK_MODULES.iter().map(|m| format!("network:{m}")))
+        .collect()
+}
 
 const MANIFEST_FILE: &str = "kernel.json";
 const VMLINUX_FILE: &str = "vmlinux";
@@ -79,10 +91,15 @@ pub struct KernelManifest {
     pub release: String,
     pub deb_sha256: String,
     pub vmlinux_sha256: String,
-    /// The modules that were asked for (`GUEST_MODULES` when extracted).
+    /// The modules that were asked for when extracted (`GUEST_MODULES`,
+    /// then `NETWORK_MODULES` prefixed `network:`).
     pub wanted_modules: Vec<String>,
-    /// The modules in `modules/`, in the order the guest must load them.
+    /// The modules every guest loads, in the order it must load them.
     pub load_order: Vec<String>,
+    /// The further modules a guest with a network device loads, in order,
+    /// after `load_order`.
+    #[serde(default)]
+    pub network_load_order: Vec<String>,
 }
 
 /// A kernel ready in the cache.
@@ -192,11 +209,7 @@ fn cached(dir: &Path, deb_sha256: Option<&str>) -> Option<Kernel> {
     let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).ok()?;
     let manifest: KernelManifest = serde_json::from_str(&text).ok()?;
     let current = deb_sha256.is_none_or(|sha| sha == manifest.deb_sha256)
-        && manifest
-            .wanted_modules
-            .iter()
-            .map(String::as_str)
-            .eq(GUEST_MODULES.iter().copied());
+        && manifest.wanted_modules == wanted_modules();
     current.then(|| Kernel {
         dir: dir.to_owned(),
         manifest,
@@ -275,7 +288,16 @@ fn extract(
     let release = release.ok_or_else(|| KernelError::NoModuleTree(package.name.clone()))?;
 
     let load_order = modules::load_order(GUEST_MODULES, &depends, &builtin)?;
-    for name in &load_order {
+    let all: Vec<&str> = GUEST_MODULES
+        .iter()
+        .chain(NETWORK_MODULES)
+        .copied()
+        .collect();
+    let network_load_order: Vec<String> = modules::load_order(&all, &depends, &builtin)?
+        .into_iter()
+        .filter(|m| !load_order.contains(m))
+        .collect();
+    for name in load_order.iter().chain(&network_load_order) {
         let file = format!("{name}.ko");
         std::fs::rename(all_modules.join(&file), modules_dir.join(&file)).map_err(|source| {
             KernelError::Write {
@@ -303,8 +325,9 @@ fn extract(
         release,
         deb_sha256: package.sha256.clone(),
         vmlinux_sha256: crate::hex(&Sha256::digest(&vmlinux)),
-        wanted_modules: GUEST_MODULES.iter().map(|m| m.to_string()).collect(),
+        wanted_modules: wanted_modules(),
         load_order,
+        network_load_order,
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     write(&out.join(MANIFEST_FILE), &json)?;

@@ -23,8 +23,8 @@ pub use cache::{CacheError, default_cache_dir};
 pub use deb::DebError;
 pub use initramfs::{InitramfsError, write_busybox_initramfs};
 pub use kernel::{
-    GUEST_MODULES, KERNEL_METAPACKAGE, Kernel, KernelError, KernelManifest, ensure_kernel,
-    update_kernel,
+    GUEST_MODULES, KERNEL_METAPACKAGE, Kernel, KernelError, KernelManifest, NETWORK_MODULES,
+    ensure_kernel, update_kernel,
 };
 pub use modules::ModuleError;
 pub use progress::Progress;

@@ -61,7 +61,7 @@ pub fn boot() -> Result<(), BootError> {
         libc::MS_NOSUID | libc::MS_NODEV,
         "mode=0755",
     )?;
-    let loaded = modules::load_all().map_err(BootError::Modules)?;
+    let loaded = modules::load_list(modules::BOOT_LIST).map_err(BootError::Modules)?;
     log!("loaded {loaded} modules");
 
     let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(BootError::Cmdline)?;
@@ -74,6 +74,10 @@ pub fn boot() -> Result<(), BootError> {
         None => None,
         Some(text) => Some(net::Address::parse(text).ok_or(BootError::BadParameter("mvm.ip"))?),
     };
+    if address.is_some() {
+        let loaded = modules::load_list(modules::NETWORK_LIST).map_err(BootError::Modules)?;
+        log!("loaded {loaded} network modules");
+    }
     net::configure(address).map_err(BootError::Network)?;
     if let Some(a) = address {
         log!("eth0 {}/{}", a.ip, a.prefix);

@@ -13,11 +13,16 @@ const MODULES_DIR: &str = "/lib/modules";
 /// finit_module flag: the file is compressed and the kernel decompresses it.
 const MODULE_INIT_COMPRESSED_FILE: libc::c_int = 4;
 
-/// Loads every listed module. A module that fails is logged and skipped:
-/// the device it drives is then missing, and the wait for that device
-/// reports the problem in terms the user can act on.
-pub fn load_all() -> io::Result<usize> {
-    let order = match std::fs::read_to_string(Path::new(MODULES_DIR).join("load-order")) {
+/// The modules every boot loads.
+pub const BOOT_LIST: &str = "load-order";
+/// The further modules a guest with a network device loads.
+pub const NETWORK_LIST: &str = "load-order.network";
+
+/// Loads every module `list` names. A module that fails is logged and
+/// skipped: the device it drives is then missing, and the wait for that
+/// device reports the problem in terms the user can act on.
+pub fn load_list(list: &str) -> io::Result<usize> {
+    let order = match std::fs::read_to_string(Path::new(MODULES_DIR).join(list)) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),

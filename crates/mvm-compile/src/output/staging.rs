@@ -64,6 +64,9 @@ pub struct StagedTree {
     mtime: SystemTime,
     /// Relative path → entry; byte order puts every directory before its contents.
     entries: BTreeMap<String, Staged>,
+    /// The process umask keeps 0644/0755 intact, so files get their mode
+    /// at creation and need no chmod (one syscall less per file).
+    exact_modes: bool,
 }
 
 impl StagedTree {
@@ -75,6 +78,7 @@ impl StagedTree {
             root,
             mtime,
             entries: BTreeMap::new(),
+            exact_modes: umask_keeps_modes(),
         }
     }
 
@@ -92,6 +96,7 @@ impl StagedTree {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(file_mode(executable))
             .open(&path)?;
         f.write_all(bytes)?;
         self.finish_file(&f, executable)?;
@@ -107,43 +112,59 @@ impl StagedTree {
         Ok(())
     }
 
-    /// Copy a source file, refusing anything that is not (or no longer) a
-    /// regular file: it is opened without following symlinks and without
-    /// blocking, so a fifo swapped in after the walk cannot hang the copy.
-    pub fn copy_from(&mut self, rel: &str, src: &Path, executable: bool) -> Result<(), CopyError> {
-        let mut input = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(src)
-            .map_err(|e| CopyError::Source(format!("cannot open it: {e}")))?;
-        let meta = input
-            .metadata()
-            .map_err(|e| CopyError::Source(format!("cannot read its metadata: {e}")))?;
-        if !meta.is_file() {
-            return Err(CopyError::Source(
-                "it stopped being a regular file while it was bundled".into(),
-            ));
+    /// Copies source files into the tree, refusing anything that is not (or
+    /// no longer) a regular file (see [`copy_file`]), a few at a time:
+    /// creating a file costs a wait on the disk more than CPU, so waits
+    /// overlap. Outcomes come back in the order of `jobs`.
+    pub fn copy_many(&mut self, jobs: &[CopyJob]) -> Vec<Result<(), CopyError>> {
+        let mut outcomes: Vec<Option<Result<(), CopyError>>> = jobs
+            .iter()
+            .map(|j| {
+                self.parents(&j.rel)
+                    .err()
+                    .map(|e| Err(CopyError::Output(e)))
+            })
+            .collect();
+        let todo: Vec<usize> = (0..jobs.len()).filter(|&i| outcomes[i].is_none()).collect();
+        let workers = COPY_WORKERS
+            .min(todo.len().div_ceil(FILES_PER_WORKER))
+            .max(1);
+        let (root, mtime, exact) = (&self.root, self.mtime, self.exact_modes);
+        let copied: Vec<(usize, Result<(u64, String), CopyError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let mine: Vec<usize> = todo.iter().copied().skip(w).step_by(workers).collect();
+                    scope.spawn(move || {
+                        mine.into_iter()
+                            .map(|i| {
+                                let j = &jobs[i];
+                                (
+                                    i,
+                                    copy_file(root, mtime, exact, &j.rel, &j.src, j.executable),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("copy workers do not panic"))
+                .collect()
+        });
+        for (i, result) in copied {
+            outcomes[i] = Some(result.map(|(size, sha256)| {
+                let j = &jobs[i];
+                self.record_file(&j.rel, j.executable, size, sha256);
+            }));
         }
-        self.parents(rel).map_err(CopyError::Output)?;
-        let path = self.root.join(rel);
-        let mut output = File::create_new(&path).map_err(CopyError::Output)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CopyError::Source(format!("cannot read it: {e}"))),
-            };
-            hasher.update(&buf[..n]);
-            output.write_all(&buf[..n]).map_err(CopyError::Output)?;
-            size += n as u64;
-        }
-        self.finish_file(&output, executable)
-            .map_err(CopyError::Output)?;
-        let sha256 = format!("{:x}", hasher.finalize());
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every job has an outcome"))
+            .collect()
+    }
+
+    fn record_file(&mut self, rel: &str, executable: bool, size: u64, sha256: String) {
         self.entries.insert(
             rel.to_string(),
             Staged::File {
@@ -152,7 +173,6 @@ impl StagedTree {
                 sha256,
             },
         );
-        Ok(())
     }
 
     pub fn symlink(&mut self, rel: &str, target: &str) -> io::Result<()> {
@@ -167,19 +187,8 @@ impl StagedTree {
         Ok(())
     }
 
-    /// Mode and times through the open handle: no second path lookup per
-    /// file, and later writes elsewhere in the tree cannot change them.
     fn finish_file(&self, f: &File, executable: bool) -> io::Result<()> {
-        f.set_permissions(Permissions::from_mode(if executable {
-            EXEC_MODE
-        } else {
-            FILE_MODE
-        }))?;
-        f.set_times(
-            FileTimes::new()
-                .set_accessed(self.mtime)
-                .set_modified(self.mtime),
-        )
+        finish_file(f, executable, self.mtime, self.exact_modes)
     }
 
     /// An empty directory (and its parents); a no-op if it exists already.
@@ -257,6 +266,95 @@ impl StagedTree {
         set_mode(&self.root, DIR_MODE)?;
         filetime::set_file_times(&self.root, t, t)
     }
+}
+
+/// How many threads copy source files, and the fewest files worth one.
+const COPY_WORKERS: usize = 8;
+const FILES_PER_WORKER: usize = 32;
+
+/// One source file for [`StagedTree::copy_many`].
+#[derive(Debug, Clone)]
+pub struct CopyJob {
+    pub rel: String,
+    pub src: PathBuf,
+    pub executable: bool,
+}
+
+/// Copies `src` to `root/rel` (whose directory exists), hashing as it
+/// goes. The source is opened without following symlinks and without
+/// blocking, so a fifo swapped in after the walk cannot hang the copy.
+fn copy_file(
+    root: &Path,
+    mtime: SystemTime,
+    exact_modes: bool,
+    rel: &str,
+    src: &Path,
+    executable: bool,
+) -> Result<(u64, String), CopyError> {
+    let mut input = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(src)
+        .map_err(|e| CopyError::Source(format!("cannot open it: {e}")))?;
+    let meta = input
+        .metadata()
+        .map_err(|e| CopyError::Source(format!("cannot read its metadata: {e}")))?;
+    if !meta.is_file() {
+        return Err(CopyError::Source(
+            "it stopped being a regular file while it was bundled".into(),
+        ));
+    }
+    let mut output = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(file_mode(executable))
+        .open(root.join(rel))
+        .map_err(CopyError::Output)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    // One byte more than the file has, so a small file takes one read: a
+    // short read once the stat size is reached is the end of a regular file.
+    let expected = meta.len();
+    let mut buf = vec![0u8; (expected as usize + 1).min(64 * 1024)];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Source(format!("cannot read it: {e}"))),
+        };
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(CopyError::Output)?;
+        size += n as u64;
+        if n < buf.len() && size >= expected {
+            break;
+        }
+    }
+    finish_file(&output, executable, mtime, exact_modes).map_err(CopyError::Output)?;
+    Ok((size, format!("{:x}", hasher.finalize())))
+}
+
+fn file_mode(executable: bool) -> u32 {
+    if executable { EXEC_MODE } else { FILE_MODE }
+}
+
+/// Mode (unless creation already set it exactly) and times through the
+/// open handle: no second path lookup per file, and later writes
+/// elsewhere in the tree cannot change them.
+fn finish_file(f: &File, executable: bool, mtime: SystemTime, exact_modes: bool) -> io::Result<()> {
+    if !exact_modes {
+        f.set_permissions(Permissions::from_mode(file_mode(executable)))?;
+    }
+    f.set_times(FileTimes::new().set_accessed(mtime).set_modified(mtime))
+}
+
+/// Whether the process umask clears none of the bits of 0755 (it is read
+/// by setting it, so it is set straight back).
+fn umask_keeps_modes() -> bool {
+    // SAFETY: umask cannot fail; the old mask is restored at once.
+    let old = unsafe { libc::umask(0o022) };
+    unsafe { libc::umask(old) };
+    u32::from(old) & EXEC_MODE == 0
 }
 
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
