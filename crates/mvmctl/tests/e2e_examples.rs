@@ -50,6 +50,17 @@ impl Env {
         String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
+    /// image.lock of the image `deploy(_, name)` built (a second build of
+    /// the same input is a store lookup that reports it).
+    fn image_lock(&self, name: &str) -> serde_json::Value {
+        let compiled = self.tmp.path().join(format!("{name}-compiled"));
+        let report = self.ok(&["build", &compiled.to_string_lossy(), "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&report).expect("build --json");
+        let lock =
+            std::fs::read(report["lock_path"].as_str().expect("lock_path")).expect("image.lock");
+        serde_json::from_slice(&lock).expect("image.lock is JSON")
+    }
+
     /// compile + build + up; returns the instance name.
     fn deploy(&self, declaration: &str, name: &str) {
         let out = self.tmp.path().join(format!("{name}-compiled"));
@@ -138,13 +149,7 @@ fn typescript_app_with_an_npm_dependency() {
     env.deploy("examples/node/deps-app/app.ts", "deps-node");
     let result = env.ok(&["invoke", "deps-node", "--input", "millis=7200000"]);
     assert_eq!(result.trim_end(), r#""2 hours ago""#);
-    let compiled = env.tmp.path().join("deps-node-compiled");
-    let report = env.ok(&["build", &compiled.to_string_lossy(), "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&report).expect("build --json");
-    let lock: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(report["lock_path"].as_str().unwrap()).expect("image.lock"),
-    )
-    .unwrap();
+    let lock = env.image_lock("deps-node");
     assert_eq!(lock["dependencies"]["tool"], "npm");
     assert_eq!(
         lock["dependencies"]["packages"],
@@ -182,15 +187,7 @@ fn python_app_with_a_locked_dependency() {
     let result = env.ok(&["invoke", "deps-app", "--input", "n=123456789"]);
     assert_eq!(result.trim_end(), r#""123.5 MB""#);
     // image.lock records what was installed and what the builder could reach.
-    let images = env.ok(&[
-        "build",
-        &env.tmp.path().join("deps-app-compiled").to_string_lossy(),
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&images).expect("build --json");
-    let lock_path = report["lock_path"].as_str().expect("lock_path");
-    let lock: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lock_path).expect("image.lock")).unwrap();
+    let lock = env.image_lock("deps-app");
     let deps = &lock["dependencies"];
     assert_eq!(deps["tool"], "uv");
     assert_eq!(
