@@ -157,11 +157,11 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
             before_build: !compiled.before_build().is_empty(),
         };
         let outcome = guest.run(&tree, staging.path(), &id, &job, &mut log)?;
-        if let Some((install, lockfile_sha256)) = &install_lock(&compiled, install.as_ref())? {
+        if let Some(install) = &install {
             lock.dependencies = Some(DepsLock {
                 tool: compiled.launch.dependencies.tool_name().to_string(),
                 lockfile: install.lockfile.clone(),
-                lockfile_sha256: lockfile_sha256.clone(),
+                lockfile_sha256: install.lockfile_sha256.clone(),
                 egress: install.grants.iter().map(|g| g.to_string()).collect(),
                 packages: outcome.packages,
             });
@@ -211,35 +211,14 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
 
 /// The install a declaration asks for, read from the bundled lockfile.
 fn plan_install(compiled: &Compiled) -> Result<Option<Install>, ImageError> {
-    let Some(path) = lockfile_path(compiled) else {
-        return Ok(None);
+    let lockfile = match &compiled.launch.dependencies {
+        DepsDecl::None => return Ok(None),
+        DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => lockfile,
     };
+    let path = compiled.src_dir().join(lockfile);
     let text = std::fs::read_to_string(&path).map_err(ImageError::io(&path))?;
-    Install::plan(&compiled.launch.dependencies, &text).map_err(|detail| ImageError::Lockfile {
-        path: path.clone(),
-        detail,
-    })
-}
-
-fn lockfile_path(compiled: &Compiled) -> Option<PathBuf> {
-    match &compiled.launch.dependencies {
-        DepsDecl::None => None,
-        DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => {
-            Some(compiled.src_dir().join(lockfile))
-        }
-    }
-}
-
-/// The install with its lockfile's hash, for image.lock.
-fn install_lock<'a>(
-    compiled: &Compiled,
-    install: Option<&'a Install>,
-) -> Result<Option<(&'a Install, String)>, ImageError> {
-    let (Some(install), Some(path)) = (install, lockfile_path(compiled)) else {
-        return Ok(None);
-    };
-    let bytes = std::fs::read(&path).map_err(ImageError::io(&path))?;
-    Ok(Some((install, sha256_bytes(&bytes))))
+    Install::plan(&compiled.launch.dependencies, &text)
+        .map_err(|detail| ImageError::Lockfile { path, detail })
 }
 
 fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), ImageError> {

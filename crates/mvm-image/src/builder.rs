@@ -204,13 +204,9 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
     };
     // No RTC in a microVM: without the host's time, TLS certificates are
     // "not yet valid".
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
     let entropy: [u8; 32] = rand::random();
     client
-        .resume(now_ms, entropy.to_vec())
+        .sync_clock(entropy.to_vec())
         .map_err(failed("setting the guest clock"))?;
 
     let mut outcome = Outcome::default();
@@ -256,6 +252,7 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
     }
     if job.before_build {
         if let Some((install, _)) = job.install {
+            // The hooks share the install's gate, proxy and CA settings.
             client
                 .configure(install.env(&mvm_egress::proxy_url()))
                 .map_err(failed("configuring the hook environment"))?;

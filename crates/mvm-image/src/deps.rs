@@ -74,6 +74,8 @@ pub struct Install {
     pub tool: DepsTool,
     /// Relative to the app directory.
     pub lockfile: String,
+    /// Of the lockfile as bundled, for image.lock.
+    pub lockfile_sha256: String,
     pub grants: Vec<Grant>,
 }
 
@@ -97,6 +99,7 @@ impl Install {
         Ok(Some(Install {
             tool,
             lockfile,
+            lockfile_sha256: crate::digest::sha256_bytes(lockfile_text.as_bytes()),
             grants: grants.into_iter().collect(),
         }))
     }
@@ -288,6 +291,11 @@ note = "see http://plain.example.org and https://*.bad"
                 "git.example.org:8443",
                 "pypi.org:443"
             ]
+        );
+        assert_eq!(
+            install.lockfile_sha256,
+            crate::digest::sha256_bytes(lock.as_bytes()),
+            "image.lock names the lockfile that was installed"
         );
         assert!(Install::plan(&DepsDecl::None, "").unwrap().is_none());
     }

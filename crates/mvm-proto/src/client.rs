@@ -318,6 +318,17 @@ impl Client {
         }
     }
 
+    /// Sets the guest's wall clock to the host's now (a microVM has no RTC)
+    /// and mixes `entropy` into its random pool: after boot and after a
+    /// snapshot restore.
+    pub fn sync_clock(&self, entropy: Vec<u8>) -> Result<(), ClientError> {
+        let now_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        self.resume(now_unix_ms, entropy)
+    }
+
     pub fn resume(&self, now_unix_ms: u64, entropy: Vec<u8>) -> Result<(), ClientError> {
         expect_ok(
             self.call(Request::Resume {

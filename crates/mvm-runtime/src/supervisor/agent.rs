@@ -108,12 +108,8 @@ impl Agent {
     /// boots in 1970) and seeds its entropy pool from the host.
     pub async fn sync_clock(&self) -> Result<(), SupervisorError> {
         let client = self.client.clone();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
         let entropy: [u8; 32] = rand::random();
-        blocking(move || client.resume(now_ms, entropy.to_vec())).await
+        blocking(move || client.sync_clock(entropy.to_vec())).await
     }
 
     pub async fn configure(&self, env: &BTreeMap<String, String>) -> Result<(), SupervisorError> {
