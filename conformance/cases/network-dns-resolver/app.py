@@ -4,7 +4,7 @@ import mvm
     name="resolver",
     network=mvm.network(
         mode="bridge",
-        egress=mvm.egress([mvm.host_port("10.0.0.7", 5432)]),
+        egress=mvm.egress([mvm.host_port("db.example.com", 5432)]),
         dns=mvm.dns_resolver("10.0.0.53"),
     ),
 )

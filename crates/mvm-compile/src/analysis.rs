@@ -6,11 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use mvm_ir::text::escape_control;
 use mvm_ir::{App, Code, Finding, Source, Workload};
 
+use crate::bundle::limits::{self, Limits};
 use crate::bundle::select::Selector;
 use crate::bundle::walk::{self, EntryKind};
-use crate::bundle::{SOURCE_POINTER, root};
+use crate::bundle::{SOURCE_POINTER, names, root};
 use crate::checks::lockfile;
 use crate::error::CompileError;
 use crate::locate;
@@ -160,6 +162,7 @@ fn scan(
         tree.dir(SRC_DIR)
             .map_err(CompileError::write(tree.root().join(SRC_DIR)))?;
     }
+    let limits = Limits::current();
     let mut paths = BTreeSet::new();
     // The first failure to write the staging tree; it ends the compile
     // after the walk, as an output error rather than a source finding.
@@ -176,11 +179,12 @@ fn scan(
         }
         let rel = format!("{SRC_DIR}/{}", entry.path);
         match &entry.kind {
-            EntryKind::File { executable } => {
+            EntryKind::File { executable, .. } => {
                 jobs.push(CopyJob {
                     rel,
                     src: abs.to_path_buf(),
                     executable: *executable,
+                    max_bytes: limits.max_file_bytes,
                 });
                 Ok(())
             }
@@ -195,11 +199,14 @@ fn scan(
             }
         }
     };
-    walk::walk(&root, &selector, skip, findings, &mut visit);
+    let mut tally = walk::walk(&root, &selector, skip, &limits, findings, &mut visit);
     if let Some(e) = output_error {
         return Err(e);
     }
-    if let Some(tree) = copy.as_deref_mut() {
+    // A walk that found an error rejects the compile: copying gigabytes
+    // that will be deleted would only delay saying so.
+    let walk_failed = findings.iter().any(Finding::is_error);
+    if let Some(tree) = copy.as_deref_mut().filter(|_| !walk_failed) {
         let outcomes = tree.copy_many(&jobs);
         for (job, outcome) in jobs.iter().zip(outcomes) {
             match outcome {
@@ -209,9 +216,11 @@ fn scan(
                     SOURCE_POINTER,
                     format!(
                         "{}: {problem}",
-                        job.rel
-                            .strip_prefix(&format!("{SRC_DIR}/"))
-                            .unwrap_or(&job.rel)
+                        escape_control(
+                            job.rel
+                                .strip_prefix(&format!("{SRC_DIR}/"))
+                                .unwrap_or(&job.rel)
+                        )
                     ),
                     "remove it from the source directory or add it to the source's exclude globs",
                 )),
@@ -224,12 +233,35 @@ fn scan(
             }
         }
     }
+    // Front ends check their own files and name them in their terms; this
+    // is the same check again, so no front end can add what the walk refuses.
     for (rel, bytes) in extra_files {
+        let shown = escape_control(rel);
+        if let Some(problem) = names::problem(rel) {
+            findings.push(Finding::new(
+                Code::EInvalidValue,
+                SOURCE_POINTER,
+                format!("{shown}: a file the script writes into the bundle: {problem}"),
+                "write the file under a plain relative path below /app",
+            ));
+            continue;
+        }
+        if let Err(problem) = tally.add(bytes.len() as u64, &limits) {
+            findings.push(Finding::new(
+                Code::ESourceTooLarge,
+                SOURCE_POINTER,
+                format!("{shown}: written by the script: {problem}"),
+                limits::HINT,
+            ));
+            break;
+        }
         if !paths.insert(rel.clone()) {
             findings.push(Finding::new(
                 Code::EInvalidValue,
                 SOURCE_POINTER,
-                format!("{rel}: written by the script and also selected from the source directory"),
+                format!(
+                    "{shown}: written by the script and also selected from the source directory"
+                ),
                 "write the file under another name, or exclude the source file",
             ));
             continue;

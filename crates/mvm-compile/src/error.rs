@@ -14,8 +14,9 @@ pub enum CompileError {
 
     /// The output path holds something that is not an earlier compile output.
     #[error(
-        "{} exists and is not an mvm compile output (no workload.json and SHA256SUMS); refusing to replace it",
-        .out.display()
+        "{} exists and is not an mvm compile output (no {} stamp beside workload.json and SHA256SUMS); refusing to replace it",
+        .out.display(),
+        crate::STAMP
     )]
     OutputOccupied { out: PathBuf },
 

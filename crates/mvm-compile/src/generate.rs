@@ -1,7 +1,7 @@
 //! The generated files of a compile output, written into the staging tree
 //! after the source bundle: `workload.json`, `launch.json`,
-//! `hooks/<phase>.sh`, `flake.nix`, `review.json`, and last `SHA256SUMS`
-//! over all of them.
+//! `hooks/<phase>.sh`, `flake.nix`, `review.json`, the [`STAMP`], and
+//! last `SHA256SUMS` over all of them.
 
 use std::io;
 
@@ -18,6 +18,12 @@ pub const LAUNCH_JSON: &str = "launch.json";
 pub const FLAKE_NIX: &str = "flake.nix";
 pub const REVIEW_JSON: &str = "review.json";
 pub const SHA256SUMS: &str = "SHA256SUMS";
+/// Marks a directory or archive as written by `mvmctl compile`, so that a
+/// later compile may replace it: `workload.json` and `SHA256SUMS` alone are
+/// easy to have by accident (or by design, to get a directory deleted).
+/// Fixed content, listed in `SHA256SUMS` like every other file.
+pub const STAMP: &str = ".mvm-compile-output";
+pub const STAMP_CONTENT: &str = "mvm-compile-output 1\n";
 
 /// What the source bundle turned out to be, for `launch.json`.
 pub struct Bundle {
@@ -56,6 +62,7 @@ pub fn write_all(
     // Reviews hold only strings, integers and lists, which always serialize.
     let review_value = serde_json::to_value(review).expect("a review serializes to JSON");
     tree.write(REVIEW_JSON, canonical_json(&review_value).as_bytes(), false)?;
+    tree.write(STAMP, STAMP_CONTENT.as_bytes(), false)?;
     let sums = tree.sha256sums();
     tree.write(SHA256SUMS, sums.as_bytes(), false)?;
     Ok(Bundle { files, tree_hash })

@@ -26,7 +26,9 @@ use mvm_ir::{Code, Finding};
 
 pub use analysis::SRC_DIR;
 pub use error::CompileError;
-pub use generate::{FLAKE_NIX, LAUNCH_JSON, REVIEW_JSON, SHA256SUMS, WORKLOAD_JSON};
+pub use generate::{
+    FLAKE_NIX, LAUNCH_JSON, REVIEW_JSON, SHA256SUMS, STAMP, STAMP_CONTENT, WORKLOAD_JSON,
+};
 pub use request::{CheckResult, CompileOptions, CompileOutput, CompileRequest};
 pub use review::{Review, Status};
 

@@ -1,10 +1,15 @@
 //! `review.json`: seed 000's checklist for a workload about to become a
 //! shared artifact, each item pass/warn/fail with the findings behind it
 //! and, for declarations, where in the file it comes from.
+//!
+//! Summaries quote declaration text (paths, globs, hosts, requirement
+//! lines); it is escaped ([`escape_control`], or `{:?}` for lists), so a
+//! summary printed on a terminal cannot hold a newline or an ESC sequence.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use mvm_ir::text::escape_control;
 use mvm_ir::{App, Dependencies, EnvValue, Finding, Location, NetworkMode, Workload};
 use serde::Serialize;
 
@@ -183,6 +188,7 @@ fn source_narrow(app: &App, facts: &Facts<'_>) -> ReviewCheck {
             "the source is not a local directory".into(),
         );
     };
+    let dir = escape_control(dir);
     let files = match facts.bundled {
         Some(n) => format!("{n} file(s)"),
         None => "the files".to_string(),
@@ -219,7 +225,7 @@ fn network_closed(app: &App) -> ReviewCheck {
         .egress
         .allowlist
         .iter()
-        .map(|g| format!("{}:{}", g.host, g.port))
+        .map(|g| format!("{}:{}", escape_control(&g.host), g.port))
         .collect();
     let grants = if grants.is_empty() {
         "no egress".to_string()
@@ -276,7 +282,10 @@ fn dependencies_pinned(app: &App, facts: &Facts<'_>) -> ReviewCheck {
             CheckName::DependenciesPinned,
             Status::Pass,
             path,
-            format!("{tool} lockfile `{lockfile}` is in the bundle"),
+            format!(
+                "{tool} lockfile `{}` is in the bundle",
+                escape_control(lockfile)
+            ),
         )
     } else {
         check(
@@ -284,8 +293,14 @@ fn dependencies_pinned(app: &App, facts: &Facts<'_>) -> ReviewCheck {
             Status::Warn,
             path,
             format!(
-                "`{lockfile}` has requirement(s) not pinned with `==`: {}",
-                facts.unpinned_requirements.join(", ")
+                "`{}` has requirement(s) not pinned with `==`: {}",
+                escape_control(lockfile),
+                facts
+                    .unpinned_requirements
+                    .iter()
+                    .map(|r| escape_control(r))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     }

@@ -130,3 +130,40 @@ fn compile_reports_what_it_wrote() {
         o.findings
     );
 }
+
+/// Files a front end adds (a recording's `files.write`) pass the walk's
+/// name rule and the bundle limits here too, whatever the front end checked.
+#[test]
+fn added_files_get_the_walks_name_checks() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("app")).unwrap();
+    std::fs::write(root.path().join("app/main.py"), "").unwrap();
+    std::fs::write(root.path().join("app/requirements.txt"), "rich==13.7.1\n").unwrap();
+    let forged = format!("x\n{}  launch.json", "0".repeat(64));
+    for bad in [
+        forged.as_str(),
+        ".git/config",
+        "a/.git/HEAD",
+        "esc\u{1b}[2J",
+        "../up",
+        "/abs",
+    ] {
+        let mut req = request(root.path(), BTreeMap::new());
+        req.extra_files = BTreeMap::from([(bad.to_string(), b"data".to_vec())]);
+        let out = root.path().join("out");
+        let err = compile(&req, &out, &opts()).unwrap_err();
+        let CompileError::Rejected { findings } = err else {
+            panic!("{bad:?}: {err}")
+        };
+        let f = findings
+            .iter()
+            .find(|f| f.code == Code::EInvalidValue)
+            .unwrap_or_else(|| panic!("{bad:?}: {findings:?}"));
+        assert!(
+            !f.message.contains('\n') && !f.message.contains('\u{1b}'),
+            "{:?}",
+            f.message
+        );
+        assert!(!out.exists());
+    }
+}

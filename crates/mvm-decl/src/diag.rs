@@ -38,7 +38,7 @@ pub const MAX_DEPTH: usize = 32;
 
 pub fn too_deep(at: usize) -> Diag {
     Diag::new(
-        mvm_ir::Code::EKwargType,
+        mvm_ir::Code::EDeclTooDeep,
         at,
         format!("values are nested more than {MAX_DEPTH} levels deep"),
         "declarations need only a few levels of lists, dicts and helper calls",

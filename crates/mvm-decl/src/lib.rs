@@ -5,8 +5,9 @@
 //! Layout: [`python`] and [`typescript`] only walk their syntax trees and
 //! build a language-neutral [`value`] tree; [`lower`] turns that into IR for
 //! both (so equivalent files give byte-identical canonical IR); [`helpers`]
-//! holds the helper allowlist; [`span`] turns byte offsets into
-//! file:line:col.
+//! holds the helper allowlist; [`imports`] says which local names are the
+//! SDK's; [`nesting`] refuses input nested deeper than the parsers can take;
+//! [`span`] turns byte offsets into file:line:col.
 //!
 //! One entry point, [`compile_declaration`]: parse → lower →
 //! [`mvm_ir::validate`] → every finding located at file:line:col (validation
@@ -20,10 +21,14 @@
 
 pub mod diag;
 pub mod helpers;
+pub mod imports;
 pub mod lower;
+pub mod nesting;
 pub mod python;
+mod python_uses;
 pub mod span;
 pub mod typescript;
+mod typescript_uses;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -32,6 +37,7 @@ use std::path::Path;
 use mvm_ir::{Code, Finding, Location, Workload};
 
 use crate::span::LineIndex;
+use crate::value::Contents;
 
 /// The language of a declaration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +68,14 @@ pub struct Declared {
 #[derive(Debug)]
 pub enum Outcome {
     Declared(Declared),
-    /// A TypeScript file without `mvm.app(...)`: the CLI may fall back to the
-    /// recorded (auto-run) path. A Python file without one is an error.
-    NoDeclaration,
+    /// A TypeScript recording script: no declaration in any form (the SDK's
+    /// `app` is not used anywhere), but its `Sandbox` is. Compiling it means
+    /// running it on the host, which only an explicit opt-in may do. Any
+    /// other file without a declaration is an `E_NO_DECLARATION` error.
+    SandboxScript {
+        /// The first use of `Sandbox`.
+        at: Location,
+    },
 }
 
 /// Compiles the declaration in `source` (read from `path`, which is used for
@@ -74,7 +85,41 @@ pub enum Outcome {
 ///
 /// `Err` holds every finding (errors and any warnings), each located; print
 /// them with `Display` (`FILE:LINE:COL: error[CODE]: message` + `  hint: ...`).
+///
+/// Runs on its own thread with a [`nesting::PARSE_STACK`] stack, so how deep
+/// the caller's stack is does not matter.
 pub fn compile_declaration(
+    path: &Path,
+    source: &str,
+    source_root_rel_path: &Path,
+) -> Result<Outcome, Vec<Finding>> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("mvm-decl".into())
+            .stack_size(nesting::PARSE_STACK)
+            .spawn_scoped(scope, || compile_here(path, source, source_root_rel_path));
+        match worker {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => Err(vec![
+                Finding::new(
+                    Code::EDeclTooDeep,
+                    "",
+                    format!("cannot start the declaration reader (a thread with a {} MiB stack): {e}", nesting::PARSE_STACK >> 20),
+                    "free some memory and retry; the reader needs its stack to refuse over-deep input safely",
+                )
+                .at(Location {
+                    file: path.display().to_string(),
+                    line: 1,
+                    column: 1,
+                }),
+            ]),
+        }
+    })
+}
+
+fn compile_here(
     path: &Path,
     source: &str,
     source_root_rel_path: &Path,
@@ -109,17 +154,15 @@ pub fn compile_declaration(
         Lang::TypeScript => typescript::parse(source),
     };
     let decl = match parsed.map_err(located)? {
-        Some(decl) => decl,
-        None if lang == Lang::TypeScript => return Ok(Outcome::NoDeclaration),
-        None => {
+        Contents::Declaration(decl) => *decl,
+        Contents::SandboxScript { at } if lang == Lang::TypeScript => {
+            return Ok(Outcome::SandboxScript {
+                at: index.locate(at),
+            });
+        }
+        other => {
             return Err(vec![
-                Finding::new(
-                    Code::ENoDeclaration,
-                    "",
-                    "no @mvm.app(...) function in this file",
-                    "decorate one module-level function with @mvm.app(...) (after `import mvm`)",
-                )
-                .at(index.locate(0)),
+                no_declaration(lang, &file, &other).into_finding(&index, ""),
             ]);
         }
     };
@@ -146,6 +189,37 @@ pub fn compile_declaration(
         spans,
         findings,
     }))
+}
+
+/// Why a file holds nothing to compile statically, and what to do.
+fn no_declaration(lang: Lang, file: &str, contents: &Contents) -> diag::Diag {
+    let (message, hint) = match (lang, contents) {
+        (Lang::Python, Contents::SandboxScript { .. }) => (
+            "this script uses the SDK's Sandbox but has no @mvm.app declaration, and mvmctl never runs a .py file".to_string(),
+            format!("record it yourself and compile the recording: `MVM_SDK_MODE=record MVM_SDK_OUT_PATH=rec.json python3 {file}`, then `mvmctl compile --from-recording rec.json`"),
+        ),
+        (Lang::Python, Contents::Nothing { app_at: Some(_) }) => (
+            "the SDK's app is used here, but not as the decorator of a module-level function".into(),
+            "write `@mvm.app(...)` directly above a module-level `def`".into(),
+        ),
+        (Lang::Python, _) => (
+            "no @mvm.app(...) function in this file".into(),
+            "decorate one module-level function with @mvm.app(...) (after `import mvm`, or `from mvm import app`)".into(),
+        ),
+        (Lang::TypeScript, Contents::Nothing { app_at: Some(_) }) => (
+            "the SDK's app is used here, but not as a module-level declaration, so this file is neither compiled statically nor run".into(),
+            "write the declaration at module level: `export const f = mvm.app({...})(fn)`".into(),
+        ),
+        (Lang::TypeScript, _) => (
+            "no mvm.app({...}) declaration and no use of the SDK's Sandbox in this file".into(),
+            "declare the workload with `export const f = mvm.app({...})(fn)` after `import * as mvm from \"mvm-sdk\"`".into(),
+        ),
+    };
+    let at = match contents {
+        Contents::SandboxScript { at } | Contents::Nothing { app_at: Some(at) } => *at,
+        _ => 0,
+    };
+    diag::Diag::new(Code::ENoDeclaration, at, message, hint)
 }
 
 /// The location of `pointer` or of its nearest recorded ancestor.

@@ -2,43 +2,82 @@
 //! module-level `@mvm.app(...)` function and `mvm.workload(...)` call, and
 //! turns their arguments into [`crate::value`] trees. Nothing is imported or
 //! evaluated: names, attribute reads and expressions are rejected.
+//!
+//! The SDK may be imported in any form (`import mvm`, `import mvm as m`,
+//! `from mvm import app, python_image as pi`, `from mvm import *`); module-
+//! level import statements, read in order, say which local names are the
+//! SDK's ([`crate::imports`]). A later `def`, `class`, assignment or other
+//! import of the same name takes it back.
 
-use ruff_python_ast::{self as ast, Expr, InterpolatedStringElement, Number, Stmt, UnaryOp};
+use ruff_python_ast::{
+    self as ast, Expr, InterpolatedStringElement, Number, PySourceType, Stmt, UnaryOp,
+};
 use ruff_text_size::Ranged;
 
 use mvm_ir::Code;
 
 use crate::diag::{Diag, LITERAL_HINT, MAX_DEPTH, too_deep};
 use crate::helpers;
-use crate::value::{Call, Declaration, Entry, Kind, Kwarg, Value};
+use crate::imports::{self, SdkNames};
+use crate::nesting;
+use crate::python_uses;
+use crate::value::{Call, Contents, Declaration, Entry, Kind, Kwarg, Value};
 
-/// Parses `source`; `Ok(None)` when it holds no `@mvm.app` function.
-pub fn parse(source: &str) -> Result<Option<Declaration>, Vec<Diag>> {
-    let parsed = ruff_python_parser::parse_module(source).map_err(|e| {
-        vec![Diag::new(
+/// The Python SDK's module name.
+const MODULE: &str = "mvm";
+
+/// Parses `source` and finds its declaration, if any.
+pub fn parse(source: &str) -> Result<Contents, Vec<Diag>> {
+    let parsed = ruff_python_parser::parse_unchecked_source(source, PySourceType::Python);
+    // Depth first: dropping or walking an over-deep tree recurses once per
+    // level. A refused tree is leaked rather than dropped (bounded by the
+    // input's size, and only for input that is refused anyway).
+    if let Err(d) = nesting::python_brackets(parsed.tokens())
+        .and_then(|()| python_uses::check_depth(parsed.syntax()))
+    {
+        std::mem::forget(parsed);
+        return Err(vec![d]);
+    }
+    if let Some(e) = parsed.errors().first() {
+        return Err(vec![Diag::new(
             Code::ESyntax,
             e.location.start().to_usize(),
             format!("invalid Python syntax: {}", e.error),
             "fix the syntax error; the declaration file must parse as Python",
-        )]
-    })?;
-    let mut found = Found::default();
-    for stmt in &parsed.syntax().body {
-        found.statement(stmt)?;
+        )]);
     }
-    let Some((app, app_at, function)) = found.app else {
-        return Ok(None);
-    };
-    Ok(Some(Declaration {
-        app,
-        app_at,
-        function: Some(function),
-        workload: found.workload,
-    }))
+    let module = parsed.syntax();
+    let mut walk = Walk::default();
+    for stmt in &module.body {
+        walk.statement(stmt)?;
+    }
+    if let Some((app, app_at, function)) = walk.app {
+        return Ok(Contents::Declaration(Box::new(Declaration {
+            app,
+            app_at,
+            function: Some(function),
+            workload: walk.workload,
+        })));
+    }
+    let uses = python_uses::uses(module, &walk.names);
+    Ok(match uses.sandbox {
+        Some(at) => Contents::SandboxScript { at },
+        None => Contents::Nothing { app_at: uses.app },
+    })
+}
+
+/// What `from mvm import *` binds that the static reader cares about (the
+/// SDK's `__all__` holds these and a few classes).
+fn star_names() -> impl Iterator<Item = &'static str> {
+    helpers::SIGNATURES
+        .iter()
+        .map(|s| s.name)
+        .chain(["emit_json", "to_ir", "reset", "Sandbox"])
 }
 
 #[derive(Default)]
-struct Found {
+struct Walk {
+    names: SdkNames,
     app: Option<(Call, usize, String)>,
     workload: Option<Call>,
 }
@@ -47,44 +86,118 @@ fn at(node: &impl Ranged) -> usize {
     node.range().start().to_usize()
 }
 
-impl Found {
+impl Walk {
     fn statement(&mut self, stmt: &Stmt) -> Result<(), Vec<Diag>> {
         match stmt {
-            Stmt::Expr(e) => {
-                if let Expr::Call(call) = &*e.value
-                    && let Some(name) = dotted(&call.func)
-                    && name.starts_with("mvm.")
-                {
-                    // The in-process route prints the IR; statically it means nothing.
-                    if name == "mvm.emit_json" {
-                        return Ok(());
+            Stmt::Import(i) => {
+                for alias in &i.names {
+                    let name = alias.name.id.as_str();
+                    let root = name.split('.').next().unwrap_or(name);
+                    match &alias.asname {
+                        // `import mvm.x as y` binds the submodule, not the SDK.
+                        Some(local) if name == MODULE => self.names.bind_module(local.as_str()),
+                        Some(local) => self.names.unbind(local.as_str()),
+                        // `import mvm.x` binds `mvm` itself.
+                        None if root == MODULE => self.names.bind_module(MODULE),
+                        None => self.names.unbind(root),
                     }
-                    if name != "mvm.workload" {
-                        return Err(vec![unknown_top_level(
-                            &name,
-                            at(&*e.value),
-                            "mvm.workload",
-                        )]);
-                    }
-                    if self.workload.is_some() {
-                        return Err(vec![Diag::new(
-                            Code::EKwargConflict,
-                            at(&*e.value),
-                            "mvm.workload(...) is called more than once",
-                            "keep one mvm.workload(id=...) call per file",
-                        )]);
-                    }
-                    self.workload = Some(convert_call(call, name, 0)?);
                 }
                 Ok(())
             }
+            Stmt::ImportFrom(f) => {
+                let sdk = f.level == 0 && f.module.as_ref().is_some_and(|m| m.as_str() == MODULE);
+                for alias in &f.names {
+                    let name = alias.name.as_str();
+                    if name == "*" {
+                        if sdk {
+                            for n in star_names() {
+                                self.names.bind_member(n, n);
+                            }
+                        }
+                        continue;
+                    }
+                    let local = alias.asname.as_ref().unwrap_or(&alias.name).as_str();
+                    if sdk {
+                        self.names.bind_member(local, name);
+                    } else {
+                        self.names.unbind(local);
+                    }
+                }
+                Ok(())
+            }
+            Stmt::Expr(e) => {
+                let Expr::Call(call) = &*e.value else {
+                    return Ok(());
+                };
+                let Some(path) = dotted(&call.func) else {
+                    return Ok(());
+                };
+                let Some(name) = self.names.resolve(&path) else {
+                    return Ok(());
+                };
+                let written = imports::written(&path);
+                match name.direct() {
+                    // The in-process route prints the IR; statically it means nothing.
+                    Some("emit_json") => Ok(()),
+                    Some("workload") => {
+                        if self.workload.is_some() {
+                            return Err(vec![Diag::new(
+                                Code::EKwargConflict,
+                                at(&*e.value),
+                                format!("{written}(...) is called more than once"),
+                                "keep one mvm.workload(id=...) call per file",
+                            )]);
+                        }
+                        self.workload = Some(convert_call(&self.names, call, &path, 0)?);
+                        Ok(())
+                    }
+                    Some(_) => Err(vec![unknown_top_level(
+                        &written,
+                        at(&*e.value),
+                        "mvm.workload",
+                    )]),
+                    // `Sandbox.create(...)`, `mvm.x.y(...)`: not a declaration.
+                    None => Ok(()),
+                }
+            }
             Stmt::FunctionDef(f) => {
+                // Decorators run before the name is bound.
                 for dec in &f.decorator_list {
                     self.decorator(dec, f)?;
                 }
+                self.names.unbind(f.name.as_str());
+                Ok(())
+            }
+            Stmt::ClassDef(c) => {
+                self.names.unbind(c.name.as_str());
+                Ok(())
+            }
+            Stmt::Assign(a) => {
+                for t in &a.targets {
+                    self.rebound(t);
+                }
+                Ok(())
+            }
+            Stmt::AnnAssign(a) => {
+                self.rebound(&a.target);
+                Ok(())
+            }
+            Stmt::AugAssign(a) => {
+                self.rebound(&a.target);
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// An assignment target that rebinds a module-level name.
+    fn rebound(&mut self, target: &Expr) {
+        match target {
+            Expr::Name(n) => self.names.unbind(n.id.as_str()),
+            Expr::Tuple(t) => t.elts.iter().for_each(|e| self.rebound(e)),
+            Expr::List(l) => l.elts.iter().for_each(|e| self.rebound(e)),
+            Expr::Starred(s) => self.rebound(&s.value),
+            _ => {}
         }
     }
 
@@ -94,50 +207,75 @@ impl Found {
         f: &ast::StmtFunctionDef,
     ) -> Result<(), Vec<Diag>> {
         let pos = at(&dec.expression);
-        let call = match &dec.expression {
-            Expr::Call(call) => call,
+        let (call, path) = match &dec.expression {
+            Expr::Call(call) => match dotted(&call.func) {
+                Some(path) => (call, path),
+                None => return Ok(()),
+            },
             other => {
-                if dotted(other).as_deref() == Some("mvm.app") {
+                if let Some(path) = dotted(other)
+                    && self.names.resolve(&path).as_ref().and_then(|r| r.direct()) == Some("app")
+                {
+                    let written = imports::written(&path);
                     return Err(vec![Diag::new(
                         Code::EKwargType,
                         pos,
-                        "@mvm.app needs its arguments: write @mvm.app(...)",
-                        "e.g. @mvm.app(name=\"hello\", source=mvm.local_path(\".\"))",
+                        format!("@{written} needs its arguments: write @{written}(...)"),
+                        format!("e.g. @{written}(name=\"hello\")"),
                     )]);
                 }
                 return Ok(());
             }
         };
-        let Some(name) = dotted(&call.func) else {
+        let written = imports::written(&path);
+        let Some(name) = self.names.resolve(&path) else {
+            if imports::unimported_mvm(&self.names, &path) {
+                return Err(vec![not_imported(&written, pos)]);
+            }
+            // A decorator of the file's own (even one called `app`).
             return Ok(());
         };
-        if !name.starts_with("mvm.") {
-            return Ok(());
-        }
-        if name != "mvm.app" {
-            return Err(vec![unknown_top_level(&name, pos, "mvm.app")]);
+        if name.direct() != Some("app") {
+            return Err(vec![unknown_top_level(&written, pos, "mvm.app")]);
         }
         if let Some((_, _, first)) = &self.app {
             return Err(vec![Diag::new(
                 Code::EAppsCount,
                 at(dec),
                 format!(
-                    "a second @mvm.app function `{}`; `{first}` is already declared in this file",
+                    "a second @{written} function `{}`; `{first}` is already declared in this file",
                     f.name.id
                 ),
                 "declare exactly one app per file; move the other function into its own declaration file",
             )]);
         }
-        self.app = Some((convert_call(call, name, 0)?, pos, f.name.id.to_string()));
+        self.app = Some((
+            convert_call(&self.names, call, &path, 0)?,
+            pos,
+            f.name.id.to_string(),
+        ));
         Ok(())
     }
 }
 
-/// A misspelt `mvm.*` call at the top level (`@mvm.ap(...)`, `mvm.worklaod(...)`).
+/// `@mvm.app(...)` in a file that never imports `mvm`.
+fn not_imported(written: &str, pos: usize) -> Diag {
+    Diag::new(
+        Code::EHelperUnknown,
+        pos,
+        format!("`{written}` does not refer to the SDK: `mvm` is not imported in this file"),
+        "add `import mvm` (or `from mvm import app`) at the top of the file",
+    )
+}
+
+/// A misspelt SDK call at the top level (`@mvm.ap(...)`, `mvm.worklaod(...)`).
 fn unknown_top_level(name: &str, pos: usize, expected: &str) -> Diag {
-    let seg = name.trim_start_matches("mvm.");
+    let (prefix, seg) = match name.rsplit_once('.') {
+        Some((p, s)) => (format!("{p}."), s),
+        None => (String::new(), name),
+    };
     let hint = match helpers::closest(seg, helpers::SIGNATURES.iter().map(|s| s.name)) {
-        Some(s) => format!("did you mean mvm.{s}?"),
+        Some(s) => format!("did you mean {prefix}{s}?"),
         None => format!("declarations use {expected}(...)"),
     };
     Diag::new(
@@ -148,21 +286,44 @@ fn unknown_top_level(name: &str, pos: usize, expected: &str) -> Diag {
     )
 }
 
-/// `mvm.secret` for a chain of names and attributes; `None` for anything else.
-fn dotted(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Name(n) => Some(n.id.to_string()),
-        Expr::Attribute(a) => Some(format!("{}.{}", dotted(&a.value)?, a.attr.id)),
-        _ => None,
+/// The segments of a chain of names and attributes (`mvm.secret` →
+/// `["mvm", "secret"]`); `None` for anything else. Iterative: chains may be
+/// long.
+fn dotted(e: &Expr) -> Option<Vec<String>> {
+    let mut segments = Vec::new();
+    let mut e = e;
+    loop {
+        match e {
+            Expr::Name(n) => {
+                segments.push(n.id.to_string());
+                segments.reverse();
+                return Some(segments);
+            }
+            Expr::Attribute(a) => {
+                segments.push(a.attr.id.to_string());
+                e = &a.value;
+            }
+            _ => return None,
+        }
     }
 }
 
-fn convert_call(call: &ast::ExprCall, written: String, depth: usize) -> Result<Call, Vec<Diag>> {
-    // Only `mvm.<helper>` names an allowlisted helper; anything else keeps an
-    // empty helper so lowering reports it as unknown under its written name.
-    let helper = match written.strip_prefix("mvm.") {
-        Some(h) if !h.contains('.') => h.to_string(),
-        _ => String::new(),
+fn convert_call(
+    names: &SdkNames,
+    call: &ast::ExprCall,
+    path: &[String],
+    depth: usize,
+) -> Result<Call, Vec<Diag>> {
+    let written = imports::written(path);
+    // Only a name that resolves through the SDK's imports is a helper;
+    // anything else keeps an empty helper so lowering reports it as unknown
+    // under its written name.
+    let helper = match names.resolve(path) {
+        Some(r) => r.direct().unwrap_or_default().to_string(),
+        None if imports::unimported_mvm(names, path) => {
+            return Err(vec![not_imported(&written, at(call))]);
+        }
+        None => String::new(),
     };
     let mut diags = Vec::new();
     let mut args = Vec::new();
@@ -171,7 +332,7 @@ fn convert_call(call: &ast::ExprCall, written: String, depth: usize) -> Result<C
             diags.push(not_literal(at(s), "`*` unpacking"));
             continue;
         }
-        match convert(a, depth) {
+        match convert(names, a, depth) {
             Ok(v) => args.push(v),
             Err(mut d) => diags.append(&mut d),
         }
@@ -182,7 +343,7 @@ fn convert_call(call: &ast::ExprCall, written: String, depth: usize) -> Result<C
             diags.push(not_literal(at(kw), "`**` unpacking"));
             continue;
         };
-        match convert(&kw.value, depth) {
+        match convert(names, &kw.value, depth) {
             Ok(value) => kwargs.push(Kwarg {
                 name: name.id.to_string(),
                 written: name.id.to_string(),
@@ -213,7 +374,7 @@ fn not_literal(pos: usize, what: &str) -> Diag {
     )
 }
 
-fn convert(e: &Expr, depth: usize) -> Result<Value, Vec<Diag>> {
+fn convert(names: &SdkNames, e: &Expr, depth: usize) -> Result<Value, Vec<Diag>> {
     let pos = at(e);
     if depth > MAX_DEPTH {
         return Err(vec![too_deep(pos)]);
@@ -249,11 +410,11 @@ fn convert(e: &Expr, depth: usize) -> Result<Value, Vec<Diag>> {
         },
         Expr::BooleanLiteral(b) => Kind::Bool(b.value),
         Expr::NoneLiteral(_) => Kind::Null,
-        Expr::List(l) => Kind::List(convert_all(&l.elts, depth + 1)?),
-        Expr::Tuple(t) => Kind::List(convert_all(&t.elts, depth + 1)?),
-        Expr::Dict(d) => Kind::Dict(dict(d, depth + 1)?),
+        Expr::List(l) => Kind::List(convert_all(names, &l.elts, depth + 1)?),
+        Expr::Tuple(t) => Kind::List(convert_all(names, &t.elts, depth + 1)?),
+        Expr::Dict(d) => Kind::Dict(dict(names, d, depth + 1)?),
         Expr::Call(c) => match dotted(&c.func) {
-            Some(name) => Kind::Call(convert_call(c, name, depth + 1)?),
+            Some(path) => Kind::Call(convert_call(names, c, &path, depth + 1)?),
             None => return Err(vec![not_literal(pos, "this call")]),
         },
         Expr::Name(n) => {
@@ -268,7 +429,7 @@ fn convert(e: &Expr, depth: usize) -> Result<Value, Vec<Diag>> {
             )]);
         }
         Expr::Attribute(_) => {
-            let name = dotted(e).unwrap_or_else(|| "this attribute".into());
+            let name = dotted(e).map_or_else(|| "this attribute".into(), |p| imports::written(&p));
             return Err(vec![not_literal(
                 pos,
                 &format!("the attribute read `{name}`"),
@@ -298,7 +459,7 @@ fn int_value(i: &ast::Int, pos: usize) -> Result<i128, Vec<Diag>> {
     })
 }
 
-fn convert_all(items: &[Expr], depth: usize) -> Result<Vec<Value>, Vec<Diag>> {
+fn convert_all(names: &SdkNames, items: &[Expr], depth: usize) -> Result<Vec<Value>, Vec<Diag>> {
     let mut out = Vec::with_capacity(items.len());
     let mut diags = Vec::new();
     for item in items {
@@ -306,7 +467,7 @@ fn convert_all(items: &[Expr], depth: usize) -> Result<Vec<Value>, Vec<Diag>> {
             diags.push(not_literal(at(s), "`*` unpacking"));
             continue;
         }
-        match convert(item, depth) {
+        match convert(names, item, depth) {
             Ok(v) => out.push(v),
             Err(mut d) => diags.append(&mut d),
         }
@@ -318,7 +479,7 @@ fn convert_all(items: &[Expr], depth: usize) -> Result<Vec<Value>, Vec<Diag>> {
     }
 }
 
-fn dict(d: &ast::ExprDict, depth: usize) -> Result<Vec<Entry>, Vec<Diag>> {
+fn dict(names: &SdkNames, d: &ast::ExprDict, depth: usize) -> Result<Vec<Entry>, Vec<Diag>> {
     let mut out: Vec<Entry> = Vec::with_capacity(d.items.len());
     let mut diags = Vec::new();
     for item in &d.items {
@@ -357,7 +518,7 @@ fn dict(d: &ast::ExprDict, depth: usize) -> Result<Vec<Entry>, Vec<Diag>> {
             ));
             continue;
         }
-        match convert(&item.value, depth) {
+        match convert(names, &item.value, depth) {
             Ok(value) => out.push(Entry { key, key_at, value }),
             Err(mut e) => diags.append(&mut e),
         }

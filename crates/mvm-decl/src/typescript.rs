@@ -4,13 +4,21 @@
 //! trees. Nothing is run; identifiers, spreads, computed keys and template
 //! interpolation are rejected.
 //!
+//! The SDK may be imported in any form: `import * as m from "mvm-sdk"`,
+//! `import { app, pythonImage as pi } from "mvm-sdk"`, a default import
+//! (`import mvm from "mvm-sdk"`, taken as the namespace), `import m =
+//! require("mvm-sdk")`, or a module-level `const m = require("mvm-sdk")` /
+//! `await import("mvm-sdk")` (also destructured). `npm:mvm-sdk[@version]`
+//! names the same package. Type-only imports bind nothing.
+//!
 //! A helper's trailing object literal is its options (keyword arguments);
 //! helper and option names are accepted in snake_case or camelCase.
 
 use oxc_allocator::Allocator;
 use oxc_ast::ast::{
-    Argument, ArrayExpressionElement, Declaration as TsDeclaration, Expression, ObjectPropertyKind,
-    PropertyKey, Statement, UnaryOperator,
+    Argument, ArrayExpressionElement, BindingPattern, Declaration as TsDeclaration, Expression,
+    ImportDeclarationSpecifier, ImportOrExportKind, ObjectPropertyKind, PropertyKey, Statement,
+    TSModuleReference, UnaryOperator, VariableDeclaration,
 };
 use oxc_span::{GetSpan, SourceType};
 
@@ -18,10 +26,28 @@ use mvm_ir::Code;
 
 use crate::diag::{Diag, LITERAL_HINT, MAX_DEPTH, too_deep};
 use crate::helpers;
-use crate::value::{Call, Declaration, Entry, Kind, Kwarg, Value};
+use crate::imports::{self, SdkNames};
+use crate::nesting;
+use crate::typescript_uses;
+use crate::value::{Call, Contents, Declaration, Entry, Kind, Kwarg, Value};
 
-/// Parses `source`; `Ok(None)` when it holds no `mvm.app(...)`.
-pub fn parse(source: &str) -> Result<Option<Declaration>, Vec<Diag>> {
+/// The TypeScript SDK's package name.
+const PACKAGE: &str = "mvm-sdk";
+
+/// `"mvm-sdk"`, and Deno's `"npm:mvm-sdk"` / `"npm:mvm-sdk@0.1.0"`.
+fn is_sdk(specifier: &str) -> bool {
+    let name = specifier.strip_prefix("npm:").unwrap_or(specifier);
+    name == PACKAGE
+        || name
+            .strip_prefix(PACKAGE)
+            .is_some_and(|v| v.starts_with('@'))
+}
+
+/// Parses `source` and finds its declaration, if any.
+pub fn parse(source: &str) -> Result<Contents, Vec<Diag>> {
+    // The parser recurses on the stack without a limit: refuse over-deep
+    // input before it sees it.
+    nesting::scan_typescript(source).map_err(|d| vec![d])?;
     let allocator = Allocator::default();
     let ret = oxc_parser::Parser::new(&allocator, source, SourceType::ts()).parse();
     if let Some(first) = ret.diagnostics.first() {
@@ -33,20 +59,34 @@ pub fn parse(source: &str) -> Result<Option<Declaration>, Vec<Diag>> {
             "fix the syntax error; the declaration file must parse as TypeScript",
         )]);
     }
-    let mut found = Found::default();
+    let mut walk = Walk::default();
+    // Imports are hoisted: every module-level import counts, wherever it is.
     for stmt in &ret.program.body {
-        found.statement(stmt)?;
+        walk.import(stmt);
     }
-    Ok(found.app.map(|(app, app_at, function)| Declaration {
-        app,
-        app_at,
-        function,
-        workload: found.workload,
-    }))
+    let uses = typescript_uses::uses(&ret.program, &walk.names).map_err(|d| vec![d])?;
+    for stmt in &ret.program.body {
+        walk.statement(stmt)?;
+    }
+    if let Some((app, app_at, function)) = walk.app {
+        return Ok(Contents::Declaration(Box::new(Declaration {
+            app,
+            app_at,
+            function,
+            workload: walk.workload,
+        })));
+    }
+    // `app` used anywhere without a module-level declaration: never a
+    // recording script (that would run the file on the host).
+    Ok(match (uses.app, uses.sandbox) {
+        (None, Some(at)) => Contents::SandboxScript { at },
+        (app_at, _) => Contents::Nothing { app_at },
+    })
 }
 
 #[derive(Default)]
-struct Found {
+struct Walk {
+    names: SdkNames,
     app: Option<(Call, usize, Option<String>)>,
     workload: Option<Call>,
 }
@@ -56,7 +96,7 @@ fn at(node: &impl GetSpan) -> usize {
 }
 
 /// Parentheses and type assertions (`as const`, `satisfies T`, `x!`) do not change a value.
-fn unwrap<'e, 'a>(mut e: &'e Expression<'a>) -> &'e Expression<'a> {
+pub(crate) fn unwrap<'e, 'a>(mut e: &'e Expression<'a>) -> &'e Expression<'a> {
     loop {
         e = match e {
             Expression::ParenthesizedExpression(p) => &p.expression,
@@ -68,25 +108,128 @@ fn unwrap<'e, 'a>(mut e: &'e Expression<'a>) -> &'e Expression<'a> {
     }
 }
 
-/// `mvm.localPath` for a chain of identifiers and static member reads.
-fn dotted(e: &Expression) -> Option<String> {
-    match unwrap(e) {
-        Expression::Identifier(i) => Some(i.name.to_string()),
-        Expression::StaticMemberExpression(m) => {
-            Some(format!("{}.{}", dotted(&m.object)?, m.property.name))
+/// The segments of a chain of identifiers and static member reads
+/// (`mvm.localPath` → `["mvm", "localPath"]`, also `mvm["app"]`); `None`
+/// for anything else. Iterative: chains may be long.
+fn dotted(e: &Expression) -> Option<Vec<String>> {
+    let mut segments = Vec::new();
+    let mut e = e;
+    loop {
+        match unwrap(e) {
+            Expression::Identifier(i) => {
+                segments.push(i.name.to_string());
+                segments.reverse();
+                return Some(segments);
+            }
+            Expression::StaticMemberExpression(m) => {
+                segments.push(m.property.name.to_string());
+                e = &m.object;
+            }
+            Expression::ComputedMemberExpression(m) => match unwrap(&m.expression) {
+                Expression::StringLiteral(s) => {
+                    segments.push(s.value.to_string());
+                    e = &m.object;
+                }
+                _ => return None,
+            },
+            _ => return None,
         }
-        _ => None,
     }
 }
 
-/// The helper's snake_case name for a two-segment `mvm.<name>`.
-fn mvm_helper(name: &str) -> Option<String> {
-    name.strip_prefix("mvm.")
-        .filter(|h| !h.contains('.'))
-        .map(helpers::snake_case)
+/// `require("mvm-sdk")` or `await import("mvm-sdk")`.
+fn requires_sdk(e: &Expression) -> bool {
+    match unwrap(e) {
+        Expression::AwaitExpression(a) => requires_sdk(&a.argument),
+        Expression::ImportExpression(i) => {
+            matches!(unwrap(&i.source), Expression::StringLiteral(s) if is_sdk(&s.value))
+        }
+        Expression::CallExpression(c) => {
+            matches!(unwrap(&c.callee), Expression::Identifier(i) if i.name == "require")
+                && c.arguments.len() == 1
+                && matches!(
+                    c.arguments[0].as_expression().map(unwrap),
+                    Some(Expression::StringLiteral(s)) if is_sdk(&s.value)
+                )
+        }
+        _ => false,
+    }
 }
 
-impl Found {
+impl Walk {
+    /// Records the SDK names a module-level statement binds.
+    fn import(&mut self, stmt: &Statement) {
+        match stmt {
+            Statement::ImportDeclaration(d) => {
+                if d.import_kind == ImportOrExportKind::Type || !is_sdk(&d.source.value) {
+                    return;
+                }
+                for spec in d.specifiers.iter().flatten() {
+                    match spec {
+                        ImportDeclarationSpecifier::ImportSpecifier(s) => {
+                            if s.import_kind == ImportOrExportKind::Type {
+                                continue;
+                            }
+                            let imported = s.imported.name();
+                            if imported == "default" {
+                                self.names.bind_module(&s.local.name);
+                            } else {
+                                self.names.bind_member(&s.local.name, &imported);
+                            }
+                        }
+                        // The SDK has no default export; a default import
+                        // is read as the namespace, never as "not the SDK".
+                        ImportDeclarationSpecifier::ImportDefaultSpecifier(s) => {
+                            self.names.bind_module(&s.local.name)
+                        }
+                        ImportDeclarationSpecifier::ImportNamespaceSpecifier(s) => {
+                            self.names.bind_module(&s.local.name)
+                        }
+                    }
+                }
+            }
+            Statement::TSImportEqualsDeclaration(d) => {
+                if d.import_kind != ImportOrExportKind::Type
+                    && let TSModuleReference::ExternalModuleReference(r) = &d.module_reference
+                    && is_sdk(&r.expression.value)
+                {
+                    self.names.bind_module(&d.id.name);
+                }
+            }
+            Statement::VariableDeclaration(v) => self.required(v),
+            Statement::ExportDeclaration(e) => {
+                if let TsDeclaration::VariableDeclaration(v) = &e.declaration {
+                    self.required(v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `const m = require("mvm-sdk")`, `const { app, Sandbox: S } = await import("mvm-sdk")`.
+    fn required(&mut self, v: &VariableDeclaration) {
+        for d in &v.declarations {
+            let Some(init) = &d.init else { continue };
+            if !requires_sdk(init) {
+                continue;
+            }
+            match &d.id {
+                BindingPattern::BindingIdentifier(id) => self.names.bind_module(&id.name),
+                BindingPattern::ObjectPattern(o) => {
+                    for p in &o.properties {
+                        if let (Some(key), Some(local)) =
+                            (p.key.static_name(), p.value.get_binding_identifier())
+                            && !p.computed
+                        {
+                            self.names.bind_member(&local.name, &key);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn statement(&mut self, stmt: &Statement) -> Result<(), Vec<Diag>> {
         match stmt {
             Statement::ExpressionStatement(s) => self.expression(&s.expression, None),
@@ -104,7 +247,7 @@ impl Found {
         }
     }
 
-    fn variables(&mut self, v: &oxc_ast::ast::VariableDeclaration) -> Result<(), Vec<Diag>> {
+    fn variables(&mut self, v: &VariableDeclaration) -> Result<(), Vec<Diag>> {
         for d in &v.declarations {
             if let Some(init) = &d.init {
                 self.expression(init, d.id.get_identifier_name().map(|n| n.to_string()))?;
@@ -113,51 +256,75 @@ impl Found {
         Ok(())
     }
 
+    /// The helper a callee path names through the SDK's imports (snake_case).
+    fn helper(&self, path: &[String]) -> Option<Option<String>> {
+        self.names
+            .resolve(path)
+            .map(|r| r.direct().map(helpers::snake_case))
+    }
+
     fn expression(&mut self, e: &Expression, binding: Option<String>) -> Result<(), Vec<Diag>> {
         let Expression::CallExpression(outer) = unwrap(e) else {
             return Ok(());
         };
         // `mvm.app({...})(fn)`: the inner call is the declaration, the outer applies it.
         if let Expression::CallExpression(inner) = unwrap(&outer.callee)
-            && let Some(name) = dotted(&inner.callee)
-            && let Some(helper) = mvm_helper(&name)
+            && let Some(path) = dotted(&inner.callee)
         {
-            if helper != "app" {
-                return Err(vec![unknown_top_level(&name, at(&**inner))]);
+            match self.helper(&path) {
+                Some(Some(h)) if h == "app" => {
+                    let function = binding.or_else(|| function_name(outer.arguments.first()));
+                    return self.app(inner, &path, function);
+                }
+                Some(Some(_)) => {
+                    return Err(vec![unknown_top_level(
+                        &imports::written(&path),
+                        at(&**inner),
+                    )]);
+                }
+                None if imports::unimported_mvm(&self.names, &path) => {
+                    return Err(vec![not_imported(&imports::written(&path), at(&**inner))]);
+                }
+                _ => {}
             }
-            let function = binding.or_else(|| function_name(outer.arguments.first()));
-            return self.app(inner, name, function);
         }
-        let Some(name) = dotted(&outer.callee) else {
+        let Some(path) = dotted(&outer.callee) else {
             return Ok(());
         };
-        let Some(helper) = mvm_helper(&name) else {
-            return Ok(());
+        let helper = match self.helper(&path) {
+            Some(Some(h)) => h,
+            // `Sandbox.create(...)`, `m.x.y(...)`: not a declaration.
+            Some(None) => return Ok(()),
+            None if imports::unimported_mvm(&self.names, &path) => {
+                return Err(vec![not_imported(&imports::written(&path), at(&**outer))]);
+            }
+            None => return Ok(()),
         };
+        let written = imports::written(&path);
         match helper.as_str() {
-            "app" => self.app(outer, name, binding),
+            "app" => self.app(outer, &path, binding),
             "workload" => {
                 if self.workload.is_some() {
                     return Err(vec![Diag::new(
                         Code::EKwargConflict,
                         at(&**outer),
-                        "mvm.workload(...) is called more than once",
+                        format!("{written}(...) is called more than once"),
                         "keep one mvm.workload({ id: ... }) call per file",
                     )]);
                 }
-                self.workload = Some(convert_call(outer, name, 0)?);
+                self.workload = Some(convert_call(&self.names, outer, &path, 0)?);
                 Ok(())
             }
             // The in-process route prints the IR; statically it means nothing.
             "emit_json" => Ok(()),
-            _ => Err(vec![unknown_top_level(&name, at(&**outer))]),
+            _ => Err(vec![unknown_top_level(&written, at(&**outer))]),
         }
     }
 
     fn app(
         &mut self,
         call: &oxc_ast::ast::CallExpression,
-        name: String,
+        path: &[String],
         function: Option<String>,
     ) -> Result<(), Vec<Diag>> {
         let pos = at(call);
@@ -165,13 +332,23 @@ impl Found {
             return Err(vec![Diag::new(
                 Code::EAppsCount,
                 pos,
-                "a second mvm.app(...) in this file",
+                format!("a second {}(...) in this file", imports::written(path)),
                 "declare exactly one app per file; move the other into its own declaration file",
             )]);
         }
-        self.app = Some((convert_call(call, name, 0)?, pos, function));
+        self.app = Some((convert_call(&self.names, call, path, 0)?, pos, function));
         Ok(())
     }
+}
+
+/// `mvm.app(...)` in a file that never imports `mvm`.
+fn not_imported(written: &str, pos: usize) -> Diag {
+    Diag::new(
+        Code::EHelperUnknown,
+        pos,
+        format!("`{written}` does not refer to the SDK: `mvm` is not imported in this file"),
+        "add `import * as mvm from \"mvm-sdk\"` (or `import { app } from \"mvm-sdk\"`) at the top of the file",
+    )
 }
 
 /// The name of a named function expression passed to the app, if any.
@@ -183,9 +360,12 @@ fn function_name(arg: Option<&Argument>) -> Option<String> {
 }
 
 fn unknown_top_level(name: &str, pos: usize) -> Diag {
-    let seg = helpers::snake_case(name.trim_start_matches("mvm."));
-    let hint = match helpers::closest(&seg, ["app", "workload"]) {
-        Some(s) => format!("did you mean mvm.{s}?"),
+    let (prefix, seg) = match name.rsplit_once('.') {
+        Some((p, s)) => (format!("{p}."), s),
+        None => (String::new(), name),
+    };
+    let hint = match helpers::closest(&helpers::snake_case(seg), ["app", "workload"]) {
+        Some(s) => format!("did you mean {prefix}{s}?"),
         None => "declarations use mvm.app({...})(fn) and mvm.workload({ id })".into(),
     };
     Diag::new(
@@ -206,13 +386,22 @@ fn not_literal(pos: usize, what: &str) -> Diag {
 }
 
 fn convert_call(
+    names: &SdkNames,
     call: &oxc_ast::ast::CallExpression,
-    written: String,
+    path: &[String],
     depth: usize,
 ) -> Result<Call, Vec<Diag>> {
-    // Only `mvm.<helper>` names an allowlisted helper; anything else keeps an
-    // empty helper so lowering reports it under its written name.
-    let helper = mvm_helper(&written).unwrap_or_default();
+    let written = imports::written(path);
+    // Only a name that resolves through the SDK's imports is a helper;
+    // anything else keeps an empty helper so lowering reports it under its
+    // written name.
+    let helper = match names.resolve(path) {
+        Some(r) => r.direct().map(helpers::snake_case).unwrap_or_default(),
+        None if imports::unimported_mvm(names, path) => {
+            return Err(vec![not_imported(&written, at(call))]);
+        }
+        None => String::new(),
+    };
     let mut diags = Vec::new();
     let mut args = Vec::new();
     let mut kwargs = Vec::new();
@@ -226,7 +415,7 @@ fn convert_call(
             && let Expression::ObjectExpression(o) = unwrap(e)
         {
             // The trailing options object: its properties are keyword arguments.
-            match object(o, depth) {
+            match object(names, o, depth) {
                 Ok(entries) => kwargs.extend(entries.into_iter().map(|en| Kwarg {
                     name: helpers::snake_case(&en.key),
                     written: en.key,
@@ -237,7 +426,7 @@ fn convert_call(
             }
             continue;
         }
-        match convert(e, depth) {
+        match convert(names, e, depth) {
             Ok(v) => args.push(v),
             Err(mut d) => diags.append(&mut d),
         }
@@ -254,7 +443,7 @@ fn convert_call(
     }
 }
 
-fn convert(e: &Expression, depth: usize) -> Result<Value, Vec<Diag>> {
+fn convert(names: &SdkNames, e: &Expression, depth: usize) -> Result<Value, Vec<Diag>> {
     let e = unwrap(e);
     let pos = at(e);
     if depth > MAX_DEPTH {
@@ -308,7 +497,7 @@ fn convert(e: &Expression, depth: usize) -> Result<Value, Vec<Diag>> {
                     }
                     _ => el.as_expression().map_or_else(
                         || Err(vec![not_literal(pos, "this element")]),
-                        |x| convert(x, depth + 1),
+                        |x| convert(names, x, depth + 1),
                     ),
                 };
                 match item {
@@ -321,9 +510,9 @@ fn convert(e: &Expression, depth: usize) -> Result<Value, Vec<Diag>> {
             }
             Kind::List(items)
         }
-        Expression::ObjectExpression(o) => Kind::Dict(object(o, depth + 1)?),
+        Expression::ObjectExpression(o) => Kind::Dict(object(names, o, depth + 1)?),
         Expression::CallExpression(c) => match dotted(&c.callee) {
-            Some(name) => Kind::Call(convert_call(c, name, depth + 1)?),
+            Some(path) => Kind::Call(convert_call(names, c, &path, depth + 1)?),
             None => return Err(vec![not_literal(pos, "this call")]),
         },
         Expression::Identifier(i) => {
@@ -338,7 +527,7 @@ fn convert(e: &Expression, depth: usize) -> Result<Value, Vec<Diag>> {
             )]);
         }
         Expression::StaticMemberExpression(_) | Expression::ComputedMemberExpression(_) => {
-            let name = dotted(e).unwrap_or_else(|| "this member".into());
+            let name = dotted(e).map_or_else(|| "this member".into(), |p| imports::written(&p));
             return Err(vec![not_literal(
                 pos,
                 &format!("the property read `{name}`"),
@@ -373,7 +562,11 @@ fn integer(v: f64, pos: usize) -> Result<i128, Vec<Diag>> {
     }
 }
 
-fn object(o: &oxc_ast::ast::ObjectExpression, depth: usize) -> Result<Vec<Entry>, Vec<Diag>> {
+fn object(
+    names: &SdkNames,
+    o: &oxc_ast::ast::ObjectExpression,
+    depth: usize,
+) -> Result<Vec<Entry>, Vec<Diag>> {
     let mut out: Vec<Entry> = Vec::with_capacity(o.properties.len());
     let mut diags = Vec::new();
     for prop in &o.properties {
@@ -424,7 +617,7 @@ fn object(o: &oxc_ast::ast::ObjectExpression, depth: usize) -> Result<Vec<Entry>
             ));
             continue;
         }
-        match convert(&p.value, depth) {
+        match convert(names, &p.value, depth) {
             Ok(value) => out.push(Entry { key, key_at, value }),
             Err(mut d) => diags.append(&mut d),
         }

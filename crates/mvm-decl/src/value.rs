@@ -82,3 +82,19 @@ pub struct Declaration {
     /// The `id` value of a module-level `mvm.workload(...)` call.
     pub workload: Option<Call>,
 }
+
+/// What a front end found in a file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contents {
+    Declaration(Box<Declaration>),
+    /// No declaration in any form, but the SDK's `Sandbox` is used (first
+    /// use at `at`): a recording script.
+    SandboxScript {
+        at: usize,
+    },
+    /// Neither; `app_at` is where the SDK's `app` is used anyway (not as a
+    /// module-level declaration), if it is.
+    Nothing {
+        app_at: Option<usize>,
+    },
+}

@@ -21,15 +21,34 @@ fn languages_by_extension() {
     assert_eq!(lang_for_path(Path::new("workload.json")), None);
 }
 
+/// Only a TypeScript file that uses the SDK's Sandbox and no form of its
+/// `app` is a recording script; anything else without a declaration is an
+/// error, so the CLI never falls back to running it.
 #[test]
-fn typescript_without_declaration_is_not_an_error() {
-    let out = compile_declaration(
-        Path::new("app.ts"),
+fn only_sandbox_scripts_lack_a_declaration_without_an_error() {
+    let ts = |src: &str| compile_declaration(Path::new("app.ts"), src, Path::new("app.ts"));
+    let out = ts("import { Sandbox } from \"mvm-sdk\";\n\nawait Sandbox.create({});\n").unwrap();
+    let Outcome::SandboxScript { at } = out else {
+        panic!("expected a Sandbox script, got {out:?}")
+    };
+    assert_eq!((at.line, at.column), (3, 7));
+    let out = ts("import * as m from \"mvm-sdk\";\nawait m.Sandbox.create({});\n").unwrap();
+    assert!(matches!(out, Outcome::SandboxScript { .. }), "{out:?}");
+
+    for src in [
+        // Nothing from the SDK at all.
         "console.log(1);\n",
-        Path::new("app.ts"),
-    )
-    .unwrap();
-    assert!(matches!(out, Outcome::NoDeclaration));
+        // A Sandbox of someone else's.
+        "import { Sandbox } from \"other\";\nawait Sandbox.create({});\n",
+        // `app` used, but not as a module-level declaration.
+        "import { app, Sandbox } from \"mvm-sdk\";\nfunction f() { return app({})(() => 1); }\nawait Sandbox.create({});\n",
+        // The namespace handed around may reach `app`.
+        "import * as m from \"mvm-sdk\";\nconst { app } = m;\nawait m.Sandbox.create({});\n",
+        "import * as m from \"mvm-sdk\";\nconst k = \"app\";\nm[k];\nawait m.Sandbox.create({});\n",
+    ] {
+        let err = ts(src).unwrap_err();
+        assert_eq!(err[0].code, Code::ENoDeclaration, "{src}: {}", err[0]);
+    }
     let err =
         compile_declaration(Path::new("app.py"), "print(1)\n", Path::new("app.py")).unwrap_err();
     assert_eq!(err[0].code, Code::ENoDeclaration);
@@ -83,7 +102,7 @@ fn hostile_nesting_is_rejected_not_overflowed() {
         "]".repeat(200)
     );
     let err = compile_declaration(Path::new("app.py"), &deep, Path::new("app.py")).unwrap_err();
-    assert_eq!(err[0].code, Code::EKwargType);
+    assert_eq!(err[0].code, Code::EDeclTooDeep);
 }
 
 /// Every prefix of every corpus declaration (a file cut off mid-edit) gives

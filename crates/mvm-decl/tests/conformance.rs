@@ -34,7 +34,7 @@ fn run_case(case: &Path) -> (&'static str, String) {
     let in_own_dir = Path::new(rel.file_name().expect("a file"));
     match compile_declaration(&rel, &source, in_own_dir) {
         Ok(Outcome::Declared(d)) => ("expected.json", mvm_ir::to_canonical_string(&d.workload)),
-        Ok(Outcome::NoDeclaration) => ("expected_no_declaration", String::new()),
+        Ok(Outcome::SandboxScript { .. }) => ("expected_no_declaration", String::new()),
         Err(findings) => {
             let first = findings
                 .iter()

@@ -2,13 +2,13 @@
 //! workload (`/app`, `/etc/mvm/launch.json`, `/etc/mvm/hooks/*.sh`,
 //! `/etc/mvm/image.lock`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 use crate::buildlog::BuildLog;
 use crate::compiled::Compiled;
 use crate::error::ImageError;
+use crate::tree::{Kind, Tree};
 
 /// Copies the base root to `tree`. `cp -a` keeps owners, modes, links and
 /// device nodes exactly; `--reflink=auto` shares blocks where the file
@@ -28,69 +28,56 @@ pub fn copy_base(base_root: &Path, tree: &Path, log: &mut BuildLog) -> Result<()
 
 /// Adds the workload's files. Everything added is owned by the builder
 /// (root) with modes 0755 for directories and scripts, 0644 otherwise,
-/// except source files that were executable.
+/// except source files that were executable. Written through [`Tree`], so
+/// no link already in the tree (or in the compile output) is followed.
 pub fn add_workload(tree: &Path, compiled: &Compiled) -> Result<(), ImageError> {
-    let app = tree.join("app");
-    let src = compiled.src_dir();
-    if src.is_dir() {
-        copy_dir(&src, &app)?;
-    } else {
-        mkdir(&app)?;
+    let tree = Tree::open(tree)?;
+    let app = Path::new("app");
+    tree.mkdir(app, 0o755, None)?;
+    for entry in compiled.src_entries() {
+        let dest = app.join(&entry.rel);
+        match &entry.kind {
+            Kind::Dir => tree.mkdir(&dest, 0o755, None)?,
+            Kind::File { mode, .. } => {
+                let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                let mut file = compiled.open_src(&entry.rel)?;
+                tree.write_file(&dest, &mut file, mode, None)?;
+            }
+            Kind::Symlink { target } => tree.symlink(&dest, target, None)?,
+            Kind::Special => {}
+        }
     }
-    let etc = tree.join("etc/mvm");
-    let hooks = etc.join("hooks");
-    mkdir(&hooks)?;
-    write(
+    add_mvm_files(&tree, compiled)
+}
+
+/// `/etc/mvm`: launch.json and the hook scripts. Written again after a
+/// builder microVM ran, so what the guest left there (files, or links to
+/// host paths) never stands in for them.
+pub fn add_mvm_files(tree: &Tree, compiled: &Compiled) -> Result<(), ImageError> {
+    let etc = Path::new("etc/mvm");
+    tree.ensure_parents(&etc.join("hooks"))?;
+    tree.mkdir(etc, 0o755, None)?;
+    tree.mkdir(&etc.join("hooks"), 0o755, None)?;
+    tree.write_file(
         &etc.join("launch.json"),
-        &read(&compiled.launch_path())?,
+        &mut compiled.launch_bytes.as_slice(),
         0o644,
+        None,
     )?;
-    for (phase, script) in compiled.hook_scripts() {
-        write(&hooks.join(format!("{phase}.sh")), &read(&script)?, 0o755)?;
+    for (phase, script) in compiled.hook_scripts()? {
+        let rel = etc.join(format!("hooks/{}.sh", phase.as_str()));
+        tree.write_file(&rel, &mut script.as_slice(), 0o755, None)?;
     }
     Ok(())
 }
 
 /// Writes `/etc/mvm/image.lock`, last, once everything it records is known.
-pub fn write_lock(tree: &Path, image_lock: &[u8]) -> Result<(), ImageError> {
-    write(&tree.join("etc/mvm/image.lock"), image_lock, 0o644)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ImageError> {
-    std::fs::read(path).map_err(ImageError::io(path))
-}
-
-fn mkdir(dir: &Path) -> Result<(), ImageError> {
-    std::fs::create_dir_all(dir).map_err(ImageError::io(dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(ImageError::io(dir))
-}
-
-fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ImageError> {
-    std::fs::write(path, bytes).map_err(ImageError::io(path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(ImageError::io(path))
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), ImageError> {
-    mkdir(to)?;
-    for entry in std::fs::read_dir(from).map_err(ImageError::io(from))? {
-        let entry = entry.map_err(ImageError::io(from))?;
-        let (src, dest) = (entry.path(), to.join(entry.file_name()));
-        let meta = src.symlink_metadata().map_err(ImageError::io(&src))?;
-        if meta.is_dir() {
-            copy_dir(&src, &dest)?;
-        } else if meta.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(ImageError::io(&src))?;
-            std::os::unix::fs::symlink(&target, &dest).map_err(ImageError::io(&dest))?;
-        } else {
-            let mode = if meta.permissions().mode() & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            };
-            write(&dest, &read(&src)?, mode)?;
-        }
-    }
+/// After a builder microVM ran, `etc/mvm` may hold links the guest
+/// planted; [`Tree`] replaces them instead of writing through.
+pub fn write_lock(tree: &Tree, image_lock: &[u8]) -> Result<(), ImageError> {
+    let rel = Path::new("etc/mvm/image.lock");
+    tree.ensure_parents(rel)?;
+    tree.mkdir(Path::new("etc/mvm"), 0o755, None)?;
+    tree.write_file(rel, &mut &image_lock[..], 0o644, None)?;
     Ok(())
 }

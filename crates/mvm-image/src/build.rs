@@ -13,7 +13,7 @@ use crate::assemble;
 use crate::base;
 use crate::builder::{Guest, Job};
 use crate::buildlog::BuildLog;
-use crate::compiled::{Compiled, DepsDecl, ImageDecl};
+use crate::compiled::{Compiled, ImageDecl};
 use crate::deps::Install;
 use crate::digest::{sha256_bytes, sha256_parts};
 use crate::error::ImageError;
@@ -22,6 +22,7 @@ use crate::progress::Progress;
 use crate::seal;
 use crate::store::{self, ImageRef, Meta, Store};
 use crate::table::{ResolveError, Resolver};
+use crate::tree::Tree;
 
 /// Identifies how images are made; part of every image id, so a builder
 /// change never reuses images made by an older one.
@@ -39,6 +40,10 @@ pub struct BuildRequest<'a> {
     /// has the hidden `__egress-proxy` command). Needed only to install
     /// declared dependencies.
     pub gate_program: Option<&'a Path>,
+    /// The operator's `--allow-private-egress HOST:PORT` permissions: the
+    /// builder's gate may reach exactly these although they are loopback,
+    /// private, link-local or metadata destinations. Never from the input.
+    pub allow_private_egress: &'a [mvm_egress::Grant],
 }
 
 #[derive(Debug)]
@@ -64,7 +69,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     let launch = &compiled.launch;
     let packages = match &launch.image {
         ImageDecl::NixPackages { packages } => packages,
-        ImageDecl::OciBase { reference } => {
+        ImageDecl::OciBase { reference, .. } => {
             return Err(ResolveError::OciUnsupported {
                 reference: reference.clone(),
             }
@@ -73,7 +78,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     };
     let plan = Resolver::Debian.resolve(packages, launch.dependencies.tool())?;
     let base_key = base::key(&plan);
-    let install = plan_install(&compiled)?;
+    let install = plan_install(&compiled, req.allow_private_egress)?;
     let gate_program = match (&install, req.gate_program) {
         (Some(install), None) => {
             return Err(ImageError::NeedsBuilderVm {
@@ -121,6 +126,9 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
         "building image {id} of {} with {BUILDER}",
         req.input.display()
     ));
+    if !req.allow_private_egress.is_empty() && install.is_none() {
+        log.note("--allow-private-egress has no effect: no dependencies are installed, so the builder has no network");
+    }
 
     let step = req.progress.step("checking the cached base root");
     let base = base::ensure(req.cache_dir, &plan, &mut log, || {
@@ -168,15 +176,17 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
         }
     }
     let lock = lock.to_json();
-    assemble::write_lock(&tree, &lock)?;
+    let tree_fd = Tree::open(&tree)?;
+    if guest.is_some() {
+        assemble::add_mvm_files(&tree_fd, &compiled)?;
+    }
+    assemble::write_lock(&tree_fd, &lock)?;
     step.set_message("sealing the ext4 image");
     let size = seal::seal(&tree, &out.join(store::ROOTFS), &id, &mut log)?;
     step.finish_and_clear();
 
     write(&out.join(store::IMAGE_LOCK), &lock)?;
-    let launch_bytes =
-        std::fs::read(compiled.launch_path()).map_err(ImageError::io(compiled.launch_path()))?;
-    write(&out.join(store::LAUNCH_JSON), &launch_bytes)?;
+    write(&out.join(store::LAUNCH_JSON), &compiled.launch_bytes)?;
     log.note("done");
     drop(log);
     std::fs::copy(&log_path, out.join(store::BUILD_LOG)).map_err(ImageError::io(&log_path))?;
@@ -210,14 +220,19 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
 }
 
 /// The install a declaration asks for, read from the bundled lockfile.
-fn plan_install(compiled: &Compiled) -> Result<Option<Install>, ImageError> {
-    let lockfile = match &compiled.launch.dependencies {
-        DepsDecl::None => return Ok(None),
-        DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => lockfile,
+fn plan_install(
+    compiled: &Compiled,
+    allow_private: &[mvm_egress::Grant],
+) -> Result<Option<Install>, ImageError> {
+    let Some((lockfile, bytes)) = compiled.lockfile()? else {
+        return Ok(None);
     };
-    let path = compiled.src_dir().join(lockfile);
-    let text = std::fs::read_to_string(&path).map_err(ImageError::io(&path))?;
-    Install::plan(&compiled.launch.dependencies, &text)
+    let path = compiled.dir.join("src").join(&lockfile);
+    let text = String::from_utf8(bytes).map_err(|_| ImageError::Lockfile {
+        path: path.clone(),
+        detail: "not UTF-8".into(),
+    })?;
+    Install::plan(&compiled.launch.dependencies, &text, allow_private)
         .map_err(|detail| ImageError::Lockfile { path, detail })
 }
 

@@ -3,9 +3,10 @@
 //!
 //! The tree is sealed as a read-only lower disk; the agent mounts it under
 //! an overlay whose upper layer is a scratch disk, exactly as at run time.
-//! After the guest powers off, the upper layer is read back with debugfs (a
-//! userspace reader: the guest-written file system is never mounted by the
-//! host kernel) and merged into the tree, which is then sealed for real.
+//! After the guest powers off, the upper layer is read back as data by a
+//! memory-safe ext4 reader (the guest-written file system is never mounted
+//! by the host kernel nor parsed by C) and merged into the tree without
+//! following any link (`crate::upper`), and the tree is sealed for real.
 //!
 //! Network: none, unless dependencies are declared. Then the guest gets a
 //! restricted user network whose only reachable address is the egress
@@ -13,9 +14,8 @@
 //! (the registries and the hosts the lockfile names). `before_build`
 //! hooks in the same boot see the same gate.
 //!
-//! Limits: overlay whiteouts and opaque directories are not carried over
-//! (debugfs skips device nodes), so files the hook deletes from the base
-//! stay.
+//! Limits: opaque directories are not carried over, so a directory the
+//! hook deleted and re-created keeps the base's files too.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +27,8 @@ use crate::buildlog::BuildLog;
 use crate::deps::{self, Install, Package};
 use crate::error::ImageError;
 use crate::seal;
+use crate::tree::Tree;
+use crate::upper;
 
 /// Upper layer size; sparse, so only what the hook writes uses host disk.
 const SCRATCH_MIB: u64 = 4096;
@@ -37,8 +39,11 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 const HOOK_TIMEOUT: Duration = Duration::from_secs(3600);
 const INVENTORY_TIMEOUT: Duration = Duration::from_secs(120);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-/// Guest paths that are run-time state, not image content.
-const NOT_CONTENT: &[&str] = &["run", "tmp", "proc", "sys", "dev", "mnt/mvm"];
+/// Output of one install command kept for the build log (its end, where
+/// errors are); the guest may print without end.
+const MAX_OUTPUT_BYTES: usize = 4 << 20;
+/// The package listing is parsed whole; real ones are kilobytes.
+const MAX_INVENTORY_BYTES: usize = 64 << 20;
 
 pub struct Guest {
     pub assets: mvm_guest::GuestAssets,
@@ -104,19 +109,31 @@ impl Guest {
                     "--log".to_string(),
                     egress_log.to_string_lossy().into_owned(),
                 ];
-                for grant in &install.grants {
+                // One slot directory per builder boot: the cap is per microVM.
+                argv.push("--slots".into());
+                argv.push(work.join("egress-slots").to_string_lossy().into_owned());
+                for grant in install.grants.iter().chain(&install.allow_private) {
                     argv.push("--grant".into());
                     argv.push(grant.to_string());
                 }
-                log.note(&format!(
-                    "builder egress grants: {}",
-                    install
-                        .grants
+                for grant in &install.allow_private {
+                    argv.push("--allow-private".into());
+                    argv.push(grant.to_string());
+                }
+                let list = |grants: &[mvm_egress::Grant]| {
+                    grants
                         .iter()
                         .map(|g| g.to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ));
+                };
+                log.note(&format!("builder egress grants: {}", list(&install.grants)));
+                if !install.allow_private.is_empty() {
+                    log.note(&format!(
+                        "builder egress: private destinations the operator allowed (--allow-private-egress): {}",
+                        list(&install.allow_private)
+                    ));
+                }
                 let network = Network::User {
                     forwards: vec![],
                     restrict: true,
@@ -189,7 +206,7 @@ impl Guest {
         }
         let outcome = outcome?;
         stopped?;
-        merge_upper(&scratch, tree, work, log)?;
+        merge_upper(&scratch, tree, log)?;
         Ok(outcome)
     }
 }
@@ -218,11 +235,17 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
         let env = install.env(&mvm_egress::proxy_url());
         for argv in install.commands() {
             let shown = argv.join(" ");
-            let out = client
-                .exec_output(in_app(argv, &env, HOOK_TIMEOUT))
+            let (out, dropped) = client
+                .exec(in_app(argv, &env, HOOK_TIMEOUT))
+                .and_then(|stream| stream.collect_tail(MAX_OUTPUT_BYTES))
                 .map_err(failed(&format!("running `{shown}`")))?;
+            let dropped = if dropped > 0 {
+                format!("[{dropped} earlier bytes of output not kept]\n")
+            } else {
+                String::new()
+            };
             log.note(&format!(
-                "$ {shown}\n{}{}",
+                "$ {shown}\n{dropped}{}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ));
@@ -234,9 +257,17 @@ fn in_guest(client: &Client, job: &Job<'_>, log: &mut BuildLog) -> Result<Outcom
             }
         }
         if let Some(argv) = install.inventory() {
-            let out = client
-                .exec_output(in_app(argv, &env, INVENTORY_TIMEOUT))
+            let (out, dropped) = client
+                .exec(in_app(argv, &env, INVENTORY_TIMEOUT))
+                .and_then(|stream| stream.collect_tail(MAX_INVENTORY_BYTES))
                 .map_err(failed("listing the installed packages"))?;
+            if dropped > 0 {
+                return Err(ImageError::Builder {
+                    detail: format!(
+                        "the installed-package listing is over {MAX_INVENTORY_BYTES} bytes; refusing it"
+                    ),
+                });
+            }
             if !out.exit.success() {
                 return Err(ImageError::Builder {
                     detail: format!(
@@ -327,43 +358,20 @@ fn append_console(log: &mut BuildLog, console: &Path) {
     }
 }
 
-/// Copies the overlay upper layer (`/upper` on the scratch disk) over `tree`.
-fn merge_upper(
-    scratch: &Path,
-    tree: &Path,
-    work: &Path,
-    log: &mut BuildLog,
-) -> Result<(), ImageError> {
-    let out = work.join("upper-dump");
-    std::fs::create_dir_all(&out).map_err(ImageError::io(&out))?;
-    let mut dump = std::process::Command::new("debugfs");
-    dump.arg("-R")
-        .arg(format!("rdump /upper {}", out.display()))
-        .arg(scratch);
-    log.run(
-        "reading the builder's writes (debugfs rdump)",
-        "debugfs",
-        "install e2fsprogs",
-        &mut dump,
-    )?;
-    let upper = out.join("upper");
-    if !upper.is_dir() {
-        return Err(ImageError::Builder {
-            detail: "the scratch disk has no overlay upper layer (/upper)".into(),
-        });
+/// Applies the overlay upper layer (`/upper` on the scratch disk) to
+/// `tree`, reading the disk as data (see [`crate::upper`]).
+fn merge_upper(scratch: &Path, tree: &Path, log: &mut BuildLog) -> Result<(), ImageError> {
+    let tree = Tree::open(tree)?;
+    let merged = upper::merge(scratch, &tree)?;
+    log.note(&format!(
+        "merged the builder's writes: {} files, {} directories, {} links, {} removed",
+        merged.files, merged.dirs, merged.links, merged.removed
+    ));
+    if !merged.skipped.is_empty() {
+        log.note(&format!(
+            "left out special files the builder wrote: {}",
+            merged.skipped.join(", ")
+        ));
     }
-    for state in NOT_CONTENT {
-        let p = upper.join(state);
-        if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(ImageError::io(&p))?;
-        }
-    }
-    let mut copy = std::process::Command::new("cp");
-    copy.args(["-a", "-T"]).arg(&upper).arg(tree);
-    log.run(
-        "merging the builder's writes into the image",
-        "cp",
-        "the host needs GNU coreutils",
-        &mut copy,
-    )
+    Ok(())
 }

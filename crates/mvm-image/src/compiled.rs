@@ -1,71 +1,191 @@
-//! Reading a compile output (directory or deterministic `.tgz`): every file
-//! is checked against `SHA256SUMS` before anything of it enters an image,
-//! and `launch.json` is read for what the builder needs.
+//! Reading a compile output (directory or deterministic `.tgz`). This is
+//! the one place the image builder parses that untrusted input: anyone can
+//! write a compile output, `SHA256SUMS` included, so nothing in it is
+//! believed because another file in it says so.
+//!
+//! - Every file is read through [`Tree`]: a symlink anywhere in a path is
+//!   an error, never followed, and every path stays inside the output.
+//! - An archive is extracted entry by entry through [`Tree`], only regular
+//!   files, directories and (under `src/`) symlinks, within size limits.
+//! - Every regular file must be listed in `SHA256SUMS` with its hash, and
+//!   every listed path must be a plain relative path.
+//! - `launch.json` is read strictly: unknown fields, an unknown
+//!   `launch_version`, unknown hook phases and bad names are refused.
+//!   What can be re-derived is: hook scripts are always `hooks/<phase>.sh`
+//!   (a `hook_scripts` entry saying otherwise is refused) and `ir_hash`
+//!   must be the hash of `workload.json`.
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tempfile::TempDir;
 
-use crate::digest::sha256_file;
+use crate::digest::hex;
 use crate::error::ImageError;
 use crate::table::DepsTool;
+use crate::tree::{self, Kind, Tree};
 
 pub const SHA256SUMS: &str = "SHA256SUMS";
 pub const LAUNCH_JSON: &str = "launch.json";
+pub const WORKLOAD_JSON: &str = "workload.json";
+/// The `launch_version` this builder reads.
+pub const LAUNCH_VERSION: u32 = 1;
+/// The source bundle's directory inside a compile output.
+const SRC: &str = "src";
+
+/// Limits on what a compile output may hold. Generous for real outputs;
+/// they exist so a crafted one cannot fill the disk or memory.
+const MAX_ENTRIES: usize = 500_000;
+const MAX_ARCHIVE_BYTES: u64 = 16 << 30;
+/// launch.json, workload.json and SHA256SUMS are small.
+const MAX_METADATA_BYTES: u64 = 64 << 20;
+
+/// The hook phases a launch.json may name, and only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    BeforeBuild,
+    BeforeStart,
+    AfterStart,
+    BeforeStop,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::BeforeBuild,
+        Phase::BeforeStart,
+        Phase::AfterStart,
+        Phase::BeforeStop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::BeforeBuild => "before_build",
+            Phase::BeforeStart => "before_start",
+            Phase::AfterStart => "after_start",
+            Phase::BeforeStop => "before_stop",
+        }
+    }
+
+    /// Where compile writes this phase's script; the only place read.
+    pub fn script(self) -> String {
+        format!("hooks/{}.sh", self.as_str())
+    }
+}
 
 /// The image part of launch.json (the IR's `Image`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ImageDecl {
-    NixPackages { packages: Vec<String> },
-    OciBase { reference: String },
+    NixPackages {
+        packages: Vec<String>,
+    },
+    OciBase {
+        reference: String,
+        #[serde(default)]
+        digest: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonTool {
+    Uv,
+    PipTools,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeTool {
+    Npm,
+    Pnpm,
+    Yarn,
 }
 
 /// The dependencies part of launch.json (the IR's `Dependencies`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DepsDecl {
     None,
-    Python { lockfile: String, tool: String },
-    Node { lockfile: String, tool: String },
+    Python { lockfile: String, tool: PythonTool },
+    Node { lockfile: String, tool: NodeTool },
 }
 
 impl DepsDecl {
     /// The declared tool's name (`uv`, `npm`, ...); empty for none.
-    pub fn tool_name(&self) -> &str {
+    pub fn tool_name(&self) -> &'static str {
         match self {
             DepsDecl::None => "",
-            DepsDecl::Python { tool, .. } | DepsDecl::Node { tool, .. } => tool,
+            DepsDecl::Python { tool: PythonTool::Uv, .. } => "uv",
+            DepsDecl::Python { tool: PythonTool::PipTools, .. } => "pip_tools",
+            DepsDecl::Node { tool: NodeTool::Npm, .. } => "npm",
+            DepsDecl::Node { tool: NodeTool::Pnpm, .. } => "pnpm",
+            DepsDecl::Node { tool: NodeTool::Yarn, .. } => "yarn",
         }
     }
 
     pub fn tool(&self) -> DepsTool {
         match self {
             DepsDecl::None => DepsTool::None,
-            DepsDecl::Python { tool, .. } if tool == "uv" => DepsTool::Uv,
+            DepsDecl::Python { tool: PythonTool::Uv, .. } => DepsTool::Uv,
             DepsDecl::Python { .. } => DepsTool::PipTools,
-            DepsDecl::Node { tool, .. } if tool == "pnpm" => DepsTool::Pnpm,
-            DepsDecl::Node { tool, .. } if tool == "yarn" => DepsTool::Yarn,
+            DepsDecl::Node { tool: NodeTool::Pnpm, .. } => DepsTool::Pnpm,
+            DepsDecl::Node { tool: NodeTool::Yarn, .. } => DepsTool::Yarn,
             DepsDecl::Node { .. } => DepsTool::Npm,
+        }
+    }
+
+    pub fn lockfile(&self) -> Option<&str> {
+        match self {
+            DepsDecl::None => None,
+            DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => Some(lockfile),
         }
     }
 }
 
-/// The fields of launch.json the builder reads; the file itself is copied
-/// into the image unchanged.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toolchain {
+    pub mvmctl: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    pub files: u64,
+    pub tree_hash: String,
+}
+
+/// launch.json as compile writes it. Fields the builder does not act on
+/// are kept as JSON (the file is copied into the image unchanged), but
+/// every field must be one compile writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Launch {
+    pub launch_version: u32,
     pub workload_id: String,
     pub app_name: String,
     pub ir_hash: String,
+    pub schema_version: String,
+    pub toolchain: Toolchain,
     pub image: ImageDecl,
     pub dependencies: DepsDecl,
+    pub resources: serde_json::Value,
+    pub network: serde_json::Value,
+    pub env: serde_json::Value,
+    pub entrypoints: serde_json::Value,
+    pub primary_entrypoint: String,
     /// Merged hook commands per phase.
-    pub hooks: BTreeMap<String, Vec<serde_json::Value>>,
-    /// Phase → script path inside the compile output.
-    pub hook_scripts: BTreeMap<String, String>,
+    pub hooks: BTreeMap<Phase, Vec<serde_json::Value>>,
+    /// Phase → script path; must be [`Phase::script`].
+    pub hook_scripts: BTreeMap<Phase, String>,
+    pub mounts: serde_json::Value,
+    pub volumes: serde_json::Value,
+    pub threat_tier: serde_json::Value,
+    pub source: SourceInfo,
 }
 
 /// A verified compile output.
@@ -74,6 +194,11 @@ pub struct Compiled {
     /// The bytes of SHA256SUMS: they pin every file, so they are the input's identity.
     pub sums: Vec<u8>,
     pub launch: Launch,
+    /// The bytes of launch.json, as verified.
+    pub launch_bytes: Vec<u8>,
+    tree: Tree,
+    /// Everything under `src/`, relative to it, parents first.
+    src: Vec<tree::Found>,
     /// Keeps an extracted archive alive for as long as `dir` is used.
     _extracted: Option<TempDir>,
 }
@@ -95,75 +220,179 @@ impl Compiled {
                 .prefix("input-")
                 .tempdir_in(scratch)
                 .map_err(ImageError::io(scratch))?;
-            let file = std::fs::File::open(input).map_err(ImageError::io(input))?;
-            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-            // `unpack` refuses entries that would land outside the target.
-            archive.set_preserve_permissions(true);
-            archive
-                .unpack(tmp.path())
-                .map_err(|e| not(format!("not a readable .tgz: {e}")))?;
-            let root = single_top_dir(tmp.path()).unwrap_or_else(|| tmp.path().to_path_buf());
+            let root = extract(input, tmp.path()).map_err(not)?;
             (root, Some(tmp))
         };
-        let sums_path = dir.join(SHA256SUMS);
-        let sums = std::fs::read(&sums_path).map_err(|e| not(format!("{SHA256SUMS}: {e}")))?;
-        verify_sums(&dir, &sums)?;
+        let tree = Tree::open(&dir).map_err(|e| not(e.to_string()))?;
+        let found = tree
+            .walk(MAX_ENTRIES)
+            .map_err(|e| not(e.to_string()))?;
+        let read = |name: &str| {
+            tree.read(Path::new(name), MAX_METADATA_BYTES)
+                .map_err(|e| not(e.to_string()))
+        };
+        let sums = read(SHA256SUMS)?;
+        verify_sums(&dir, &tree, &found, &sums)?;
+        let launch_bytes = read(LAUNCH_JSON)?;
         let launch_path = dir.join(LAUNCH_JSON);
-        let text = std::fs::read_to_string(&launch_path)
-            .map_err(|e| not(format!("{LAUNCH_JSON}: {e}")))?;
-        let launch: Launch = serde_json::from_str(&text).map_err(|e| ImageError::BadLaunch {
+        let bad = |detail: String| ImageError::BadLaunch {
             path: launch_path.clone(),
-            detail: e.to_string(),
-        })?;
+            detail,
+        };
+        let launch: Launch =
+            serde_json::from_slice(&launch_bytes).map_err(|e| bad(e.to_string()))?;
+        let workload = read(WORKLOAD_JSON)?;
+        check_launch(&launch, &workload).map_err(bad)?;
+        let src = found
+            .into_iter()
+            .filter_map(|f| {
+                let rel = f.rel.strip_prefix(SRC).ok()?.to_path_buf();
+                (!rel.as_os_str().is_empty()).then_some(tree::Found { rel, kind: f.kind })
+            })
+            .collect();
         Ok(Compiled {
             dir,
             sums,
             launch,
+            launch_bytes,
+            tree,
+            src,
             _extracted: extracted,
         })
     }
 
-    pub fn src_dir(&self) -> PathBuf {
-        self.dir.join("src")
+    /// The source bundle's entries, relative to `src/`, parents first.
+    pub fn src_entries(&self) -> &[tree::Found] {
+        &self.src
     }
 
-    pub fn launch_path(&self) -> PathBuf {
-        self.dir.join(LAUNCH_JSON)
+    /// Opens `src/REL` (a verified regular file).
+    pub fn open_src(&self, rel: &Path) -> Result<std::fs::File, ImageError> {
+        self.tree
+            .open_file(&Path::new(SRC).join(rel))
+            .map_err(|e| ImageError::NotCompiled {
+                path: self.dir.clone(),
+                detail: e.to_string(),
+            })
     }
 
-    /// Phase name → hook script in the compile output.
-    pub fn hook_scripts(&self) -> impl Iterator<Item = (&str, PathBuf)> {
-        self.launch
-            .hook_scripts
+    /// The declared lockfile's bytes, read from the bundle.
+    pub fn lockfile(&self) -> Result<Option<(String, Vec<u8>)>, ImageError> {
+        let Some(lockfile) = self.launch.dependencies.lockfile() else {
+            return Ok(None);
+        };
+        let bytes = self
+            .tree
+            .read(&Path::new(SRC).join(lockfile), MAX_METADATA_BYTES)
+            .map_err(|e| ImageError::Lockfile {
+                path: self.dir.join(SRC).join(tree::escape(lockfile.as_ref())),
+                detail: e.to_string(),
+            })?;
+        Ok(Some((lockfile.to_string(), bytes)))
+    }
+
+    /// Phase → the bytes of its script.
+    pub fn hook_scripts(&self) -> Result<Vec<(Phase, Vec<u8>)>, ImageError> {
+        Phase::ALL
             .iter()
-            .map(|(phase, rel)| (phase.as_str(), self.dir.join(rel)))
+            .map(|&phase| {
+                let bytes = self
+                    .tree
+                    .read(Path::new(&phase.script()), MAX_METADATA_BYTES)
+                    .map_err(|e| ImageError::NotCompiled {
+                        path: self.dir.clone(),
+                        detail: e.to_string(),
+                    })?;
+                Ok((phase, bytes))
+            })
+            .collect()
     }
 
     /// The `before_build` commands, if any were declared.
     pub fn before_build(&self) -> &[serde_json::Value] {
         self.launch
             .hooks
-            .get("before_build")
+            .get(&Phase::BeforeBuild)
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
 }
 
-/// An archive whose entries sit in one top directory holds the output inside it.
-fn single_top_dir(dir: &Path) -> Option<PathBuf> {
-    if dir.join(SHA256SUMS).exists() {
-        return None;
-    }
-    let entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
-    match entries.as_slice() {
-        [only] if only.path().join(SHA256SUMS).is_file() => Some(only.path()),
-        _ => None,
-    }
+/// `^[a-z][a-z0-9-]{0,62}$`, the IR's name rule: these names become file
+/// names in the image store.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
 }
 
-/// Every `<sha256>  <path>` line must match the file; every file in the
-/// output (besides SHA256SUMS itself) must be listed.
-fn verify_sums(dir: &Path, sums: &[u8]) -> Result<(), ImageError> {
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The checks serde cannot make: versions, names, re-derived values, paths.
+fn check_launch(launch: &Launch, workload: &[u8]) -> Result<(), String> {
+    if launch.launch_version != LAUNCH_VERSION {
+        return Err(format!(
+            "launch_version: {} is not {LAUNCH_VERSION}, the version this mvm reads; \
+             compile the declaration again with this mvmctl",
+            launch.launch_version
+        ));
+    }
+    for (field, value) in [
+        ("workload_id", &launch.workload_id),
+        ("app_name", &launch.app_name),
+    ] {
+        if !is_name(value) {
+            return Err(format!(
+                "{field}: `{}` is not a workload name (^[a-z][a-z0-9-]{{0,62}}$)",
+                tree::escape(value.as_ref())
+            ));
+        }
+    }
+    let actual = hex(&<sha2::Sha256 as sha2::Digest>::digest(workload));
+    if launch.ir_hash != actual {
+        return Err(format!(
+            "ir_hash: `{}` is not the hash of workload.json ({actual})",
+            tree::escape(launch.ir_hash.as_ref())
+        ));
+    }
+    if !is_sha256(&launch.source.tree_hash) {
+        return Err("source.tree_hash: not a sha256 hex digest".into());
+    }
+    for phase in Phase::ALL {
+        match launch.hook_scripts.get(&phase) {
+            Some(path) if *path == phase.script() => {}
+            Some(path) => {
+                return Err(format!(
+                    "hook_scripts.{}: `{}` is not `{}`; hook scripts are only read from there",
+                    phase.as_str(),
+                    tree::escape(path.as_ref()),
+                    phase.script()
+                ));
+            }
+            None => return Err(format!("hook_scripts.{}: missing", phase.as_str())),
+        }
+        if !launch.hooks.contains_key(&phase) {
+            return Err(format!("hooks.{}: missing", phase.as_str()));
+        }
+    }
+    if let Some(lockfile) = launch.dependencies.lockfile() {
+        tree::components(Path::new(lockfile)).map_err(|e| format!("dependencies.lockfile: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every `<sha256>  <path>` line must match the file; every regular file
+/// (besides SHA256SUMS itself) must be listed; only `src/` may hold links;
+/// nothing may be a device, fifo or socket.
+fn verify_sums(
+    dir: &Path,
+    tree: &Tree,
+    found: &[tree::Found],
+    sums: &[u8],
+) -> Result<(), ImageError> {
     let sums_path = dir.join(SHA256SUMS);
     let bad = |detail: String| ImageError::Checksum {
         path: sums_path.clone(),
@@ -171,35 +400,133 @@ fn verify_sums(dir: &Path, sums: &[u8]) -> Result<(), ImageError> {
     };
     let text = std::str::from_utf8(sums).map_err(|_| bad("not UTF-8".into()))?;
     let mut listed = std::collections::BTreeSet::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
+    for line in text.split_terminator('\n') {
         let (hash, rel) = line
             .split_once("  ")
-            .ok_or_else(|| bad(format!("malformed line `{line}`")))?;
+            .filter(|(h, _)| is_sha256(h))
+            .ok_or_else(|| bad(format!("malformed line `{}`", tree::escape(line.as_ref()))))?;
         let rel_path = Path::new(rel);
-        if rel_path.is_absolute()
-            || rel_path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(bad(format!("path `{rel}` leaves the output")));
+        tree::components(rel_path).map_err(|e| bad(e.to_string()))?;
+        if !listed.insert(rel_path.to_path_buf()) {
+            return Err(bad(format!("`{}` is listed twice", tree::escape(rel.as_ref()))));
         }
-        let actual = sha256_file(&dir.join(rel_path))?;
+        let mut file = tree.open_file(rel_path).map_err(|e| bad(e.to_string()))?;
+        let actual = sha256_reader(&mut file).map_err(ImageError::io(dir.join(rel_path)))?;
         if actual != hash {
             return Err(ImageError::Checksum {
                 path: dir.join(rel_path),
                 detail: format!("sha256 is {actual}, SHA256SUMS says {hash}"),
             });
         }
-        listed.insert(rel_path.to_path_buf());
     }
-    for file in crate::digest::files_under(dir)? {
-        let rel = file.strip_prefix(dir).expect("walk stays under its root");
-        if rel != Path::new(SHA256SUMS) && !listed.contains(rel) {
-            return Err(ImageError::Checksum {
-                path: file.clone(),
-                detail: "not listed in SHA256SUMS".into(),
-            });
+    for f in found {
+        let shown = || dir.join(tree::escape(f.rel.as_os_str()));
+        match &f.kind {
+            Kind::Dir => {}
+            Kind::File { .. } => {
+                if f.rel != Path::new(SHA256SUMS) && !listed.contains(&f.rel) {
+                    return Err(ImageError::Checksum {
+                        path: shown(),
+                        detail: "not listed in SHA256SUMS".into(),
+                    });
+                }
+            }
+            Kind::Symlink { .. } if f.rel.starts_with(SRC) => {}
+            Kind::Symlink { .. } => {
+                return Err(ImageError::Checksum {
+                    path: shown(),
+                    detail: "a symlink outside src/; compile writes none".into(),
+                });
+            }
+            Kind::Special => {
+                return Err(ImageError::Checksum {
+                    path: shown(),
+                    detail: "a device, fifo or socket; compile writes none".into(),
+                });
+            }
         }
     }
     Ok(())
+}
+
+fn sha256_reader(r: &mut dyn Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Extracts a `.tgz` compile output into `target` through [`Tree`];
+/// returns the directory holding the output (the archive's single top
+/// directory, if it has one).
+fn extract(archive: &Path, target: &Path) -> Result<PathBuf, String> {
+    let file = std::fs::File::open(archive).map_err(|e| e.to_string())?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let out = Tree::open(target).map_err(|e| e.to_string())?;
+    let mut total = 0u64;
+    let mut count = 0usize;
+    let mut tops = std::collections::BTreeSet::new();
+    for entry in tar.entries().map_err(|e| format!("not a readable .tgz: {e}"))? {
+        let mut entry = entry.map_err(|e| format!("not a readable .tgz: {e}"))?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(format!("the archive holds more than {MAX_ENTRIES} entries"));
+        }
+        let raw = entry.path_bytes().into_owned();
+        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&raw));
+        let comps = tree::components(&rel).map_err(|e| format!("archive entry: {e}"))?;
+        tops.insert(comps[0].to_os_string());
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        let size = entry.header().size().unwrap_or(0);
+        total = total.saturating_add(size);
+        if total > MAX_ARCHIVE_BYTES {
+            return Err(format!(
+                "the archive unpacks to more than {MAX_ARCHIVE_BYTES} bytes"
+            ));
+        }
+        let kind = entry.header().entry_type();
+        let shown = tree::escape(rel.as_os_str());
+        match kind {
+            tar::EntryType::Directory => {
+                out.ensure_parents(&rel).map_err(|e| e.to_string())?;
+                out.mkdir(&rel, 0o755, None).map_err(|e| e.to_string())?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                out.ensure_parents(&rel).map_err(|e| e.to_string())?;
+                out.write_file(&rel, &mut entry, mode, None)
+                    .map_err(|e| e.to_string())?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| format!("archive entry `{shown}`: a symlink without a target"))?
+                    .into_owned();
+                out.ensure_parents(&rel).map_err(|e| e.to_string())?;
+                out.symlink(&rel, std::ffi::OsStr::from_bytes(&target), None)
+                    .map_err(|e| e.to_string())?;
+            }
+            other => {
+                return Err(format!(
+                    "archive entry `{shown}` is a {other:?}; a compile output holds only files, directories and symlinks"
+                ));
+            }
+        }
+    }
+    let top = match tops.iter().collect::<Vec<_>>().as_slice() {
+        [only] if *only != SHA256SUMS => {
+            match out.kind(Path::new(only)) {
+                Ok(Some(rustix::fs::FileType::Directory)) => target.join(only),
+                _ => target.to_path_buf(),
+            }
+        }
+        _ => target.to_path_buf(),
+    };
+    Ok(top)
 }

@@ -3,9 +3,12 @@
 //! grants they get, and how the installed packages are read back for
 //! image.lock.
 
+mod sources;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use mvm_egress::Grant;
+use mvm_ir::validate::host::host_class;
 use serde::{Deserialize, Serialize};
 
 use crate::compiled::DepsDecl;
@@ -51,8 +54,8 @@ const seen = new Set();
 process.stdout.write(JSON.stringify([...seen].map((s) => { const [name, version] = s.split("\0"); return { name, version }; })));
 "#;
 
-/// Registries each tool reaches by default; hosts named by https URLs in
-/// the lockfile are added.
+/// Registries each tool reaches by default; the hosts of the https URLs
+/// the lockfile's structured fields name are added (see [`sources`]).
 fn default_hosts(tool: DepsTool) -> &'static [&'static str] {
     match tool {
         DepsTool::Uv | DepsTool::PipTools => &["pypi.org", "files.pythonhosted.org"],
@@ -76,14 +79,28 @@ pub struct Install {
     pub lockfile: String,
     /// Of the lockfile as bundled, for image.lock.
     pub lockfile_sha256: String,
+    /// What the lockfile needs: the tool's registries and the hosts its
+    /// structured fields name (recorded in image.lock).
     pub grants: Vec<Grant>,
+    /// The operator's `--allow-private-egress` destinations: granted too,
+    /// and the gate may connect to them although they are (or resolve to)
+    /// loopback, private, link-local or metadata addresses. Not recorded
+    /// in image.lock: they are the operator's, not the image's.
+    pub allow_private: Vec<Grant>,
 }
 
 impl Install {
     /// The install for a declaration, or `None` when nothing is declared.
-    /// `lockfile_text` is the lockfile as bundled. A lockfile format the
-    /// pinned installer cannot read is an error saying what to do.
-    pub fn plan(decl: &DepsDecl, lockfile_text: &str) -> Result<Option<Install>, String> {
+    /// `lockfile_text` is the lockfile as bundled; `allow_private` the
+    /// operator's `--allow-private-egress` destinations. A lockfile format
+    /// the pinned installer cannot read is an error saying what to do, and
+    /// so is a lockfile URL whose host is loopback, private, link-local,
+    /// metadata, ... in any spelling, unless the operator allowed exactly it.
+    pub fn plan(
+        decl: &DepsDecl,
+        lockfile_text: &str,
+        allow_private: &[Grant],
+    ) -> Result<Option<Install>, String> {
         let (tool, lockfile) = match decl {
             DepsDecl::None => return Ok(None),
             DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => {
@@ -95,12 +112,32 @@ impl Install {
             .iter()
             .map(|h| Grant::new(h, 443))
             .collect();
-        grants.extend(https_hosts(lockfile_text));
+        let mut refused = Vec::new();
+        for named in sources::urls(tool, &lockfile, lockfile_text)? {
+            let Some(grant) = url_grant(&named.url) else {
+                continue; // not https (the gate relays nothing else) or no host
+            };
+            if let Some(class) = host_class(grant.bare_host())
+                && !allow_private.contains(&grant)
+            {
+                refused.push(format!(
+                    "{}: names {grant}, {class}; a lockfile cannot grant the builder such a destination. \
+                     If it is your own service, allow exactly it: `mvmctl build --allow-private-egress {grant}`",
+                    named.at
+                ));
+                continue;
+            }
+            grants.insert(grant);
+        }
+        if !refused.is_empty() {
+            return Err(refused.join("\n"));
+        }
         Ok(Some(Install {
             tool,
             lockfile,
             lockfile_sha256: crate::digest::sha256_bytes(lockfile_text.as_bytes()),
             grants: grants.into_iter().collect(),
+            allow_private: allow_private.to_vec(),
         }))
     }
 
@@ -171,6 +208,9 @@ impl Install {
                 ("UV_SYSTEM_CERTS", "1"),
                 ("UV_LINK_MODE", "copy"),
                 ("UV_NO_PROGRESS", "1"),
+                // Well below the gate's cap on connections per microVM
+                // (mvm_egress::MAX_CONNECTIONS); past it the gate refuses.
+                ("UV_CONCURRENT_DOWNLOADS", "16"),
             ],
             DepsTool::Npm | DepsTool::Yarn | DepsTool::Pnpm => &[
                 ("NODE_EXTRA_CA_CERTS", GUEST_CA_FILE),
@@ -181,6 +221,9 @@ impl Install {
                 ("npm_config_fund", "false"),
                 ("npm_config_audit", "false"),
                 ("YARN_CACHE_FOLDER", "/tmp/yarn-cache"),
+                // npm's sockets and pnpm's downloads, below the gate's cap.
+                ("npm_config_maxsockets", "16"),
+                ("npm_config_network_concurrency", "16"),
             ],
             DepsTool::None => &[],
         };
@@ -244,24 +287,30 @@ fn check_format(tool: DepsTool, lockfile: &str, text: &str) -> Result<(), String
     Ok(())
 }
 
-/// `host:port` of every `https://` URL in `text`.
-fn https_hosts(text: &str) -> BTreeSet<Grant> {
-    let mut out = BTreeSet::new();
-    for (at, _) in text.match_indices("https://") {
-        let rest = &text[at + "https://".len()..];
-        let authority: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
-            .collect();
-        let (host, port) = match authority.split_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(0)),
-            None => (authority.clone(), 443),
-        };
-        if let Ok(grant) = Grant::parse(&format!("{host}:{port}")) {
-            out.insert(grant);
-        }
-    }
-    out
+/// The `host:port` an `https://` (or `git+https://`) URL connects to;
+/// `None` for other schemes and hosts that are no grant (wildcards, ...).
+fn url_grant(url: &str) -> Option<Grant> {
+    let lower = url.get(..12).unwrap_or(url).to_ascii_lowercase();
+    let skip = ["https://", "git+https://"]
+        .iter()
+        .find(|p| lower.starts_with(*p))?
+        .len();
+    let rest = &url[skip..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Credentials (`user:token@host`) are not part of the destination.
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = match authority.rfind(']') {
+        Some(end) => (&authority[..=end], authority[end + 1..].strip_prefix(':')),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port: u16 = match port {
+        None | Some("") => 443,
+        Some(p) => p.parse().ok()?,
+    };
+    Grant::parse(&format!("{host}:{port}")).ok()
 }
 
 #[cfg(test)]
@@ -271,18 +320,25 @@ mod tests {
     fn py(lockfile: &str) -> DepsDecl {
         DepsDecl::Python {
             lockfile: lockfile.into(),
-            tool: "uv".into(),
+            tool: crate::compiled::PythonTool::Uv,
         }
     }
 
     #[test]
     fn grants_are_the_registries_plus_hosts_the_lockfile_names() {
-        let lock = r#"source = { registry = "https://pypi.org/simple" }
+        let lock = r#"version = 1
+[[package]]
+name = "a"
+source = { registry = "https://pypi.org/simple" }
 wheels = [{ url = "https://files.pythonhosted.org/packages/x.whl" }]
+
+[[package]]
+name = "b"
 source = { git = "https://git.example.org:8443/a/b" }
-note = "see http://plain.example.org and https://*.bad"
+sdist = { url = "http://plain.example.org/b.tar.gz" }
+wheels = [{ url = "https://*.bad/x.whl" }]
 "#;
-        let install = Install::plan(&py("uv.lock"), lock).unwrap().unwrap();
+        let install = Install::plan(&py("uv.lock"), lock, &[]).unwrap().unwrap();
         let grants: Vec<String> = install.grants.iter().map(|g| g.to_string()).collect();
         assert_eq!(
             grants,
@@ -297,23 +353,174 @@ note = "see http://plain.example.org and https://*.bad"
             crate::digest::sha256_bytes(lock.as_bytes()),
             "image.lock names the lockfile that was installed"
         );
-        assert!(Install::plan(&DepsDecl::None, "").unwrap().is_none());
+        assert!(Install::plan(&DepsDecl::None, "", &[]).unwrap().is_none());
+    }
+
+    /// The issue's attack: a lockfile that mentions the host's Docker API
+    /// and the metadata service in comments and free text. Only structured
+    /// source fields grant anything.
+    #[test]
+    fn urls_outside_the_structured_fields_are_no_grant() {
+        let lock = r#"version = 1
+# https://127.0.0.1:2375/containers/create
+[[package]]
+name = "a"
+description = "https://169.254.169.254:80/latest/meta-data"
+source = { registry = "https://pypi.org/simple" }
+"#;
+        let install = Install::plan(&py("uv.lock"), lock, &[]).unwrap().unwrap();
+        assert_eq!(
+            install.grants,
+            [
+                Grant::new("files.pythonhosted.org", 443),
+                Grant::new("pypi.org", 443)
+            ]
+        );
+        let yarn = DepsDecl::Node {
+            lockfile: "yarn.lock".into(),
+            tool: crate::compiled::NodeTool::Yarn,
+        };
+        let lock = "# yarn lockfile v1\n# https://127.0.0.1:2375\n";
+        let install = Install::plan(&yarn, lock, &[]).unwrap().unwrap();
+        assert!(
+            install
+                .grants
+                .iter()
+                .all(|g| g.port == 443 && !g.host.starts_with("127.")),
+            "{:?}",
+            install.grants
+        );
+    }
+
+    /// A lockfile whose structured source is the host's loopback (in any
+    /// spelling), a private address or the metadata service is a build
+    /// error naming the place and the operator's way out; with the
+    /// operator's permission for exactly that destination it is granted.
+    #[test]
+    fn a_private_lockfile_source_is_an_error_unless_the_operator_allows_it() {
+        for (url, grant) in [
+            ("https://127.0.0.1:2375/simple", "127.0.0.1:2375"),
+            ("https://2130706433:2375/simple", "2130706433:2375"),
+            ("https://0x7f.1:2375/simple", "0x7f.1:2375"),
+            ("https://[::1]:3141/simple", "[::1]:3141"),
+            (
+                "https://user:pw@169.254.169.254/simple",
+                "169.254.169.254:443",
+            ),
+            ("https://localhost:3141/simple", "localhost:3141"),
+            ("https://10.1.2.3/simple", "10.1.2.3:443"),
+        ] {
+            let lock = format!(
+                "version = 1\n[[package]]\nname = \"a\"\nsource = {{ registry = \"{url}\" }}\n"
+            );
+            let err = Install::plan(&py("uv.lock"), &lock, &[]).unwrap_err();
+            assert!(
+                err.starts_with("uv.lock:4:23 (package `a`, source.registry): "),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("names {grant}, "))
+                    && err.contains(&format!("`mvmctl build --allow-private-egress {grant}`")),
+                "{err}"
+            );
+            let allowed = Grant::parse(grant).unwrap();
+            let install = Install::plan(&py("uv.lock"), &lock, std::slice::from_ref(&allowed))
+                .unwrap()
+                .unwrap();
+            assert!(install.grants.contains(&allowed), "{url}");
+            assert_eq!(install.allow_private, [allowed]);
+        }
+    }
+
+    /// The repository's example lockfiles, as their tools wrote them,
+    /// parse and grant only their registries.
+    #[test]
+    fn the_example_lockfiles_parse_and_grant_their_registries() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let node = |lockfile: &str, tool| DepsDecl::Node {
+            lockfile: lockfile.into(),
+            tool,
+        };
+        use crate::compiled::NodeTool;
+        for (path, decl, want) in [
+            (
+                "python/deps-app/uv.lock",
+                py("uv.lock"),
+                &["files.pythonhosted.org:443", "pypi.org:443"][..],
+            ),
+            (
+                "ir/python-tool/uv.lock",
+                py("uv.lock"),
+                &["files.pythonhosted.org:443", "pypi.org:443"],
+            ),
+            (
+                "node/deps-app/package-lock.json",
+                node("package-lock.json", NodeTool::Npm),
+                &["registry.npmjs.org:443"],
+            ),
+            (
+                "ir/node-service/package-lock.json",
+                node("package-lock.json", NodeTool::Npm),
+                &["registry.npmjs.org:443"],
+            ),
+            (
+                "node/pnpm-app/pnpm-lock.yaml",
+                node("pnpm-lock.yaml", NodeTool::Pnpm),
+                &["registry.npmjs.org:443"],
+            ),
+        ] {
+            let text = std::fs::read_to_string(examples.join(path)).unwrap();
+            let install = Install::plan(&decl, &text, &[])
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .unwrap();
+            let grants: Vec<String> = install.grants.iter().map(|g| g.to_string()).collect();
+            assert_eq!(grants, want, "{path}");
+        }
+    }
+
+    #[test]
+    fn url_hosts_and_ports() {
+        let g = |u: &str| url_grant(u).map(|g| g.to_string());
+        assert_eq!(
+            g("https://pypi.org/simple").as_deref(),
+            Some("pypi.org:443")
+        );
+        assert_eq!(g("HTTPS://PyPI.org:8443").as_deref(), Some("pypi.org:8443"));
+        assert_eq!(
+            g("git+https://tok@git.example.org/x.git#1").as_deref(),
+            Some("git.example.org:443")
+        );
+        assert_eq!(g("https://[::1]/x").as_deref(), Some("[::1]:443"));
+        assert_eq!(
+            g("https://a.example?x=@evil.example").as_deref(),
+            Some("a.example:443")
+        );
+        for none in [
+            "http://pypi.org/",
+            "git+ssh://git@github.com/x",
+            "file:../x",
+            "https://",
+            "https://*.x/",
+        ] {
+            assert_eq!(g(none), None, "{none}");
+        }
     }
 
     #[test]
     fn commands_follow_the_tool_and_lockfile() {
-        let uv = Install::plan(&py("uv.lock"), "").unwrap().unwrap();
+        let uv = Install::plan(&py("uv.lock"), "", &[]).unwrap().unwrap();
         assert_eq!(uv.commands(), [["uv", "sync", "--frozen", "--no-dev"]]);
-        let req = Install::plan(&py("requirements.lock"), "")
+        let req = Install::plan(&py("requirements.lock"), "", &[])
             .unwrap()
             .unwrap();
         assert_eq!(req.commands()[1][..3], ["uv", "pip", "sync"]);
         let npm = Install::plan(
             &DepsDecl::Node {
                 lockfile: "package-lock.json".into(),
-                tool: "npm".into(),
+                tool: crate::compiled::NodeTool::Npm,
             },
-            "",
+            "{}",
+            &[],
         )
         .unwrap()
         .unwrap();
@@ -328,19 +535,23 @@ note = "see http://plain.example.org and https://*.bad"
     fn pnpm_and_yarn_run_pinned_and_check_the_lockfile_format() {
         let node = |tool: &str| DepsDecl::Node {
             lockfile: "x.lock".into(),
-            tool: tool.into(),
+            tool: match tool {
+                "pnpm" => crate::compiled::NodeTool::Pnpm,
+                "yarn" => crate::compiled::NodeTool::Yarn,
+                _ => crate::compiled::NodeTool::Npm,
+            },
         };
-        let pnpm = Install::plan(&node("pnpm"), "lockfileVersion: '9.0'\n")
+        let pnpm = Install::plan(&node("pnpm"), "lockfileVersion: '9.0'\n", &[])
             .unwrap()
             .unwrap();
         assert_eq!(pnpm.commands()[0][..4], ["npm", "exec", "--yes", PNPM]);
-        let err = Install::plan(&node("pnpm"), "lockfileVersion: '6.0'\n").unwrap_err();
+        let err = Install::plan(&node("pnpm"), "lockfileVersion: '6.0'\n", &[]).unwrap_err();
         assert!(err.contains("lockfileVersion `6.0`"), "{err}");
-        let yarn = Install::plan(&node("yarn"), "# yarn lockfile v1\n")
+        let yarn = Install::plan(&node("yarn"), "# yarn lockfile v1\n", &[])
             .unwrap()
             .unwrap();
         assert_eq!(yarn.commands()[0][3], YARN);
-        assert!(Install::plan(&node("yarn"), "__metadata:\n  version: 8\n").is_err());
+        assert!(Install::plan(&node("yarn"), "__metadata:\n  version: 8\n", &[]).is_err());
         assert_eq!(yarn.inventory().unwrap()[..2], ["node", "-e"]);
     }
 

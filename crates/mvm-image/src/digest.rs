@@ -1,8 +1,8 @@
-//! SHA-256 helpers and a plain directory walk.
+//! SHA-256 helpers.
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -46,23 +46,4 @@ pub fn sha256_parts(parts: &[(&str, &[u8])]) -> String {
         hasher.update(bytes);
     }
     hex(&hasher.finalize())
-}
-
-/// Regular files under `dir` (symlinks are not followed), sorted.
-pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(ImageError::io(&d))? {
-            let entry = entry.map_err(ImageError::io(&d))?;
-            let kind = entry.file_type().map_err(ImageError::io(entry.path()))?;
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                out.push(entry.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

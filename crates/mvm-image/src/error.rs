@@ -52,6 +52,10 @@ pub enum ImageError {
     Lockfile { path: PathBuf, detail: String },
     #[error("builder microVM: {detail}")]
     Builder { detail: String },
+    #[error("image tree: {0}")]
+    Tree(#[from] crate::tree::TreeError),
+    #[error("merging the builder's writes: {0}")]
+    Upper(#[from] crate::upper::UpperError),
     #[error("image `{target}` not found in {store}: {hint}")]
     NotFound {
         target: String,

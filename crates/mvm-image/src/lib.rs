@@ -10,7 +10,7 @@ mod base;
 mod build;
 mod builder;
 mod buildlog;
-mod compiled;
+pub mod compiled;
 mod deps;
 mod digest;
 mod error;
@@ -20,6 +20,8 @@ mod progress;
 mod seal;
 mod store;
 pub mod table;
+mod tree;
+mod upper;
 mod wheel;
 
 use std::path::Path;

@@ -91,7 +91,8 @@ impl Store {
     /// A fresh staging directory, removed when dropped unless committed.
     pub fn staging(&self) -> Result<TempDir, ImageError> {
         let dir = self.staging_root();
-        std::fs::create_dir_all(&dir).map_err(ImageError::io(&dir))?;
+        private_dir_all(&self.root).map_err(ImageError::io(&self.root))?;
+        private_dir_all(&dir).map_err(ImageError::io(&dir))?;
         tempfile::Builder::new()
             .prefix("build-")
             .tempdir_in(&dir)
@@ -141,7 +142,7 @@ impl Store {
             return Ok(());
         }
         let names = self.root.join(NAMES);
-        std::fs::create_dir_all(&names).map_err(ImageError::io(&names))?;
+        private_dir_all(&names).map_err(ImageError::io(&names))?;
         let tmp = names.join(format!(".{name}.{}", std::process::id()));
         std::fs::write(&tmp, format!("{id}\n")).map_err(ImageError::io(&tmp))?;
         let dest = names.join(name);
@@ -171,8 +172,16 @@ impl Store {
                 workload_id: String,
             }
             let path = as_dir.join(LAUNCH_JSON);
-            let text = std::fs::read_to_string(&path).map_err(ImageError::io(&path))?;
-            let names: Names = serde_json::from_str(&text).map_err(|e| ImageError::BadLaunch {
+            // A compile output is untrusted: its launch.json is read without
+            // following links, and only its names are used, to look up.
+            let bad = |detail: String| ImageError::BadLaunch {
+                path: path.clone(),
+                detail,
+            };
+            let text = crate::tree::Tree::open(as_dir)
+                .and_then(|t| t.read(Path::new(LAUNCH_JSON), 64 << 20))
+                .map_err(|e| bad(e.to_string()))?;
+            let names: Names = serde_json::from_slice(&text).map_err(|e| ImageError::BadLaunch {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
@@ -208,4 +217,22 @@ impl Store {
             hint: "it is neither an image id nor the name of a built workload; build one with `mvmctl build COMPILED_DIR`".into(),
         })
     }
+}
+
+/// Creates `dir` and missing parents as 0700 (whatever the umask); the
+/// store holds build logs and, while building, trees with the image's
+/// set-id files, which no other local user should reach.
+pub(crate) fn private_dir_all(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        private_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        other => other?,
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

@@ -23,6 +23,7 @@ fn hello_python_builds_seals_and_rebuilds_without_work() {
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     };
 
     let started = Instant::now();
@@ -160,6 +161,7 @@ fn archives_build_like_directories() {
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

@@ -28,6 +28,7 @@ fn a_failed_mmdebstrap_leaves_nothing_behind() {
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     })
     .unwrap_err();
     let ImageError::Step {

@@ -22,6 +22,7 @@ fn build(
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     });
     (work, result)
 }
@@ -90,6 +91,7 @@ fn oci_base_is_refused() {
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     })
     .unwrap_err();
     assert!(err.to_string().contains("not supported"), "{err}");
@@ -122,6 +124,7 @@ fn a_changed_compile_output_is_refused() {
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     })
     .unwrap_err();
     assert!(matches!(err, ImageError::Checksum { .. }), "{err:?}");

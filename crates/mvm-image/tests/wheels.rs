@@ -24,6 +24,7 @@ fn node_and_uv_wheels_are_unpacked_and_locked() {
         cache_dir: &cache,
         progress: Progress::Hidden,
         gate_program: None,
+        allow_private_egress: &[],
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let rootfs = &built.image.rootfs;

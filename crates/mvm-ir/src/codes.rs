@@ -47,9 +47,10 @@ codes! {
     EAppsCount = "E_APPS_COUNT", Error, "not exactly one app";
     EPrimaryEntrypoint = "E_PRIMARY_ENTRYPOINT", Error, "zero or several primary entrypoints, or duplicate entrypoint names";
     EResourcesRange = "E_RESOURCES_RANGE", Error, "a resource outside its range";
-    ESourceEscapes = "E_SOURCE_ESCAPES", Error, "source path absolute, containing \"..\", or resolving to the user's home or /";
+    ESourceEscapes = "E_SOURCE_ESCAPES", Error, "source path absolute, containing \"..\", resolving to the user's home or /, or resolving (through a symlink) outside the declaration's directory or --source-root; a recording's source_root outside its directory";
     ESourceKindUnsupported = "E_SOURCE_KIND_UNSUPPORTED", Error, "reserved source kinds oci_image and nix_derivation";
     ENetworkWildcard = "E_NETWORK_WILDCARD", Error, "a wildcard or catch-all egress host";
+    EEgressPrivate = "E_EGRESS_PRIVATE", Error, "an egress grant to a loopback, private, link-local, CGNAT, multicast, unspecified or cloud-metadata address, in any spelling (only the operator may allow one, at build/up)";
     ENetworkEgressClosed = "E_NETWORK_EGRESS_CLOSED", Error, "egress allowlist or ports with network mode \"none\"";
     EDnsWithoutNetwork = "E_DNS_WITHOUT_NETWORK", Error, "dns other than none with network mode \"none\"";
     EHostNetworkUntrusted = "E_HOST_NETWORK_UNTRUSTED", Error, "network mode \"host\" on an untrusted app";
@@ -63,7 +64,7 @@ codes! {
     EInvalidValue = "E_INVALID_VALUE", Error, "a value of the right type that is not allowed (paths, globs, package names, ports)";
     // Declarations (static front ends and SDKs).
     ESyntax = "E_SYNTAX", Error, "the declaration file does not parse";
-    ENoDeclaration = "E_NO_DECLARATION", Error, "a .py file with no @mvm.app declaration";
+    ENoDeclaration = "E_NO_DECLARATION", Error, "a declaration file with no app declaration in any import form of the SDK (and, for .ts, no Sandbox use to record)";
     EHelperUnknown = "E_HELPER_UNKNOWN", Error, "a call to something outside the helper allowlist";
     EKwargUnknown = "E_KWARG_UNKNOWN", Error, "an unknown keyword argument or property";
     EKwargType = "E_KWARG_TYPE", Error, "a value of the wrong type for its argument";
@@ -72,6 +73,10 @@ codes! {
     ESecretVarMismatch = "E_SECRET_VAR_MISMATCH", Error, "mvm.secret(var=...) differs from its env key";
     // Compile output.
     ESourceUnreadable = "E_SOURCE_UNREADABLE", Error, "a source file that cannot be bundled (special file, escaping symlink, unreadable)";
+    ESourceTooLarge = "E_SOURCE_TOO_LARGE", Error, "the source bundle is over its limit of files or bytes";
+    WSourcePrivateFile = "W_SOURCE_PRIVATE_FILE", Warning, "a bundled file that only its owner may read on the host; in the bundle it is world-readable (0644)";
+    EDeclTooDeep = "E_DECL_TOO_DEEP", Error, "a declaration file nested deeper than the front end's limit";
+    EHostRunRefused = "E_HOST_RUN_REFUSED", Error, "a Sandbox script that compile would have to run on the host, without --allow-host-run";
     EOutput = "E_OUTPUT", Error, "the output path cannot be written";
 }
 

@@ -31,6 +31,13 @@ pub fn from_str(s: &str) -> Result<Workload, Vec<Finding>> {
     from_value(&value)
 }
 
+/// JSON text → value with the IR reader's strictness (one `E_SCHEMA`
+/// finding for invalid JSON or a duplicate key), for the other untrusted
+/// JSON formats (recordings) to read the same way.
+pub fn parse_json(s: &str) -> Result<Value, Finding> {
+    json_text::parse(s)
+}
+
 /// Decode IR from a parsed JSON value, collecting every schema and version
 /// finding. Semantic checks are [`crate::validate::validate`]'s job.
 pub fn from_value(v: &Value) -> Result<Workload, Vec<Finding>> {

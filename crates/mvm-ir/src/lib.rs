@@ -7,12 +7,14 @@
 //! - [`canonical`]: RFC 8785 (JCS) writer and `ir_hash`;
 //! - [`validate`](mod@validate): semantic checks returning every finding;
 //! - [`codes`]: the one registry of finding codes;
-//! - [`schema`]: JSON Schema generated from the types.
+//! - [`schema`]: JSON Schema generated from the types;
+//! - [`text`]: escaping untrusted text before it is printed or logged.
 
 pub mod canonical;
 pub mod codes;
 pub mod decode;
 pub mod schema;
+pub mod text;
 pub mod types;
 pub mod validate;
 

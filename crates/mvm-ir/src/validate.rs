@@ -5,6 +5,7 @@
 //! compile raises it. Schema problems are [`crate::decode`]'s job.
 
 mod fetch;
+pub mod host;
 mod names;
 mod network;
 mod paths;
@@ -319,7 +320,9 @@ impl Validator {
         }
         for (i, hp) in net.egress.allowlist.iter().enumerate() {
             let p = format!("{}/{i}", child(&child(path, "egress"), "allowlist"));
-            self.host(&child(&p, "host"), &hp.host, "egress host");
+            if self.host(&child(&p, "host"), &hp.host, "egress host") {
+                self.egress_destination(&child(&p, "host"), hp);
+            }
             self.port(&child(&p, "port"), hp.port);
         }
         if let Dns::Resolver { host, port } = &net.dns {
@@ -328,8 +331,11 @@ impl Validator {
         }
     }
 
-    fn host(&mut self, path: &str, host: &str, what: &str) {
-        match network::host_problem(host) {
+    /// Reports a host that is not one concrete host; true when it is.
+    fn host(&mut self, path: &str, host: &str, what: &str) -> bool {
+        let problem = network::host_problem(host);
+        let ok = problem.is_none();
+        match problem {
             Some(network::HostProblem::Wildcard(why)) => self.push(
                 Code::ENetworkWildcard,
                 path,
@@ -344,6 +350,33 @@ impl Validator {
             ),
             None => {}
         }
+        ok
+    }
+
+    /// A declaration may not grant what only the operator may open: a
+    /// loopback, private, link-local, metadata, ... address in any
+    /// spelling, or a name that is always local. Names that merely resolve
+    /// to such addresses are the egress gate's to refuse.
+    fn egress_destination(&mut self, path: &str, hp: &HostPort) {
+        let Some(class) = host::host_class(&hp.host) else {
+            return;
+        };
+        let spelled = match host::parse_ip(&hp.host) {
+            Some(ip) if ip.to_string() != hp.host => format!(" (that is {ip})"),
+            _ => String::new(),
+        };
+        self.push(
+            Code::EEgressPrivate,
+            path,
+            format!(
+                "egress host \"{}\"{spelled} is {class}; a declaration cannot grant it",
+                hp.host
+            ),
+            format!(
+                "remove it from the allowlist; only the operator can open such a destination, by naming it at build/up time (`--allow-private-egress {}:{}`), e.g. for their own local service",
+                hp.host, hp.port
+            ),
+        );
     }
 
     fn port(&mut self, path: &str, port: u16) {

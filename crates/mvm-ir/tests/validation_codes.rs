@@ -177,6 +177,83 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "private egress in every spelling",
+        patch: |v| {
+            app(v)["network"]["egress"]["allowlist"] = json!([
+                {"host": "127.0.0.1", "port": 2375}, {"host": "2130706433", "port": 443},
+                {"host": "0x7f.1", "port": 443}, {"host": "[::ffff:127.0.0.1]", "port": 443},
+                {"host": "169.254.169.254", "port": 80}, {"host": "metadata.google.internal", "port": 80},
+                {"host": "localhost", "port": 8080}, {"host": "10.1.2.3", "port": 443},
+                {"host": "fd00::1", "port": 443}, {"host": "100.64.0.1", "port": 443},
+                {"host": "pypi.org", "port": 443}
+            ]);
+        },
+        expected: &[
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/0/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/1/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/2/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/3/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/4/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/5/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/6/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/7/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/8/host",
+            ),
+            (
+                Code::EEgressPrivate,
+                "/apps/0/network/egress/allowlist/9/host",
+            ),
+        ],
+    },
+    Case {
+        name: "unspecified address in numeric spellings is a wildcard",
+        patch: |v| {
+            app(v)["network"]["egress"]["allowlist"] = json!([
+                {"host": "0", "port": 443}, {"host": "0x0", "port": 443}, {"host": "0.0", "port": 443}
+            ]);
+        },
+        expected: &[
+            (
+                Code::ENetworkWildcard,
+                "/apps/0/network/egress/allowlist/0/host",
+            ),
+            (
+                Code::ENetworkWildcard,
+                "/apps/0/network/egress/allowlist/1/host",
+            ),
+            (
+                Code::ENetworkWildcard,
+                "/apps/0/network/egress/allowlist/2/host",
+            ),
+        ],
+    },
+    Case {
         name: "closed network with ports, egress and dns",
         patch: |v| {
             app(v)["network"]["mode"] = "none".into();
@@ -342,6 +419,10 @@ fn every_validation_code_is_exercised() {
         Code::ENotLiteral,
         Code::ESecretVarMismatch,
         Code::ESourceUnreadable,
+        Code::ESourceTooLarge,
+        Code::WSourcePrivateFile,
+        Code::EDeclTooDeep,
+        Code::EHostRunRefused,
         Code::EOutput,
     ];
     let covered: BTreeSet<Code> = CASES

@@ -523,6 +523,46 @@ impl ExecStream {
         }
     }
 
+    /// Like [`ExecStream::collect`], keeping only the last `max` bytes of
+    /// each stream (a guest can print without end); `dropped` says how
+    /// many were left out.
+    pub fn collect_tail(mut self, max: usize) -> Result<(ExecOutput, u64), ClientError> {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut dropped = 0u64;
+        let mut keep = |buf: &mut Vec<u8>, data: Vec<u8>| {
+            buf.extend(data);
+            // Trim in steps of `max` so trimming costs O(1) per byte.
+            if buf.len() > 2 * max {
+                let cut = buf.len() - max;
+                dropped += cut as u64;
+                buf.drain(..cut);
+            }
+        };
+        loop {
+            match self.next_event()? {
+                ExecEvent::Stdout(d) => keep(&mut stdout, d),
+                ExecEvent::Stderr(d) => keep(&mut stderr, d),
+                ExecEvent::Exit(exit) => {
+                    for buf in [&mut stdout, &mut stderr] {
+                        if buf.len() > max {
+                            let cut = buf.len() - max;
+                            dropped += cut as u64;
+                            buf.drain(..cut);
+                        }
+                    }
+                    return Ok((
+                        ExecOutput {
+                            stdout,
+                            stderr,
+                            exit,
+                        },
+                        dropped,
+                    ));
+                }
+            }
+        }
+    }
+
     pub fn collect(mut self) -> Result<ExecOutput, ClientError> {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         loop {

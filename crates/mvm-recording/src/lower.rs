@@ -5,11 +5,18 @@
 //! become `before_start` argv hooks, and written files become files of the
 //! source bundle (never shell hooks that recreate them), so the reviewer
 //! sees them as files. What has no faithful lowering is an error.
+//!
+//! A recording is untrusted: its written file names pass the bundle's own
+//! name rule ([`mvm_compile::bundle::names`]), what it writes is capped
+//! ([`MAX_WRITES`], [`MAX_WRITTEN_BYTES`]), and its `source_root` is used
+//! only inside the recording's directory ([`confine_root`]).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine;
+use mvm_compile::bundle::names;
+use mvm_ir::text::escape_control;
 use mvm_ir::{Code, Finding, Workload};
 use serde_json::{Value, json};
 
@@ -18,6 +25,14 @@ use crate::format::{Cmd, Operation, Recording, Sandbox};
 /// Where the source bundle lives in the guest; only files written below it
 /// can become bundle files.
 pub const APP_DIR: &str = "/app";
+
+/// `files.write` calls a recording may hold: scripts write a few config
+/// files; more is a sign of something other than a workload description.
+pub const MAX_WRITES: usize = 10_000;
+/// Bytes those calls may write in all (decoded): 64 MiB. The recording
+/// carries them as base64 in memory, and big data belongs in the source
+/// tree (selected by `include`) or a volume.
+pub const MAX_WRITTEN_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct LowerOptions {
@@ -72,12 +87,18 @@ pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Findin
         )]);
     };
     let mut entry = Vec::new();
+    let (mut writes, mut written) = (0usize, 0u64);
     for (i, op) in sb.operations.iter().enumerate() {
         match op {
             Operation::Run { cmd, background } => {
                 let argv = argv(cmd);
                 if argv.is_empty() || argv[0].is_empty() {
-                    errors.push(Finding::new(Code::EEmptyCommand, at(&format!("/operations/{i}/cmd")), "empty command", "give the command to run"));
+                    errors.push(Finding::new(
+                        Code::EEmptyCommand,
+                        at(&format!("/operations/{i}/cmd")),
+                        "empty command",
+                        "give the command to run",
+                    ));
                 } else if i == last_run {
                     entry = argv;
                 } else if *background {
@@ -90,17 +111,34 @@ pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Findin
                     hooks.push(json!({"kind": "argv", "argv": argv}));
                 }
             }
-            Operation::Write { path, data_b64 } => match (bundle_path(path), base64::engine::general_purpose::STANDARD.decode(data_b64)) {
-                (Some(rel), Ok(data)) => {
-                    files.insert(rel, data);
+            Operation::Write { path, data_b64 } => {
+                writes += 1;
+                // Counted before decoding, from the base64 length, so an
+                // oversized write costs no memory.
+                written = written.saturating_add(data_b64.len() as u64 / 4 * 3);
+                if writes > MAX_WRITES || written > MAX_WRITTEN_BYTES {
+                    errors.push(Finding::new(
+                        Code::ESourceTooLarge,
+                        at(&format!("/operations/{i}")),
+                        format!(
+                            "the script writes more than {MAX_WRITES} files or {MAX_WRITTEN_BYTES} bytes with files.write, the limit for a recording"
+                        ),
+                        "write large or many files into the source tree and select them with `include`",
+                    ));
+                    break;
                 }
-                (None, _) => errors.push(invalid(
-                    &at(&format!("/operations/{i}/path")),
-                    &format!("files.write({path:?}) cannot be lowered: only files under {APP_DIR}/ become part of the source bundle"),
-                    "write the file below /app (where the bundle is mounted), or add it to the source tree and `include`",
-                )),
-                (_, Err(e)) => errors.push(invalid(&at(&format!("/operations/{i}/data_b64")), &format!("not base64: {e}"), "re-record the script")),
-            },
+                match (bundle_path(path), base64::engine::general_purpose::STANDARD.decode(data_b64)) {
+                    (Ok(rel), Ok(data)) => {
+                        files.insert(rel, data);
+                    }
+                    (Err(problem), _) => errors.push(invalid(
+                        &at(&format!("/operations/{i}/path")),
+                        &format!("files.write({path:?}) cannot be lowered: {problem}"),
+                        "write the file below /app (where the bundle is mounted) under a plain name, or add it to the source tree and `include`",
+                    )),
+                    (_, Err(e)) => errors.push(invalid(&at(&format!("/operations/{i}/data_b64")), &format!("not base64: {e}"), "re-record the script")),
+                }
+            }
             Operation::Kill => {}
         }
     }
@@ -171,17 +209,73 @@ fn argv(cmd: &Cmd) -> Vec<String> {
     }
 }
 
-/// `/app/data/x.txt` → `data/x.txt`; anything not strictly below /app → None.
-fn bundle_path(path: &str) -> Option<String> {
-    let rel = Path::new(path).strip_prefix(APP_DIR).ok()?;
+/// The directory the bundle is taken from: the recording's `source_root`,
+/// resolved (symlinks followed, to find where it really is), which must lie
+/// inside `boundary` (the recording file's directory, or for an auto-run
+/// script its own directory). Without this a recording could name any
+/// directory of the host, `/etc` or another user's project, as its source.
+pub fn confine_root(source_root: &Path, boundary: &Path) -> Result<PathBuf, Finding> {
+    let shown = escape_control(&source_root.to_string_lossy()).into_owned();
+    let root = source_root.canonicalize().map_err(|e| {
+        Finding::new(
+            Code::ESourceUnreadable,
+            "/source_root",
+            format!("the recording's source_root {shown} cannot be opened: {e}"),
+            "pass --source-root DIR to bundle from the script's directory",
+        )
+    })?;
+    let boundary = boundary.canonicalize().map_err(|e| {
+        Finding::new(
+            Code::ESourceUnreadable,
+            "/source_root",
+            format!(
+                "the recording's directory {} cannot be opened: {e}",
+                escape_control(&boundary.to_string_lossy())
+            ),
+            "pass --source-root DIR to bundle from the script's directory",
+        )
+    })?;
+    if root.starts_with(&boundary) {
+        return Ok(root);
+    }
+    Err(Finding::new(
+        Code::ESourceEscapes,
+        "/source_root",
+        format!(
+            "the recording's source_root {shown} resolves to {}, outside the recording's directory {}",
+            escape_control(&root.to_string_lossy()),
+            escape_control(&boundary.to_string_lossy())
+        ),
+        "keep the recording in the script's project directory, or pass --source-root DIR to choose \
+         the directory to bundle yourself",
+    ))
+}
+
+/// `/app/data/x.txt` → `data/x.txt`, for a path strictly below /app whose
+/// name the bundle walk would also accept.
+fn bundle_path(path: &str) -> Result<String, String> {
+    let outside = || format!("only files under {APP_DIR}/ become part of the source bundle");
+    let rel = Path::new(path)
+        .strip_prefix(APP_DIR)
+        .map_err(|_| outside())?;
     let parts: Vec<&str> = rel
         .components()
         .map(|c| match c {
             Component::Normal(s) => s.to_str(),
             _ => None,
         })
-        .collect::<Option<_>>()?;
-    (!parts.is_empty()).then(|| parts.join("/"))
+        .collect::<Option<_>>()
+        .ok_or_else(outside)?;
+    if parts.is_empty() {
+        return Err(outside());
+    }
+    let rel = parts.join("/");
+    match names::problem(&rel) {
+        Some(problem) => Err(format!(
+            "{problem} (the source bundle's rule for file names)"
+        )),
+        None => Ok(rel),
+    }
 }
 
 /// A valid IR id from a directory name: lowercase, other characters → `-`.
@@ -316,8 +410,85 @@ mod tests {
     fn ids_from_directory_names() {
         assert_eq!(id_from("My_Proj".into()), "my-proj");
         assert_eq!(id_from("9lives".into()), "sandbox-9lives");
-        assert_eq!(bundle_path("/app/../etc/passwd"), None);
-        assert_eq!(bundle_path("/app"), None);
-        assert_eq!(bundle_path("/app/x/y"), Some("x/y".into()));
+        assert!(bundle_path("/app/../etc/passwd").is_err());
+        assert!(bundle_path("/app").is_err());
+        assert_eq!(bundle_path("/app/x/y"), Ok("x/y".into()));
+    }
+
+    #[test]
+    fn written_names_follow_the_bundle_rule() {
+        // Each would be refused by the bundle walk: a newline forges a
+        // SHA256SUMS line, ESC drives the terminal, .git/config is read by
+        // git in the guest.
+        for (i, bad) in [
+            "/app/x\\nf00d  launch.json",
+            "/app/evil\\u001b[2J",
+            "/app/.git/config",
+            "/app/a\\\\b",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let r = rec(&format!(
+                r#"{{"op":"write","path":"{bad}","data_b64":""}},{{"op":"run","cmd":"true","background":false}}"#
+            ));
+            let e = lower(&r, &LowerOptions::default()).unwrap_err();
+            assert_eq!(e[0].path, "/sandboxes/0/operations/0/path", "{i}: {e:?}");
+            assert!(
+                !e[0].message.contains('\u{1b}') && !e[0].message.contains('\n'),
+                "{:?}",
+                e[0].message
+            );
+        }
+    }
+
+    #[test]
+    fn writes_are_capped() {
+        let many: Vec<String> = (0..=MAX_WRITES)
+            .map(|i| format!(r#"{{"op":"write","path":"/app/f{i}","data_b64":""}}"#))
+            .collect();
+        let r = rec(&format!(
+            r#"{},{{"op":"run","cmd":"true","background":false}}"#,
+            many.join(",")
+        ));
+        let e = lower(&r, &LowerOptions::default()).unwrap_err();
+        assert_eq!(e[0].code, Code::ESourceTooLarge);
+        assert_eq!(e[0].path, format!("/sandboxes/0/operations/{MAX_WRITES}"));
+
+        // Counted from the base64 text, before anything is decoded.
+        let big = "A".repeat((MAX_WRITTEN_BYTES / 3 * 4 + 4) as usize);
+        let r = rec(&format!(
+            r#"{{"op":"write","path":"/app/big","data_b64":"{big}"}},{{"op":"run","cmd":"true","background":false}}"#
+        ));
+        let e = lower(&r, &LowerOptions::default()).unwrap_err();
+        assert_eq!(e[0].code, Code::ESourceTooLarge);
+    }
+
+    #[test]
+    fn a_source_root_outside_the_recordings_directory_is_refused() {
+        let project = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::create_dir(project.path().join("sub")).unwrap();
+        let inside = confine_root(&project.path().join("sub"), project.path()).unwrap();
+        assert_eq!(inside, project.path().canonicalize().unwrap().join("sub"));
+        let e = confine_root(elsewhere.path(), project.path()).unwrap_err();
+        assert_eq!(
+            (e.code, e.path.as_str()),
+            (Code::ESourceEscapes, "/source_root")
+        );
+        // A link inside the directory that leads out is followed, and refused.
+        std::os::unix::fs::symlink(elsewhere.path(), project.path().join("out")).unwrap();
+        let e = confine_root(&project.path().join("out"), project.path()).unwrap_err();
+        assert_eq!(e.code, Code::ESourceEscapes);
+        assert!(
+            e.message.contains(
+                &elsewhere
+                    .path()
+                    .canonicalize()
+                    .unwrap()
+                    .display()
+                    .to_string()
+            )
+        );
     }
 }

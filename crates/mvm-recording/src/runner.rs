@@ -1,7 +1,10 @@
 //! Which TypeScript-aware runner executes a `.ts` script for the auto-run
-//! path (seed 003). Plain `node` cannot run `.ts` in the supported Node
-//! range, so the order is: `MVM_TSX`, the project-local `tsx`/`bun`/`deno`
-//! under `./node_modules/.bin`, then the same three on `PATH`.
+//! path (seed 003), and with which arguments. Plain `node` cannot run `.ts`
+//! in the supported Node range, so the order is: `MVM_TSX`, the
+//! project-local `tsx`/`bun`/`deno` under `./node_modules/.bin`, then the
+//! same three on `PATH` (absolute entries only: a relative one would pick a
+//! binary from wherever compile happens to run). The path found is always
+//! absolute, so messages name exactly what would run.
 
 use std::path::{Path, PathBuf};
 
@@ -32,12 +35,23 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Arguments that make this runner execute `script`.
-    pub fn args_for(&self, script: &Path) -> Vec<String> {
+    /// Arguments that make this runner execute `script` in record mode,
+    /// writing the recording to `out`. Both paths should be absolute.
+    pub fn args_for(&self, script: &Path, out: &Path) -> Vec<String> {
+        let script_dir = script.parent().unwrap_or(Path::new("/"));
         let script = script.display().to_string();
         match self.kind.as_str() {
-            // deno needs explicit permission to write the recording and read env.
-            "deno" => vec!["run".into(), "--allow-all".into(), script],
+            // deno's permissions: exactly what recording needs (read the
+            // script's directory, write the one recording file, read the
+            // two SDK variables); no network, no subprocesses, no prompt.
+            "deno" => vec![
+                "run".into(),
+                "--no-prompt".into(),
+                format!("--allow-read={}", script_dir.display()),
+                format!("--allow-write={}", out.display()),
+                format!("--allow-env={}", crate::autorun::SDK_ENV.join(",")),
+                script,
+            ],
             "bun" => vec!["run".into(), script],
             _ => vec![script],
         }
@@ -71,7 +85,7 @@ pub fn resolve_with(
 ) -> Result<Runner, ResolveError> {
     if let Some(p) = override_path.filter(|p| !p.as_os_str().is_empty()) {
         let found = if p.components().count() > 1 {
-            Some(p.clone())
+            std::path::absolute(&p).ok()
         } else {
             search_path(&p, path_var)
         };
@@ -84,6 +98,7 @@ pub fn resolve_with(
             None => Err(ResolveError::BadOverride(p.display().to_string())),
         };
     }
+    let cwd = std::path::absolute(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     for name in NAMES {
         let local = cwd.join("node_modules/.bin").join(name);
         if is_executable(&local) {
@@ -119,6 +134,7 @@ fn kind_of(path: &Path) -> String {
 
 fn search_path(name: &Path, path_var: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     std::env::split_paths(path_var?)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(name))
         .find(|p| is_executable(p))
 }
@@ -187,10 +203,43 @@ mod tests {
             path: PathBuf::from(kind),
             source: RunnerSource::Path,
         };
-        assert_eq!(r("tsx").args_for(Path::new("a.ts")), ["a.ts"]);
+        let (script, out) = (Path::new("/p/a.ts"), Path::new("/t/rec.json"));
+        assert_eq!(r("tsx").args_for(script, out), ["/p/a.ts"]);
         assert_eq!(
-            r("deno").args_for(Path::new("a.ts")),
-            ["run", "--allow-all", "a.ts"]
+            r("deno").args_for(script, out),
+            [
+                "run",
+                "--no-prompt",
+                "--allow-read=/p",
+                "--allow-write=/t/rec.json",
+                "--allow-env=MVM_SDK_MODE,MVM_SDK_OUT_PATH",
+                "/p/a.ts"
+            ]
         );
+    }
+
+    #[test]
+    fn relative_path_entries_are_ignored_and_found_paths_are_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        exe(&bin.join("tsx"));
+        // The same directory, written relative to the current one: a PATH
+        // entry like this would pick a binary from wherever compile runs.
+        let up = std::env::current_dir().unwrap().components().count() - 1;
+        let relative: PathBuf = std::iter::repeat_n(Path::new(".."), up)
+            .collect::<PathBuf>()
+            .join(bin.strip_prefix("/").unwrap());
+        assert!(relative.join("tsx").exists() && relative.is_relative());
+        let path = std::env::join_paths([&relative]).unwrap();
+        assert_eq!(
+            resolve_with(None, Path::new("/nonexistent"), Some(&path)),
+            Err(ResolveError::NotFound)
+        );
+        let path = std::env::join_paths([&relative, &bin]).unwrap();
+        let r = resolve_with(None, Path::new("/nonexistent"), Some(&path)).unwrap();
+        assert_eq!(r.path, bin.join("tsx"));
+        // A relative override is made absolute too.
+        let r = resolve_with(Some(relative.join("tsx")), Path::new("/nonexistent"), None).unwrap();
+        assert!(r.path.is_absolute(), "{}", r.path.display());
     }
 }

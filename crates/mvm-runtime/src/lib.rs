@@ -25,6 +25,7 @@ pub mod launch;
 pub mod logs;
 pub mod name;
 pub mod persist;
+pub mod private;
 pub mod process;
 pub mod ps;
 pub mod secrets;

@@ -44,13 +44,24 @@ pub fn logs(
         }
     };
     let mut buf = vec![0u8; 64 * 1024];
+    let mut escaper = Escaper::default();
+    let mut shown = Vec::with_capacity(buf.len() * 2);
     loop {
         let n = file.read(&mut buf).map_err(|e| io("reading", e))?;
         if n > 0 {
+            shown.clear();
+            escaper.push(&buf[..n], &mut shown);
             // A closed reader (e.g. `| head`) ends the command quietly.
-            if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+            if out.write_all(&shown).and_then(|_| out.flush()).is_err() {
                 return Ok(());
             }
+            continue;
+        }
+        // The console cap truncated the log: start again at its beginning.
+        use std::io::Seek;
+        let at = file.stream_position().map_err(|e| io("reading", e))?;
+        if file.metadata().is_ok_and(|m| m.len() < at) {
+            file.rewind().map_err(|e| io("reading", e))?;
             continue;
         }
         if !follow || !dir.dir.is_dir() {
@@ -61,19 +72,74 @@ pub fn logs(
     }
 }
 
-/// The last `lines` lines of a log file, for error messages.
+/// The last `lines` lines of a log file, for error messages, with
+/// control characters escaped (the console is guest text).
 pub fn tail(path: &Path, lines: usize) -> String {
     let Ok(text) = std::fs::read(path) else {
         return String::new();
     };
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| printable(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text` with control characters other than newline and tab escaped,
+/// so guest output cannot drive the terminal it is printed on.
+pub fn printable(text: &str) -> String {
+    mvm_ir::text::escape_control_lines(text).into_owned()
+}
+
+/// [`printable`] for a byte stream: C0 but newline and tab, DEL and
+/// backslash as `mvm_ir::text` writes them, C1 (UTF-8 `C2 80..9F`) as
+/// `\u{..}`, carrying a split `C2` across chunks.
+#[derive(Default)]
+struct Escaper {
+    pending_c2: bool,
+}
+
+impl Escaper {
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        for &b in bytes {
+            if std::mem::take(&mut self.pending_c2) {
+                if (0x80..=0x9f).contains(&b) {
+                    out.extend_from_slice(format!("\\u{{{b:x}}}").as_bytes());
+                    continue;
+                }
+                out.push(0xc2);
+            }
+            match b {
+                b'\n' | b'\t' => out.push(b),
+                0xc2 => self.pending_c2 = true,
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+                _ => out.push(b),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_escapes_from_the_guest_are_shown_not_sent() {
+        let mut e = Escaper::default();
+        let mut out = Vec::new();
+        e.push(b"ok\tline\n\x1b]0;pwned\x07\x1b[2J\r", &mut out);
+        // A C1 CSI split across two reads.
+        e.push(b"\xc2", &mut out);
+        e.push(b"\x9bA caf\xc3\xa9 \xc2\xa0", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ok\tline\n\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\u{9b}A caf\u{e9} \u{a0}"
+        );
+        assert_eq!(printable("a\x1b[31mb"), "a\\x1b[31mb");
+    }
 
     #[test]
     fn prints_the_log_and_follows_until_removed() {

@@ -115,7 +115,7 @@ impl InstanceState {
             source,
         };
         let tmp = path.with_extension("json.tmp");
-        let mut f = fs::File::create(&tmp).map_err(io)?;
+        let mut f = crate::private::create_file(&tmp).map_err(io)?;
         f.write_all(&serde_json::to_vec_pretty(self).expect("state serializes"))
             .map_err(io)?;
         f.sync_all().map_err(io)?;

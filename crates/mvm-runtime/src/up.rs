@@ -124,12 +124,12 @@ pub fn up_image(
 /// Creates the instance directory; creating it is what claims the name.
 fn claim(home: &Path, name: &InstanceName) -> Result<InstanceDir, RuntimeError> {
     let root = instances_root(home);
-    std::fs::create_dir_all(&root).map_err(|source| RuntimeError::Io {
+    crate::private::create_dir_all(&root).map_err(|source| RuntimeError::Io {
         what: format!("creating {}", root.display()),
         source,
     })?;
     let dir = InstanceDir::new(home, name.clone());
-    match std::fs::create_dir(&dir.dir) {
+    match crate::private::create_dir(&dir.dir) {
         Ok(()) => Ok(dir),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let observed = InstanceState::load(&dir.state_json()).map(|s| s.observe());
@@ -212,7 +212,7 @@ const SUPERVISOR_REPORT_MARGIN: Duration = Duration::from_secs(30);
 /// Starts the supervisor detached (own session, so it outlives `up` and
 /// the terminal) and reads its one-line report from the stdout pipe.
 fn run_supervisor(home: &Path, dir: &InstanceDir, opts: &UpOptions) -> Result<UpReport, String> {
-    let log = std::fs::File::create(dir.supervisor_log())
+    let log = crate::private::create_file(&dir.supervisor_log())
         .map_err(|e| format!("creating supervisor.log: {e}"))?;
     let mut cmd = Command::new(&opts.supervisor.program);
     cmd.args(&opts.supervisor.args)
@@ -224,6 +224,8 @@ fn run_supervisor(home: &Path, dir: &InstanceDir, opts: &UpOptions) -> Result<Up
     // SAFETY: setsid is async-signal-safe and touches no memory of ours.
     unsafe {
         cmd.pre_exec(|| {
+            // Whatever the supervisor and QEMU create is the owner's only.
+            libc::umask(0o077);
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -6,6 +6,7 @@
 
 mod accel;
 mod channel;
+pub mod console;
 mod qemu;
 mod scratch;
 mod spec;

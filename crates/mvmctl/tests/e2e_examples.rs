@@ -28,7 +28,18 @@ impl Env {
     }
 
     fn mvmctl(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_mvmctl"))
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mvmctl"));
+        // A permissive umask: what mvm keeps private must be private
+        // whatever the user's umask is.
+        // SAFETY: umask is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        let out = cmd
             .args(args)
             .env("MVM_HOME", self.home())
             .current_dir(repo_root())
@@ -89,6 +100,34 @@ fn repo_root() -> &'static Path {
         .unwrap()
 }
 
+/// Everything `up` and `build` made under a umask of 0 is owner-only:
+/// directories 0700, files and sockets 0600 (the QMP socket can run
+/// commands on the host; state.json holds secret tokens).
+fn assert_owner_only(home: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let mode = |p: PathBuf| {
+        let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (p, m.mode() & 0o777)
+    };
+    let inst = home.join("instances/hello-app");
+    for dir in [home.join("instances"), inst.clone(), home.join("images")] {
+        let (p, m) = mode(dir);
+        assert_eq!(m, 0o700, "{}", p.display());
+    }
+    for file in [
+        "state.json",
+        "control.sock",
+        "monitor.sock",
+        "agent.sock",
+        "console.log",
+        "supervisor.log",
+        "qemu.log",
+    ] {
+        let (p, m) = mode(inst.join(file));
+        assert_eq!(m & 0o077, 0, "{} is {m:o}", p.display());
+    }
+}
+
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -100,6 +139,7 @@ fn python_hello_app() {
     env.deploy("examples/python/hello-app/app.py", "hello-app");
     let result = env.ok(&["invoke", "hello-app", "--input", "name=ari"]);
     assert_eq!(result.trim_end(), r#""hello ari""#);
+    assert_owner_only(&env.home());
     env.ok(&["down", "hello-app"]);
     let ps = env.ok(&["ps", "--json"]);
     assert!(!ps.contains("hello-app"), "instance left behind: {ps}");

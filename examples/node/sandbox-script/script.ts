@@ -1,7 +1,7 @@
 // An imperative Sandbox script with no mvm.app declaration. `mvmctl compile
-// script.ts` records it automatically: it runs this file ON THE HOST under
+// script.ts --allow-host-run` records it: it runs this file ON THE HOST under
 // tsx/bun/deno with MVM_SDK_MODE=record (and warns that it does), then
-// compiles the recording. See docs/recording.md.
+// compiles the recording. Without the flag it is refused. See docs/recording.md.
 import { Sandbox } from "mvm-sdk";
 
 await using sb = await Sandbox.create({

@@ -3,7 +3,10 @@ calls are recorded instead of run; `mvmctl compile --from-recording` turns
 the recording into a workload:
 
     MVM_SDK_MODE=record MVM_SDK_OUT_PATH=/tmp/rec.json python3 script.py
-    mvmctl compile --from-recording /tmp/rec.json --out /tmp/sandbox-script
+    mvmctl compile --from-recording /tmp/rec.json --source-root . --out /tmp/sandbox-script
+
+(run from this directory; a recording outside the script's directory is
+bundled from there only when --source-root names it).
 """
 
 from mvm import Sandbox

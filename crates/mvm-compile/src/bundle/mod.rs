@@ -1,11 +1,16 @@
 //! The source bundle: which files of the source root go into `src/`.
 //!
-//! - [`root`]: resolving `source.path` to a directory that may be bundled;
+//! - [`root`]: resolving `source.path` to a directory that may be bundled,
+//!   inside the declaration's directory;
 //! - [`select`]: include/exclude globs;
+//! - [`names`]: which paths may name a bundle file, whoever adds it;
+//! - [`limits`]: caps on the number and size of bundle files;
 //! - [`walk`]: visiting the selected files in sorted order, rejecting what
 //!   cannot be bundled safely;
 //! - [`tree_hash`]: the content hash recorded in `launch.json`.
 
+pub mod limits;
+pub mod names;
 pub mod root;
 pub mod select;
 pub mod tree_hash;

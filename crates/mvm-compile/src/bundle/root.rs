@@ -2,32 +2,56 @@
 
 use std::path::{Path, PathBuf};
 
+use mvm_ir::text::escape_control;
 use mvm_ir::{Code, Finding};
 
 const PATH_POINTER: &str = "/apps/0/source/path";
 
-/// `base/path`, canonicalised. Refuses what does not exist, what is not a
-/// directory, and `/` or the user's home directory (bundling either would
-/// copy far more than any workload needs, secrets included).
+/// `base/path`, canonicalised. Symlinks are followed on purpose here, to
+/// find where the directory really is: it must lie inside `base` (the
+/// declaration's or IR file's directory, or `--source-root`), or a
+/// `local_path("keys")` whose `keys` links to `/etc` would bundle the
+/// host's files. Refuses what does not exist, what is not a directory, and
+/// `/` or the user's home directory (bundling either would copy far more
+/// than any workload needs, secrets included).
 pub fn resolve(base: &Path, path: &str) -> Result<PathBuf, Finding> {
     let joined = base.join(path);
+    let shown_path = escape_control(path);
+    let shown_base = escape_control(&base.to_string_lossy()).into_owned();
     let root = joined.canonicalize().map_err(|e| {
         Finding::new(
             Code::ESourceUnreadable,
             PATH_POINTER,
-            format!("the source directory {} cannot be opened: {e}", joined.display()),
             format!(
-                "source.path `{path}` is relative to {} (the declaration's or IR file's directory; \
-                 for IR on stdin, the current directory); pass --source-root DIR to resolve it elsewhere",
-                base.display()
+                "the source directory {} cannot be opened: {e}",
+                escape_control(&joined.to_string_lossy())
+            ),
+            format!(
+                "source.path `{shown_path}` is relative to {shown_base} (the declaration's or IR file's directory; \
+                 for IR on stdin, the current directory); pass --source-root DIR to resolve it elsewhere"
             ),
         )
     })?;
+    let shown_root = escape_control(&root.to_string_lossy()).into_owned();
+    // `joined` canonicalised, so `base` can be too.
+    let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+    if !root.starts_with(&base) {
+        return Err(Finding::new(
+            Code::ESourceEscapes,
+            PATH_POINTER,
+            format!(
+                "source.path `{shown_path}` resolves to {shown_root}, outside {} (through a symlink)",
+                escape_control(&base.to_string_lossy())
+            ),
+            "the source must lie inside the declaration's or IR file's directory, or --source-root DIR; \
+             copy the files there instead of linking to them",
+        ));
+    }
     if !root.is_dir() {
         return Err(Finding::new(
             Code::ESourceUnreadable,
             PATH_POINTER,
-            format!("the source path {} is not a directory", root.display()),
+            format!("the source path {shown_root} is not a directory"),
             "point source.path at the directory holding the workload's files and narrow it with include globs",
         ));
     }
@@ -37,8 +61,7 @@ pub fn resolve(base: &Path, path: &str) -> Result<PathBuf, Finding> {
             Code::ESourceEscapes,
             PATH_POINTER,
             format!(
-                "the source path resolves to {}, which would bundle the whole directory",
-                root.display()
+                "the source path resolves to {shown_root}, which would bundle the whole directory"
             ),
             "point source.path at a project directory, not `/` or your home directory",
         ));
@@ -78,6 +101,25 @@ mod tests {
             resolve(Path::new("/"), ".").unwrap_err().code,
             Code::ESourceEscapes
         );
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_base_is_refused_and_names_its_target() {
+        let outside = tempfile::tempdir().unwrap();
+        let base = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), base.path().join("keys")).unwrap();
+        let f = resolve(base.path(), "keys").unwrap_err();
+        assert_eq!(f.code, Code::ESourceEscapes);
+        let target = outside.path().canonicalize().unwrap();
+        assert!(
+            f.message.contains(&target.display().to_string()),
+            "{}",
+            f.message
+        );
+        // A link that stays inside the base is fine.
+        std::fs::create_dir(base.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", base.path().join("alias")).unwrap();
+        assert!(resolve(base.path(), "alias").is_ok());
     }
 
     #[test]

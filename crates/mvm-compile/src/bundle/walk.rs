@@ -6,17 +6,27 @@
 //! resolved; anything else is refused, because the bundle is mounted at
 //! `/app` in the guest and a link out of it would either dangle or expose
 //! host files. Fifos, sockets and device nodes are refused. `.git` is never
-//! bundled, at any depth.
+//! bundled, at any depth. Names follow [`names::problem`]; the bundle stays
+//! within [`Limits`] (the walk stops at the first entry over a cap); files
+//! only their owner may read on the host are reported
+//! (`W_SOURCE_PRIVATE_FILE`), since the bundle makes them world-readable.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use mvm_ir::text::escape_control;
 use mvm_ir::{Code, Finding};
 
 use super::SOURCE_POINTER;
+use super::limits::{self, Limits, Tally};
+use super::names;
 use super::select::Selector;
+
+/// `W_SOURCE_PRIVATE_FILE` findings listed one by one; more are summed up
+/// in one last finding, so a private tree does not bury the other output.
+const PRIVATE_LISTED: usize = 20;
 
 /// One selected entry, `path` relative to the source root with `/` separators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +37,11 @@ pub struct Entry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
-    /// Any execute bit set on the source file.
     File {
+        /// Any execute bit set on the source file.
         executable: bool,
+        /// Its size when the walk saw it.
+        size: u64,
     },
     Symlink {
         target: String,
@@ -39,36 +51,63 @@ pub enum EntryKind {
 /// Walk `root` (canonical), calling `visit` for every selected entry in
 /// byte order of its path. Problems are pushed to `findings` and the walk
 /// goes on, so one run reports all of them; `visit` errors are pushed too.
-/// `skip` holds absolute paths below `root` that are never visited: the
-/// compile's own output and staging directory when they lie inside the
-/// source root.
+/// Only a cap of `limits` ends the walk early. `skip` holds absolute paths
+/// below `root` that are never visited: the compile's own output and
+/// staging directory when they lie inside the source root. Returns what
+/// was selected, for the caps on files added after the walk.
 pub fn walk(
     root: &Path,
     selector: &Selector,
     skip: &[PathBuf],
+    limits: &Limits,
     findings: &mut Vec<Finding>,
     visit: &mut dyn FnMut(&Path, &Entry) -> Result<(), Finding>,
-) {
+) -> Tally {
     let mut w = Walker {
         root,
         selector,
         skip,
+        limits,
+        tally: Tally::default(),
+        over_limit: false,
+        private: 0,
         findings,
         visit,
     };
-    w.dir(root, "", false);
+    w.dir(root, "", false, None);
+    if w.private > PRIVATE_LISTED {
+        let more = w.private - PRIVATE_LISTED;
+        w.findings.push(Finding::new(
+            Code::WSourcePrivateFile,
+            SOURCE_POINTER,
+            format!("{more} more file(s) only their owner may read on the host are world-readable (0644) in the bundle"),
+            PRIVATE_HINT,
+        ));
+    }
+    w.tally
 }
+
+const PRIVATE_HINT: &str = "exclude it if it is a secret (the workload gets secrets through mvm.secret references); \
+     otherwise make it readable to others (chmod o+r) to show it is meant to be shared";
 
 struct Walker<'a> {
     root: &'a Path,
     selector: &'a Selector,
     skip: &'a [PathBuf],
+    limits: &'a Limits,
+    tally: Tally,
+    /// Set at the first entry over a cap; the walk then stops.
+    over_limit: bool,
+    /// Selected files only their owner may read, so far.
+    private: usize,
     findings: &'a mut Vec<Finding>,
     visit: &'a mut dyn FnMut(&Path, &Entry) -> Result<(), Finding>,
 }
 
 impl Walker<'_> {
-    fn dir(&mut self, abs: &Path, rel: &str, included_above: bool) {
+    /// `closed_above`: the nearest directory below the root, if any, that
+    /// others may not enter on the host.
+    fn dir(&mut self, abs: &Path, rel: &str, included_above: bool, closed_above: Option<&str>) {
         let mut names: Vec<OsString> = match std::fs::read_dir(abs) {
             Ok(it) => match it.map(|e| e.map(|e| e.file_name())).collect() {
                 Ok(names) => names,
@@ -78,7 +117,10 @@ impl Walker<'_> {
         };
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
-            if name == ".git" {
+            if self.over_limit {
+                return;
+            }
+            if name == names::GIT_DIR {
                 continue;
             }
             let abs = abs.join(&name);
@@ -102,7 +144,11 @@ impl Walker<'_> {
             if ft.is_dir() {
                 if !self.selector.exclude_matches(&rel) {
                     let included = included_above || self.selector.include_matches(&rel);
-                    self.dir(&abs, &rel, included);
+                    let closed = match closed_above {
+                        Some(c) => Some(c.to_string()),
+                        None => (meta.permissions().mode() & 0o001 == 0).then(|| rel.clone()),
+                    };
+                    self.dir(&abs, &rel, included, closed.as_deref());
                 }
                 continue;
             }
@@ -118,6 +164,7 @@ impl Walker<'_> {
             let kind = if ft.is_file() {
                 EntryKind::File {
                     executable: meta.permissions().mode() & 0o111 != 0,
+                    size: meta.len(),
                 }
             } else if ft.is_symlink() {
                 match self.symlink(&abs, &rel) {
@@ -131,6 +178,23 @@ impl Walker<'_> {
                 self.unreadable(&rel, special_kind(&ft));
                 continue;
             };
+            let size = match kind {
+                EntryKind::File { size, .. } => size,
+                EntryKind::Symlink { .. } => 0,
+            };
+            if let Err(problem) = self.tally.add(size, self.limits) {
+                self.over_limit = true;
+                self.findings.push(Finding::new(
+                    Code::ESourceTooLarge,
+                    SOURCE_POINTER,
+                    format!("{}: {problem}", escape_control(&rel)),
+                    limits::HINT,
+                ));
+                return;
+            }
+            if ft.is_file() {
+                self.private_file(&rel, meta.permissions().mode(), closed_above);
+            }
             let entry = Entry { path: rel, kind };
             if let Err(f) = (self.visit)(&abs, &entry) {
                 self.findings.push(f);
@@ -146,15 +210,16 @@ impl Walker<'_> {
             .to_str()
             .ok_or("this symlink's target is not valid UTF-8")?
             .to_string();
+        let shown = escape_control(&text);
         if target.is_absolute() {
             return Err(format!(
-                "this symlink points to the absolute path {text}, which is outside the source root \
+                "this symlink points to the absolute path {shown}, which is outside the source root \
                  (the bundle is mounted at /app in the guest)"
             ));
         }
         if !stays_inside(rel, &target) {
             return Err(format!(
-                "this symlink points outside the source root ({text})"
+                "this symlink points outside the source root ({shown})"
             ));
         }
         // Lexically inside; the target may still go through another link that leaves.
@@ -163,11 +228,11 @@ impl Walker<'_> {
             .unwrap_or(self.root)
             .join(&target)
             .canonicalize()
-            .map_err(|e| format!("this symlink's target {text} cannot be resolved: {e}"))?;
+            .map_err(|e| format!("this symlink's target {shown} cannot be resolved: {e}"))?;
         if !resolved.starts_with(self.root) {
             return Err(format!(
                 "this symlink resolves to {}, outside the source root",
-                resolved.display()
+                escape_control(&resolved.to_string_lossy())
             ));
         }
         Ok(text)
@@ -178,9 +243,41 @@ impl Walker<'_> {
         self.findings.push(Finding::new(
             Code::ESourceUnreadable,
             SOURCE_POINTER,
-            format!("{shown}: {problem}"),
+            format!("{}: {problem}", escape_control(shown)),
             "remove it from the source directory or add it to the source's exclude globs",
         ));
+    }
+
+    /// Warns when others on the host cannot read the file (no other-read
+    /// bit, or a directory on its way they cannot enter): in the bundle it
+    /// is 0644 under 0755 directories, readable by anyone in the guest and
+    /// by anyone who gets the archive.
+    fn private_file(&mut self, rel: &str, mode: u32, closed_above: Option<&str>) {
+        let why = if mode & 0o004 == 0 {
+            format!(
+                "only its owner may read it on the host (mode {:04o})",
+                mode & 0o7777
+            )
+        } else if let Some(dir) = closed_above {
+            format!(
+                "it lies in {}/, which others may not enter on the host",
+                escape_control(dir)
+            )
+        } else {
+            return;
+        };
+        self.private += 1;
+        if self.private <= PRIVATE_LISTED {
+            self.findings.push(Finding::new(
+                Code::WSourcePrivateFile,
+                SOURCE_POINTER,
+                format!(
+                    "{}: {why}; in the bundle it is world-readable (0644)",
+                    escape_control(rel)
+                ),
+                PRIVATE_HINT,
+            ));
+        }
     }
 }
 
@@ -204,10 +301,8 @@ fn stays_inside(rel: &str, target: &Path) -> bool {
 fn name_problem(raw: &Path, rel: &str) -> Option<&'static str> {
     if std::str::from_utf8(raw.as_os_str().as_bytes()).is_err() {
         Some("this path is not valid UTF-8")
-    } else if rel.chars().any(|c| c.is_control() || c == '\\') {
-        Some("this path contains a control character or a backslash")
     } else {
-        None
+        names::problem(rel)
     }
 }
 

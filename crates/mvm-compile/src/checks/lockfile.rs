@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use mvm_ir::text::escape_control;
 use mvm_ir::{App, Code, Dependencies, Finding, PythonTool};
 
 const POINTER: &str = "/apps/0/dependencies/lockfile";
@@ -24,6 +25,7 @@ pub fn missing(app: &App, bundled: &BTreeSet<String>) -> Option<Finding> {
     if bundled.contains(lockfile) {
         return None;
     }
+    let lockfile = escape_control(lockfile);
     Some(Finding::new(
         Code::ELockfileMissing,
         POINTER,

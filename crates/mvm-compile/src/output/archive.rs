@@ -5,10 +5,13 @@
 //! and link targets use GNU long-name records), uid/gid 0 with empty owner
 //! names, modes 0755 for directories and executables, 0644 for other
 //! files, 0777 for symlinks, every mtime the same, and a gzip header with
-//! no file name, mtime 0 and OS "unknown".
+//! no file name, mtime 0 and OS "unknown". The archive file itself is 0600:
+//! its entries are world-readable whatever the source files' host modes.
 
 use std::fs::File;
+use std::fs::{OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use flate2::{Compression, GzBuilder};
@@ -20,7 +23,12 @@ use super::staging::{Staged, StagedTree};
 const GZIP_OS_UNKNOWN: u8 = 255;
 
 pub fn write_tgz(tree: &StagedTree, dest: &Path, mtime: u64) -> io::Result<()> {
-    let file = File::create_new(dest)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)?;
+    file.set_permissions(Permissions::from_mode(0o600))?;
     let gz = GzBuilder::new()
         .mtime(0)
         .operating_system(GZIP_OS_UNKNOWN)

@@ -16,7 +16,13 @@ use sha2::{Digest, Sha256};
 
 use crate::bundle::tree_hash::{self, Item};
 
+/// Directories as archives record them.
 pub const DIR_MODE: u32 = 0o755;
+/// Directories on disk: owner-only, whatever the umask. The bundle's files
+/// are 0644 whatever their host mode (for deterministic output), so a
+/// private source file stays private only if others cannot enter the
+/// directories holding it.
+pub const DISK_DIR_MODE: u32 = 0o700;
 pub const EXEC_MODE: u32 = 0o755;
 pub const FILE_MODE: u32 = 0o644;
 
@@ -138,10 +144,7 @@ impl StagedTree {
                         mine.into_iter()
                             .map(|i| {
                                 let j = &jobs[i];
-                                (
-                                    i,
-                                    copy_file(root, mtime, exact, &j.rel, &j.src, j.executable),
-                                )
+                                (i, copy_file(root, mtime, exact, j))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -202,7 +205,7 @@ impl StagedTree {
             if !self.entries.contains_key(dir) {
                 let path = self.root.join(dir);
                 std::fs::create_dir(&path)?;
-                set_mode(&path, DIR_MODE)?;
+                set_mode(&path, DISK_DIR_MODE)?;
                 self.entries.insert(dir.to_string(), Staged::Dir);
             }
         }
@@ -263,7 +266,7 @@ impl StagedTree {
                 Staged::File { .. } => {}
             }
         }
-        set_mode(&self.root, DIR_MODE)?;
+        set_mode(&self.root, DISK_DIR_MODE)?;
         filetime::set_file_times(&self.root, t, t)
     }
 }
@@ -278,6 +281,9 @@ pub struct CopyJob {
     pub rel: String,
     pub src: PathBuf,
     pub executable: bool,
+    /// Reading stops with an error past this many bytes: the walk checked
+    /// the size it saw, but a file can grow before it is copied.
+    pub max_bytes: u64,
 }
 
 /// Copies `src` to `root/rel` (whose directory exists), hashing as it
@@ -287,10 +293,15 @@ fn copy_file(
     root: &Path,
     mtime: SystemTime,
     exact_modes: bool,
-    rel: &str,
-    src: &Path,
-    executable: bool,
+    job: &CopyJob,
 ) -> Result<(u64, String), CopyError> {
+    let CopyJob {
+        rel,
+        src,
+        executable,
+        max_bytes,
+    } = job;
+    let (executable, max_bytes) = (*executable, *max_bytes);
     let mut input = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -326,6 +337,11 @@ fn copy_file(
         hasher.update(&buf[..n]);
         output.write_all(&buf[..n]).map_err(CopyError::Output)?;
         size += n as u64;
+        if size > max_bytes {
+            return Err(CopyError::Source(format!(
+                "it grew past the limit of {max_bytes} bytes for one file while it was bundled"
+            )));
+        }
         if n < buf.len() && size >= expected {
             break;
         }

@@ -5,12 +5,13 @@
 //! to `--out` (same filesystem, so the final step is a rename). If anything
 //! fails before that rename, the staging directory is removed and `--out`
 //! is exactly as it was. An existing `--out` is replaced only when it is
-//! empty or an earlier compile output (it has `workload.json` and
-//! `SHA256SUMS`); anything else is refused, never deleted.
+//! empty or an earlier compile output: it holds the compiler's stamp
+//! ([`crate::STAMP`], with its exact content) beside `workload.json` and
+//! `SHA256SUMS`. Anything else is refused, never deleted.
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -18,9 +19,11 @@ use rustix::fs::{CWD, RenameFlags, renameat_with};
 use tempfile::TempDir;
 
 use crate::error::CompileError;
+use crate::generate::{SHA256SUMS, STAMP, STAMP_CONTENT, WORKLOAD_JSON};
 
-/// Files that mark a directory or archive as an earlier compile output.
-const MARKERS: [&str; 2] = ["workload.json", "SHA256SUMS"];
+/// Files that mark a directory or archive as an earlier compile output; the
+/// stamp must also hold [`STAMP_CONTENT`].
+const MARKERS: [&str; 3] = [WORKLOAD_JSON, SHA256SUMS, STAMP];
 
 /// An archive when the name ends in `.tgz` or `.tar.gz`, else a directory.
 pub fn is_archive(out: &Path) -> bool {
@@ -61,7 +64,20 @@ fn dir_is_replaceable(dir: &Path) -> bool {
     let empty = std::fs::read_dir(dir)
         .map(|mut it| it.next().is_none())
         .unwrap_or(false);
-    empty || MARKERS.iter().all(|m| dir.join(m).is_file())
+    // Regular files, not links to them: a planted link could point anywhere.
+    let is_file = |m: &str| {
+        std::fs::symlink_metadata(dir.join(m)).is_ok_and(|meta| meta.file_type().is_file())
+    };
+    let stamped = || File::open(dir.join(STAMP)).is_ok_and(is_stamp);
+    empty || (MARKERS.iter().all(|m| is_file(m)) && stamped())
+}
+
+/// Whether `r` holds exactly [`STAMP_CONTENT`] (reading one byte more, to see).
+fn is_stamp(r: impl Read) -> bool {
+    let mut buf = Vec::new();
+    r.take(STAMP_CONTENT.len() as u64 + 1)
+        .read_to_end(&mut buf)
+        .is_ok_and(|_| buf == STAMP_CONTENT.as_bytes())
 }
 
 fn archive_is_replaceable(path: &Path) -> bool {
@@ -76,8 +92,13 @@ fn archive_is_replaceable(path: &Path) -> bool {
     for entry in entries {
         let Ok(entry) = entry else { return false };
         let Ok(path) = entry.path() else { return false };
+        let path = path.into_owned();
+        let regular = entry.header().entry_type().is_file();
         for (i, m) in MARKERS.iter().enumerate() {
-            found[i] |= path == Path::new(m);
+            if path == Path::new(m) && regular {
+                found[i] = *m != STAMP || is_stamp(entry);
+                break;
+            }
         }
         if found.iter().all(|f| *f) {
             return true;

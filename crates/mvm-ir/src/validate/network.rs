@@ -28,13 +28,14 @@ pub(super) fn host_problem(host: &str) -> Option<HostProblem> {
     dns_name_problem(host).map(HostProblem::Invalid)
 }
 
-/// An IPv4 or IPv6 literal, IPv6 optionally in brackets.
+/// An IP literal in any spelling the OS accepts (`0`, `0x0` and `0.0`
+/// are the unspecified address too), IPv6 optionally in brackets.
+/// A `%scope` suffix is refused: it names an interface, not a host.
 fn ip_literal(host: &str) -> Option<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse().ok()
+    if host.contains('%') {
+        return None;
+    }
+    super::host::parse_ip(host)
 }
 
 /// RFC 1123 host name rules (underscores allowed, as real DNS has them).
@@ -86,6 +87,9 @@ mod tests {
             "0:0:0:0:0:0:0:0",
             "0.0.0.0/0",
             "::/0",
+            "0",
+            "0x0",
+            "0.0",
             "10.0.0.0/8",
         ] {
             assert!(wildcard(h), "{h}");

@@ -99,6 +99,7 @@ fn bind_control(dir: &InstanceDir) -> Result<tokio::net::UnixListener, Superviso
         source,
     };
     let std_listener = control::bind(&dir.control_sock()).map_err(io)?;
+    crate::private::restrict(&dir.control_sock()).map_err(io)?;
     std_listener.set_nonblocking(true).map_err(io)?;
     tokio::net::UnixListener::from_std(std_listener).map_err(io)
 }

@@ -40,9 +40,12 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(client(stream, agent.clone(), stop_tx.clone()));
-                }
+                Ok((stream, _)) => match admit(&stream) {
+                    Ok(()) => {
+                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone()));
+                    }
+                    Err(why) => tracing::warn!("refused a control connection: {why}"),
+                },
                 Err(e) => tracing::warn!("accepting a control connection: {e}"),
             },
             status = machine.exited() => {
@@ -57,6 +60,19 @@ pub async fn serve(
                 return 0;
             }
         }
+    }
+}
+
+/// Only the instance's owner may use its control socket (SO_PEERCRED),
+/// whatever the socket's and directory's modes say.
+pub(crate) fn admit(stream: &UnixStream) -> Result<(), String> {
+    match stream.peer_cred() {
+        Ok(cred) if crate::private::is_owner(cred.uid()) => Ok(()),
+        Ok(cred) => Err(format!(
+            "the peer is uid {}; only the owner may connect",
+            cred.uid()
+        )),
+        Err(e) => Err(format!("no peer credentials ({e})")),
     }
 }
 
@@ -188,4 +204,47 @@ async fn write_frame<T: serde::Serialize>(s: &mut UnixStream, msg: &T) -> Result
         .map_err(|e| RuntimeError::Control {
             detail: format!("answering: {e}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    use super::admit;
+
+    /// A real connection from another uid (nobody) is refused; one from
+    /// the owner is admitted. The directory is opened up on purpose: the
+    /// peer check must hold even when the modes do not.
+    #[tokio::test]
+    async fn only_the_owner_is_admitted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let sock = dir.path().join("control.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let connect = |uid: Option<u32>| {
+            let mut cmd = std::process::Command::new("python3");
+            cmd.args([
+                "-c",
+                "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(1)",
+            ])
+            .arg(&sock);
+            if let Some(uid) = uid {
+                cmd.uid(uid).gid(uid);
+            }
+            cmd.spawn().unwrap()
+        };
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(me, 0, "the test suite runs as root, so it can act as another user");
+        let mut other = connect(Some(65534));
+        let (stream, _) = listener.accept().await.unwrap();
+        let refused = admit(&stream).unwrap_err();
+        assert!(refused.contains("uid 65534"), "{refused}");
+        let mut owner = connect(None);
+        let (stream, _) = listener.accept().await.unwrap();
+        admit(&stream).unwrap();
+        let _ = (other.wait(), owner.wait());
+    }
 }

@@ -31,7 +31,8 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
     args.path("-initrd", "", &spec.initrd, "");
     args.pair("-append", &kernel_cmdline(spec, host_tsc_khz));
 
-    args.path("-chardev", "file,id=console,path=", &spec.console_log, "");
+    // append=on: the console cap truncates the file under QEMU (crate::console).
+    args.path("-chardev", "file,id=console,append=on,path=", &spec.console_log, "");
     args.pair("-serial", "chardev:console");
 
     for (index, disk) in spec.disks.iter().enumerate() {

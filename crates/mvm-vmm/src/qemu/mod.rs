@@ -188,6 +188,11 @@ impl Qemu {
             binary: self.binary.display().to_string(),
             source,
         })?;
+        crate::console::watch(
+            spec.console_log.clone(),
+            child.id(),
+            crate::console::CONSOLE_LOG_MAX_BYTES,
+        );
         Ok(Box::new(QemuProcess::new(child)))
     }
 }

@@ -13,6 +13,12 @@ pub struct BuildArgs {
     /// Print {image_id, name, size_bytes, lock_path, rootfs_path, cached} as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Let the builder's egress gate reach HOST:PORT although it is (or
+    /// resolves to) a loopback, private, link-local or metadata address,
+    /// e.g. your own local package index; repeatable. Exact destinations
+    /// only; recorded in the build log.
+    #[arg(long = "allow-private-egress", value_name = "HOST:PORT")]
+    pub allow_private_egress: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,6 +39,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
     } else {
         mvm_image::Progress::Stderr
     };
+    let allow_private_egress = args
+        .allow_private_egress
+        .iter()
+        .map(|g| mvm_egress::Grant::parse(g))
+        .collect::<Result<Vec<_>, _>>()?;
     // This binary serves the builder's egress gate (`__egress-proxy`).
     let gate = std::env::current_exe()?;
     let req = mvm_image::BuildRequest {
@@ -41,6 +52,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
         cache_dir: &cache_dir,
         progress,
         gate_program: Some(&gate),
+        allow_private_egress: &allow_private_egress,
     };
     let built = mvm_image::build(&req)?;
     let image = &built.image;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use mvm_compile::CompileRequest;
 use mvm_ir::Finding;
 
+use super::host_run::{self, HostRun};
+
 /// What the user asked to compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -35,8 +37,6 @@ pub enum InputError {
     UnknownKind(PathBuf),
     #[error("SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 up to {max}, got `{0}`", max = mvm_compile::MAX_MTIME)]
     SourceDateEpoch(String),
-    #[error("{}: no mvm.app({{...}}) declaration found", .0.display())]
-    NoDeclaration(PathBuf),
     #[error("the input was rejected")]
     Rejected(Vec<Finding>),
     #[error("{}: recording it failed: {source}", .path.display())]
@@ -60,10 +60,6 @@ impl InputError {
             InputError::SourceDateEpoch(_) => {
                 Some("unset it, or set it to e.g. `$(git log -1 --format=%ct)`")
             }
-            InputError::NoDeclaration(_) => Some(
-                "wrap the function in mvm.app({...})(fn); only TypeScript Sandbox scripts are recorded \
-                 automatically, a Python one goes through `mvmctl compile --from-recording`",
-            ),
             InputError::Rejected(_) | InputError::Autorun { .. } => None,
         }
     }
@@ -92,11 +88,13 @@ pub fn from_ir(path: &Path) -> Input {
 
 /// Read and lower the input. `source_root` overrides where `source.path`
 /// is resolved from: by default the IR file's or declaration's directory,
-/// and the current directory for IR on stdin.
+/// and the current directory for IR on stdin. `host_run` says whether a
+/// TypeScript recording script may be run to record it.
 pub fn load(
     input: &Input,
     source_root: Option<&Path>,
     recording: &mvm_recording::LowerOptions,
+    host_run: &HostRun,
 ) -> Result<CompileRequest, InputError> {
     let root = |default: PathBuf| source_root.map_or(default, Path::to_path_buf);
     match input {
@@ -106,6 +104,7 @@ pub fn load(
                 &text,
                 recording,
                 source_root,
+                &directory_of(path),
                 format!("recording:{}", path.display()),
             )
         }
@@ -132,30 +131,28 @@ pub fn load(
                 root(directory_of(path)),
                 recording,
                 source_root,
+                host_run,
             )
         }
     }
 }
 
-/// Lower a declaration statically (nothing in it is run).
+/// Lower a declaration statically (nothing in it is run). A TypeScript
+/// recording script goes to [`host_run::record`], which runs it only if allowed.
 fn declaration(
     path: &Path,
     text: &str,
     source_root: PathBuf,
     recording: &mvm_recording::LowerOptions,
     root_override: Option<&Path>,
+    host_run: &HostRun,
 ) -> Result<CompileRequest, InputError> {
     let outcome = mvm_decl::compile_declaration(path, text, &module_path(path, &source_root))
         .map_err(InputError::Rejected)?;
     let declared = match outcome {
         mvm_decl::Outcome::Declared(d) => d,
-        mvm_decl::Outcome::NoDeclaration
-            if mvm_decl::lang_for_path(path) == Some(mvm_decl::Lang::TypeScript) =>
-        {
-            return autorun(path, recording, root_override);
-        }
-        mvm_decl::Outcome::NoDeclaration => {
-            return Err(InputError::NoDeclaration(path.to_path_buf()));
+        mvm_decl::Outcome::SandboxScript { at } => {
+            return host_run::record(path, at, host_run, recording, root_override);
         }
     };
     let lang = match mvm_decl::lang_for_path(path) {
@@ -185,52 +182,15 @@ fn module_path(path: &Path, source_root: &Path) -> PathBuf {
     }
 }
 
-/// Seed 003's auto-run: a TypeScript script with no declaration is run on
-/// the host in record mode and its recording compiled. It says so first.
-fn autorun(
-    path: &Path,
-    recording: &mvm_recording::LowerOptions,
-    root_override: Option<&Path>,
-) -> Result<CompileRequest, InputError> {
-    eprintln!(
-        "warning: {}: {}",
-        path.display(),
-        mvm_recording::autorun::HOST_EXECUTION_WARNING
-    );
-    let cwd = std::env::current_dir().map_err(|source| InputError::Read {
-        path: ".".into(),
-        source,
-    })?;
-    let run = mvm_recording::autorun::record(path, &cwd).map_err(|source| InputError::Autorun {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    eprintln!(
-        "recorded {} with {}",
-        path.display(),
-        run.runner.path.display()
-    );
-    // The workload is named after the script unless --name says otherwise.
-    let mut opts = recording.clone();
-    if opts.name.is_none() {
-        opts.name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().replace('_', "-").to_lowercase());
-    }
-    from_recording(
-        &run.recording,
-        &opts,
-        root_override,
-        format!("typescript-recording:{}", path.display()),
-    )
-}
-
 /// Lower a recording (docs/recording.md) into a compile request; its
-/// written files join the source bundle.
-fn from_recording(
+/// written files join the source bundle. Its `source_root` is used only
+/// inside `boundary` (the recording's or auto-run script's directory);
+/// `--source-root` replaces it.
+pub(super) fn from_recording(
     text: &str,
     opts: &mvm_recording::LowerOptions,
     root_override: Option<&Path>,
+    boundary: &Path,
     origin: String,
 ) -> Result<CompileRequest, InputError> {
     let rec = mvm_recording::decode(text).map_err(|e| {
@@ -242,9 +202,14 @@ fn from_recording(
         )])
     })?;
     let lowered = mvm_recording::lower(&rec, opts).map_err(InputError::Rejected)?;
+    let source_root = match root_override {
+        Some(dir) => dir.to_path_buf(),
+        None => mvm_recording::lower::confine_root(&lowered.source_root, boundary)
+            .map_err(|f| InputError::Rejected(vec![f]))?,
+    };
     Ok(CompileRequest {
         workload: lowered.workload,
-        source_root: root_override.map_or(lowered.source_root, Path::to_path_buf),
+        source_root,
         spans: BTreeMap::new(),
         findings: Vec::new(),
         origin,
@@ -271,7 +236,7 @@ fn read(path: &Path) -> Result<String, InputError> {
     })
 }
 
-fn directory_of(path: &Path) -> PathBuf {
+pub(super) fn directory_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

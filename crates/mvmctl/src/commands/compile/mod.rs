@@ -1,5 +1,6 @@
 //! `mvmctl compile`: declaration or Workload IR → compile output.
 
+mod host_run;
 mod input;
 mod report;
 
@@ -50,9 +51,19 @@ pub struct CompileArgs {
     #[arg(long, value_name = "DIR")]
     pub source_root: Option<PathBuf>,
 
-    /// Validate and run the bundle checks; write nothing.
+    /// Validate and run the bundle checks; write nothing (and never run
+    /// anything, not even with --allow-host-run).
     #[arg(long, conflicts_with = "out")]
     pub check: bool,
+
+    /// Allow compiling a TypeScript Sandbox script (no mvm.app declaration)
+    /// by running it ON THIS HOST in record mode. Also MVM_ALLOW_HOST_RUN=1.
+    #[arg(long)]
+    pub allow_host_run: bool,
+
+    /// Kill a script run by --allow-host-run (and all it started) after SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub host_run_timeout: u64,
 
     /// Report as text (findings on stderr) or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t)]
@@ -64,13 +75,18 @@ pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
         sandbox: args.sandbox,
         name: args.name.clone(),
     };
+    let host_run = host_run::HostRun::new(
+        args.allow_host_run,
+        args.check,
+        std::time::Duration::from_secs(args.host_run_timeout),
+    );
     let loaded = match (&args.input, &args.from_ir, &args.from_recording) {
         (_, _, Some(path)) => Ok(input::Input::Recording(path.clone())),
         (_, Some(path), None) => Ok(input::from_ir(path)),
         (Some(path), None, None) => input::classify(path),
         (None, None, None) => unreachable!("clap requires one input"),
     }
-    .and_then(|i| input::load(&i, args.source_root.as_deref(), &recording));
+    .and_then(|i| input::load(&i, args.source_root.as_deref(), &recording, &host_run));
     let req = match loaded {
         Ok(ok) => ok,
         Err(e) => {
