@@ -548,6 +548,42 @@ fn punctuator_len(rest: &[u8]) -> usize {
     1
 }
 
+/// The depth of a syntax-tree walk, limited to [`MAX_TREE_DEPTH`]; the
+/// Python and TypeScript walks share it.
+#[derive(Debug, Default)]
+pub struct Depth {
+    depth: usize,
+    /// Where (byte offset) the limit was first passed.
+    pub too_deep: Option<usize>,
+}
+
+impl Depth {
+    /// Enters one level; false (and nothing is to be walked) past the limit.
+    pub fn enter(&mut self, at: usize) -> bool {
+        if self.too_deep.is_some() {
+            return false;
+        }
+        if self.depth >= MAX_TREE_DEPTH {
+            self.too_deep = Some(at);
+            return false;
+        }
+        self.depth += 1;
+        true
+    }
+
+    pub fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// The walk's result: the finding if the limit was passed.
+    pub fn finish<T>(&self, value: T) -> Result<T, Diag> {
+        match self.too_deep {
+            Some(at) => Err(tree_too_deep(at)),
+            None => Ok(value),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use ruff_text_size::Ranged;
 
 use crate::diag::Diag;
 use crate::imports::SdkNames;
-use crate::nesting::{MAX_TREE_DEPTH, tree_too_deep};
+use crate::nesting::Depth;
 
 /// Where the SDK's names are first used, by byte offset.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,38 +32,24 @@ pub fn uses(module: &ModModule, names: &SdkNames) -> Uses {
 fn walk(module: &ModModule, names: &SdkNames) -> Result<Uses, Diag> {
     let mut w = Walker {
         names,
-        depth: 0,
-        too_deep: None,
+        depth: Depth::default(),
         uses: Uses::default(),
     };
     for stmt in &module.body {
         w.visit_stmt(stmt);
     }
-    match w.too_deep {
-        Some(at) => Err(tree_too_deep(at)),
-        None => Ok(w.uses),
-    }
+    w.depth.finish(w.uses)
 }
 
 struct Walker<'n> {
     names: &'n SdkNames,
-    depth: usize,
-    too_deep: Option<usize>,
+    depth: Depth,
     uses: Uses,
 }
 
 impl Walker<'_> {
-    /// Enters one level; false (and nothing is walked) past the limit.
     fn enter(&mut self, at: usize) -> bool {
-        if self.too_deep.is_some() {
-            return false;
-        }
-        if self.depth >= MAX_TREE_DEPTH {
-            self.too_deep = Some(at);
-            return false;
-        }
-        self.depth += 1;
-        true
+        self.depth.enter(at)
     }
 
     fn export(&mut self, export: &str, at: usize) {
@@ -80,7 +66,7 @@ impl<'a> Visitor<'a> for Walker<'_> {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         if self.enter(stmt.start().to_usize()) {
             visitor::walk_stmt(self, stmt);
-            self.depth -= 1;
+            self.depth.leave();
         }
     }
 
@@ -106,6 +92,6 @@ impl<'a> Visitor<'a> for Walker<'_> {
             }
             _ => visitor::walk_expr(self, expr),
         }
-        self.depth -= 1;
+        self.depth.leave();
     }
 }

@@ -15,7 +15,7 @@ use oxc_span::GetSpan;
 
 use crate::diag::Diag;
 use crate::imports::SdkNames;
-use crate::nesting::{MAX_TREE_DEPTH, tree_too_deep};
+use crate::nesting::Depth;
 
 /// Where the SDK's names are first used, by byte offset.
 #[derive(Debug, Default, Clone, Copy)]
@@ -27,35 +27,22 @@ pub struct Uses {
 pub fn uses(program: &Program, names: &SdkNames) -> Result<Uses, Diag> {
     let mut w = Walker {
         names,
-        depth: 0,
-        too_deep: None,
+        depth: Depth::default(),
         uses: Uses::default(),
     };
     w.visit_program(program);
-    match w.too_deep {
-        Some(at) => Err(tree_too_deep(at)),
-        None => Ok(w.uses),
-    }
+    w.depth.finish(w.uses)
 }
 
 struct Walker<'n> {
     names: &'n SdkNames,
-    depth: usize,
-    too_deep: Option<usize>,
+    depth: Depth,
     uses: Uses,
 }
 
 impl Walker<'_> {
     fn enter(&mut self, at: usize) -> bool {
-        if self.too_deep.is_some() {
-            return false;
-        }
-        if self.depth >= MAX_TREE_DEPTH {
-            self.too_deep = Some(at);
-            return false;
-        }
-        self.depth += 1;
-        true
+        self.depth.enter(at)
     }
 
     fn export(&mut self, export: &str, at: usize) {
@@ -78,14 +65,14 @@ impl<'a> Visit<'a> for Walker<'_> {
     fn visit_statement(&mut self, it: &Statement<'a>) {
         if self.enter(it.span().start as usize) {
             walk::walk_statement(self, it);
-            self.depth -= 1;
+            self.depth.leave();
         }
     }
 
     fn visit_expression(&mut self, it: &Expression<'a>) {
         if self.enter(it.span().start as usize) {
             walk::walk_expression(self, it);
-            self.depth -= 1;
+            self.depth.leave();
         }
     }
 

@@ -141,16 +141,8 @@ fn links_planted_by_before_build_never_reach_the_host() {
     );
     let watched = ["/usr/bin", "/usr/sbin", "/etc/alternatives", "/bin"];
     let before = host_files(&watched);
-    let home = work.path().join("home");
-    let built = mvm_image::build(&BuildRequest {
-        input: &compiled,
-        home: &home,
-        cache_dir: &cache,
-        progress: Progress::Hidden,
-        gate_program: None,
-        allow_private_egress: &[],
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let built = common::build_plain(&compiled, &work.path().join("home"), &cache)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(std::fs::read(&victim).unwrap(), b"host file\n");
     assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 1);
     assert_eq!(before, host_files(&watched), "a host file changed");

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use mvm_image::{BuildRequest, ImageError, Progress};
+use mvm_image::ImageError;
 use sha2::{Digest, Sha256};
 
 const HELLO: &str = "def greet(name):\n    return name\n";
@@ -40,14 +40,11 @@ impl Case {
     }
 
     fn build(&self, input: &Path) -> Result<mvm_image::Built, ImageError> {
-        mvm_image::build(&BuildRequest {
+        common::build_plain(
             input,
-            home: &self.work.path().join("home"),
-            cache_dir: &self.work.path().join("cache"),
-            progress: Progress::Hidden,
-            gate_program: None,
-            allow_private_egress: &[],
-        })
+            &self.work.path().join("home"),
+            &self.work.path().join("cache"),
+        )
     }
 
     /// The build is refused with `needle` in its message; the store holds

@@ -52,6 +52,23 @@ pub fn compile(work: &Path, out: &Path, packages: &[&str], extra: &str, body: &s
     mvm_compile::compile(&req, out, &opts).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// `mvm_image::build` of `input` with no builder network and no progress
+/// output: what most tests need.
+pub fn build_plain(
+    input: &Path,
+    home: &Path,
+    cache_dir: &Path,
+) -> Result<mvm_image::Built, mvm_image::ImageError> {
+    mvm_image::build(&mvm_image::BuildRequest {
+        input,
+        home,
+        cache_dir,
+        progress: mvm_image::Progress::Hidden,
+        gate_program: None,
+        allow_private_egress: &[],
+    })
+}
+
 /// Image directories in a store (ignoring names/ and staging).
 pub fn images_in(home: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(home.join("images"))
