@@ -183,6 +183,12 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     assemble::write_lock(&tree_fd, &lock)?;
     step.set_message("sealing the ext4 image");
     let size = seal::seal(&tree, &out.join(store::ROOTFS), &id, &mut log)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let rootfs = out.join(store::ROOTFS);
+        std::fs::set_permissions(&rootfs, std::fs::Permissions::from_mode(0o600))
+            .map_err(ImageError::io(&rootfs))?;
+    }
     step.finish_and_clear();
 
     write(&out.join(store::IMAGE_LOCK), &lock)?;
@@ -236,6 +242,7 @@ fn plan_install(
         .map_err(|detail| ImageError::Lockfile { path, detail })
 }
 
+/// Store files are the owner's only (0600), whatever the umask.
 fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), ImageError> {
-    std::fs::write(path, bytes).map_err(ImageError::io(path))
+    crate::store::private_write(path, bytes).map_err(ImageError::io(path))
 }

@@ -201,7 +201,7 @@ impl Guest {
         })();
         let stopped = wait_or_kill(vm.as_mut());
         append_console(log, &spec.console_log);
-        if let Ok(text) = std::fs::read_to_string(&egress_log) {
+        if let Some(text) = log_tail_bytes(&egress_log, MAX_OUTPUT_BYTES as u64) {
             log.note(&format!("egress gate:\n{text}"));
         }
         let outcome = outcome?;
@@ -374,4 +374,19 @@ fn merge_upper(scratch: &Path, tree: &Path, log: &mut BuildLog) -> Result<(), Im
         ));
     }
     Ok(())
+}
+
+/// The last `max` bytes of a log the guest's traffic grew, as text.
+fn log_tail_bytes(path: &Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut prefix = String::new();
+    if len > max {
+        file.seek(SeekFrom::Start(len - max)).ok()?;
+        prefix = format!("[{} earlier bytes not kept]\n", len - max);
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    Some(prefix + &String::from_utf8_lossy(&bytes))
 }

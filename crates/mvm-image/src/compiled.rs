@@ -232,7 +232,7 @@ impl Compiled {
                 .map_err(|e| not(e.to_string()))
         };
         let sums = read(SHA256SUMS)?;
-        verify_sums(&dir, &tree, &found, &sums)?;
+        let hashes = verify_sums(&dir, &tree, &found, &sums)?;
         let launch_bytes = read(LAUNCH_JSON)?;
         let launch_path = dir.join(LAUNCH_JSON);
         let bad = |detail: String| ImageError::BadLaunch {
@@ -242,7 +242,8 @@ impl Compiled {
         let launch: Launch =
             serde_json::from_slice(&launch_bytes).map_err(|e| bad(e.to_string()))?;
         let workload = read(WORKLOAD_JSON)?;
-        check_launch(&launch, &workload).map_err(bad)?;
+        check_launch(&launch, &workload).map_err(&bad)?;
+        check_derived(&launch, &launch_bytes, &workload, &found, &hashes).map_err(bad)?;
         let src = found
             .into_iter()
             .filter_map(|f| {
@@ -384,6 +385,81 @@ fn check_launch(launch: &Launch, workload: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// What a compile output repeats must be what it is derived from:
+/// `source` must describe `src/` as found (its tree hash covers links and
+/// executable bits, which SHA256SUMS does not), and launch.json must be
+/// exactly what compile writes for `workload.json` — so resources, network,
+/// env, entrypoints and hooks are the reviewed IR's, not a second copy's.
+fn check_derived(
+    launch: &Launch,
+    launch_bytes: &[u8],
+    workload_bytes: &[u8],
+    found: &[tree::Found],
+    hashes: &BTreeMap<PathBuf, String>,
+) -> Result<(), String> {
+    use mvm_compile::bundle::tree_hash::{Item, tree_hash};
+    let mut items = Vec::new();
+    for f in found {
+        let Ok(rel) = f.rel.strip_prefix(SRC) else { continue };
+        let Some(path) = rel.to_str() else {
+            return Err(format!("src/{}: not UTF-8", tree::escape(rel.as_os_str())));
+        };
+        match &f.kind {
+            Kind::File { mode, .. } => {
+                let sha256 = hashes.get(&f.rel).map(String::as_str).unwrap_or_default();
+                items.push((path, Item::File { executable: mode & 0o111 != 0, sha256 }));
+            }
+            Kind::Symlink { target } => {
+                let Some(target) = target.to_str() else {
+                    return Err(format!("src/{path}: a link target that is not UTF-8"));
+                };
+                items.push((path, Item::Symlink { target }));
+            }
+            _ => {}
+        }
+    }
+    let files = items.len() as u64;
+    let actual = tree_hash(items.iter().copied());
+    if actual != launch.source.tree_hash || files != launch.source.files {
+        return Err(format!(
+            "source: src/ holds {files} entries with tree hash {actual}, launch.json says {} with {}; \
+             the bundle was changed after compile",
+            launch.source.files,
+            tree::escape(launch.source.tree_hash.as_ref())
+        ));
+    }
+    let text = std::str::from_utf8(workload_bytes).map_err(|_| "workload.json: not UTF-8".to_string())?;
+    let workload = mvm_ir::decode::from_str(text).map_err(|findings| {
+        format!(
+            "workload.json: {}",
+            findings.first().map(|f| f.to_string()).unwrap_or_default()
+        )
+    })?;
+    if let Some(error) = mvm_ir::validate(&workload).into_iter().find(|f| f.is_error()) {
+        return Err(format!("workload.json: {error}"));
+    }
+    let [app] = workload.apps.as_slice() else {
+        return Err("workload.json: not exactly one app".into());
+    };
+    let expected = mvm_compile::launch::launch_json(
+        &workload,
+        app,
+        &launch.ir_hash,
+        &launch.toolchain.mvmctl,
+        &mvm_compile::launch::Source {
+            files: files as usize,
+            tree_hash: &actual,
+        },
+    );
+    if expected.as_bytes() != launch_bytes {
+        return Err(
+            "it is not the launch.json that workload.json gives (a field was changed after compile)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Every `<sha256>  <path>` line must match the file; every regular file
 /// (besides SHA256SUMS itself) must be listed; only `src/` may hold links;
 /// nothing may be a device, fifo or socket.
@@ -392,14 +468,14 @@ fn verify_sums(
     tree: &Tree,
     found: &[tree::Found],
     sums: &[u8],
-) -> Result<(), ImageError> {
+) -> Result<BTreeMap<PathBuf, String>, ImageError> {
     let sums_path = dir.join(SHA256SUMS);
     let bad = |detail: String| ImageError::Checksum {
         path: sums_path.clone(),
         detail,
     };
     let text = std::str::from_utf8(sums).map_err(|_| bad("not UTF-8".into()))?;
-    let mut listed = std::collections::BTreeSet::new();
+    let mut listed = BTreeMap::new();
     for line in text.split_terminator('\n') {
         let (hash, rel) = line
             .split_once("  ")
@@ -407,7 +483,7 @@ fn verify_sums(
             .ok_or_else(|| bad(format!("malformed line `{}`", tree::escape(line.as_ref()))))?;
         let rel_path = Path::new(rel);
         tree::components(rel_path).map_err(|e| bad(e.to_string()))?;
-        if !listed.insert(rel_path.to_path_buf()) {
+        if listed.insert(rel_path.to_path_buf(), hash.to_string()).is_some() {
             return Err(bad(format!("`{}` is listed twice", tree::escape(rel.as_ref()))));
         }
         let mut file = tree.open_file(rel_path).map_err(|e| bad(e.to_string()))?;
@@ -424,7 +500,7 @@ fn verify_sums(
         match &f.kind {
             Kind::Dir => {}
             Kind::File { .. } => {
-                if f.rel != Path::new(SHA256SUMS) && !listed.contains(&f.rel) {
+                if f.rel != Path::new(SHA256SUMS) && !listed.contains_key(&f.rel) {
                     return Err(ImageError::Checksum {
                         path: shown(),
                         detail: "not listed in SHA256SUMS".into(),
@@ -446,7 +522,7 @@ fn verify_sums(
             }
         }
     }
-    Ok(())
+    Ok(listed)
 }
 
 fn sha256_reader(r: &mut dyn Read) -> std::io::Result<String> {
@@ -468,7 +544,12 @@ fn sha256_reader(r: &mut dyn Read) -> std::io::Result<String> {
 /// directory, if it has one).
 fn extract(archive: &Path, target: &Path) -> Result<PathBuf, String> {
     let file = std::fs::File::open(archive).map_err(|e| e.to_string())?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // The limit is on decompressed bytes, headers included: PAX records and
+    // GNU long names are read into memory and can restate entry sizes.
+    let mut tar = tar::Archive::new(Capped {
+        inner: flate2::read::GzDecoder::new(file),
+        left: MAX_ARCHIVE_BYTES,
+    });
     let out = Tree::open(target).map_err(|e| e.to_string())?;
     let mut total = 0u64;
     let mut count = 0usize;
@@ -484,7 +565,7 @@ fn extract(archive: &Path, target: &Path) -> Result<PathBuf, String> {
         let comps = tree::components(&rel).map_err(|e| format!("archive entry: {e}"))?;
         tops.insert(comps[0].to_os_string());
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
-        let size = entry.header().size().unwrap_or(0);
+        let size = entry.size();
         total = total.saturating_add(size);
         if total > MAX_ARCHIVE_BYTES {
             return Err(format!(
@@ -529,4 +610,24 @@ fn extract(archive: &Path, target: &Path) -> Result<PathBuf, String> {
         _ => target.to_path_buf(),
     };
     Ok(top)
+}
+
+/// A reader that fails after `left` bytes, so a gzip bomb ends as an error.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other(format!(
+                "the archive unpacks to more than {MAX_ARCHIVE_BYTES} bytes"
+            )));
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }

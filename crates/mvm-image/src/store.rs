@@ -144,7 +144,7 @@ impl Store {
         let names = self.root.join(NAMES);
         private_dir_all(&names).map_err(ImageError::io(&names))?;
         let tmp = names.join(format!(".{name}.{}", std::process::id()));
-        std::fs::write(&tmp, format!("{id}\n")).map_err(ImageError::io(&tmp))?;
+        private_write(&tmp, format!("{id}\n").as_bytes()).map_err(ImageError::io(&tmp))?;
         let dest = names.join(name);
         std::fs::rename(&tmp, &dest).map_err(ImageError::io(&dest))
     }
@@ -235,4 +235,18 @@ pub(crate) fn private_dir_all(dir: &Path) -> std::io::Result<()> {
         other => other?,
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Writes `path` as a 0600 file, whatever the umask.
+pub(crate) fn private_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }

@@ -317,7 +317,8 @@ impl Tree {
         let fd = rustix::fs::openat2(
             &self.root,
             rel,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            // NONBLOCK: opening a fifo must not wait for a writer.
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
             RESOLVE,
         )

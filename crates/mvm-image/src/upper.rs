@@ -27,6 +27,12 @@ pub const NOT_CONTENT: &[&str] = &["run", "tmp", "proc", "sys", "dev", "mnt/mvm"
 /// More entries than any real install writes; a guard against a crafted
 /// file system whose directories loop.
 const MAX_ENTRIES: u64 = 2_000_000;
+/// Bytes of file content merged in all. The scratch disk is 4 GiB, but
+/// sparse files and hard links are larger than the blocks they use, and
+/// every copy is real bytes on the host.
+pub const MAX_BYTES: u64 = 8 << 30;
+/// A link target is a path; a longer one is a crafted inode.
+const MAX_LINK_TARGET: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpperError {
@@ -38,6 +44,8 @@ pub enum UpperError {
     Entry { path: String, detail: String },
     #[error("the builder's writes hold more than {MAX_ENTRIES} entries or nest deeper than {MAX_DEPTH}; refusing to merge them")]
     TooMany,
+    #[error("the builder's writes hold more than {MAX_BYTES} bytes of files (sparse files and hard links count in full); refusing to merge them")]
+    TooLarge,
     #[error(transparent)]
     Tree(#[from] crate::tree::TreeError),
 }
@@ -63,6 +71,7 @@ pub fn merge(scratch: &Path, tree: &Tree) -> Result<Merged, UpperError> {
     }
     let mut merged = Merged::default();
     let mut seen = 0u64;
+    let mut bytes = 0u64;
     // Directory times are set last: writing into a directory changes it.
     let mut dir_times = Vec::new();
     let mut stack: Vec<(ext4_view::PathBuf, PathBuf)> = vec![(root, PathBuf::new())];
@@ -108,12 +117,22 @@ pub fn merge(scratch: &Path, tree: &Tree) -> Result<Merged, UpperError> {
                     merged.dirs += 1;
                 }
                 FileType::Regular => {
+                    bytes = bytes.saturating_add(meta.len());
+                    if bytes > MAX_BYTES {
+                        return Err(UpperError::TooLarge);
+                    }
                     let mut file = fs.open(entry.path().as_path()).map_err(failed)?;
-                    tree.write_file(&rel, &mut file, mode, owner)?;
+                    tree.write_file(&rel, &mut std::io::Read::take(&mut file, meta.len()), mode, owner)?;
                     tree.set_mtime(&rel, mtime.seconds(), mtime.nanoseconds())?;
                     merged.files += 1;
                 }
                 FileType::Symlink => {
+                    if meta.len() > MAX_LINK_TARGET {
+                        return Err(UpperError::Entry {
+                            path: shown(&rel),
+                            detail: format!("a link target of {} bytes", meta.len()),
+                        });
+                    }
                     let target = fs.read_link(entry.path().as_path()).map_err(failed)?;
                     tree.symlink(&rel, OsStr::from_bytes(target.as_ref()), owner)?;
                     merged.links += 1;
@@ -242,6 +261,24 @@ mod tests {
         assert!(!tree_dir.join("etc/motd").exists());
         assert!(!tree_dir.join("run").exists());
         assert!(!tree_dir.join("tmp").exists());
+    }
+
+    /// A sparse file costs the guest no blocks but would cost the host its
+    /// full length: refused before any of it is copied.
+    #[test]
+    fn a_huge_sparse_file_is_refused_before_it_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let up = dir.path().join("staged/upper");
+        std::fs::create_dir_all(&up).unwrap();
+        let f = std::fs::File::create(up.join("big")).unwrap();
+        f.set_len(MAX_BYTES + 1).unwrap();
+        let scratch = dir.path().join("scratch.ext4");
+        image_of(&up, &scratch);
+        let tree_dir = dir.path().join("tree");
+        std::fs::create_dir(&tree_dir).unwrap();
+        let err = merge(&scratch, &Tree::open(&tree_dir).unwrap()).unwrap_err();
+        assert!(matches!(err, UpperError::TooLarge), "{err}");
+        assert!(!tree_dir.join("big").exists());
     }
 
     #[test]

@@ -114,6 +114,9 @@ fn links_planted_by_before_build_never_reach_the_host() {
     std::fs::create_dir(&victim_dir).unwrap();
     let victim = victim_dir.join("image.lock");
     std::fs::write(&victim, b"host file\n").unwrap();
+    // Old merges removed `upper/mnt/mvm` after resolving a planted `mnt`.
+    std::fs::create_dir(victim_dir.join("mvm")).unwrap();
+    std::fs::write(victim_dir.join("mvm/keep"), b"keep").unwrap();
     let v = victim.display();
     let d = victim_dir.display();
     let script = format!(
@@ -144,7 +147,8 @@ fn links_planted_by_before_build_never_reach_the_host() {
     let built = common::build_plain(&compiled, &work.path().join("home"), &cache)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(std::fs::read(&victim).unwrap(), b"host file\n");
-    assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&victim_dir).unwrap().count(), 2);
+    assert_eq!(std::fs::read(victim_dir.join("mvm/keep")).unwrap(), b"keep");
     assert_eq!(before, host_files(&watched), "a host file changed");
 
     let replaced = String::from_utf8(common::debugfs_cat(&built.image.rootfs, "/app/replaced"))

@@ -280,3 +280,39 @@ fn archives_cannot_write_outside_their_extraction_directory() {
         );
     }
 }
+
+#[test]
+fn launch_fields_that_differ_from_the_reviewed_workload_are_refused() {
+    let c = case();
+    let mut v = c.launch();
+    v["resources"]["memory_mb"] = 4_000_000.into();
+    v["resources"]["rootfs_size_mb"] = 1_048_576_000u64.into();
+    c.set_launch(&v);
+    c.refused(&c.out, "not the launch.json that workload.json gives");
+}
+
+#[test]
+fn links_and_executable_bits_added_after_compile_are_refused() {
+    // SHA256SUMS lists regular files only; the tree hash covers the rest.
+    let c = case();
+    std::os::unix::fs::symlink("/etc/shadow", c.out.join("src/x")).unwrap();
+    c.refused(&c.out, "tree hash");
+
+    let c = case();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(c.out.join("src/app.py"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
+    c.refused(&c.out, "tree hash");
+}
+
+#[test]
+fn a_fifo_in_place_of_a_listed_file_does_not_hang_the_build() {
+    let c = case();
+    std::fs::remove_file(c.out.join("SHA256SUMS")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(c.out.join("SHA256SUMS"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    c.refused(&c.out, "not a regular file");
+}

@@ -52,6 +52,29 @@ pub fn escape_control_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The last line of defence before a terminal: control characters but
+/// newline and tab, and the invisible marks, escaped; backslashes kept (so
+/// text escaped earlier reads the same).
+pub fn for_terminal(s: &str) -> Cow<'_, str> {
+    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_invisible_mark(c);
+    if !s.chars().any(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            if (c as u32) < 0x80 {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control() || c == '\\' || is_invisible_mark(c)
 }
@@ -102,6 +125,14 @@ mod tests {
             "ok\tx\n\\x1b]0;t\\x07\\r\n"
         );
         assert!(matches!(escape_control_lines("a\n\tb c"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn for_terminal_keeps_backslashes_and_lines() {
+        assert_eq!(
+            for_terminal("hook said:\n\u{1b}]52;c;x\u{7} a\\b \u{202e}"),
+            "hook said:\n\\x1b]52;c;x\\x07 a\\b \\u{202e}"
+        );
     }
 
     fn needs_escape_but_backslash(c: char) -> bool {

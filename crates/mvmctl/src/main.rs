@@ -68,7 +68,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors carry guest and file text (hook output, console tails,
+            // names): nothing in them may drive the terminal.
+            eprintln!("error: {}", mvm_ir::text::for_terminal(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

@@ -110,7 +110,13 @@ fn assert_owner_only(home: &Path) {
         (p, m.mode() & 0o777)
     };
     let inst = home.join("instances/hello-app");
-    for dir in [home.join("instances"), inst.clone(), home.join("images")] {
+    for dir in [
+        home.join("instances"),
+        inst.clone(),
+        home.join("images"),
+        home.join("images/names"),
+        home.join("logs/build"),
+    ] {
         let (p, m) = mode(dir);
         assert_eq!(m, 0o700, "{}", p.display());
     }
@@ -126,6 +132,19 @@ fn assert_owner_only(home: &Path) {
         let (p, m) = mode(inst.join(file));
         assert_eq!(m & 0o077, 0, "{} is {m:o}", p.display());
     }
+    // Every file of every stored image, and the names pointing at them.
+    let mut checked = 0;
+    for dir in std::fs::read_dir(home.join("images")).unwrap().flatten() {
+        let is_image = dir.file_name().len() == 64;
+        if is_image || dir.file_name() == "names" {
+            for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                let (p, m) = mode(file.path());
+                assert_eq!(m & 0o077, 0, "{} is {m:o}", p.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6, "the store's files were checked");
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -360,4 +379,42 @@ fn command_service_with_every_hook() {
         said.contains("before_stop"),
         "before_stop output not shown by down: {said}"
     );
+}
+
+/// A hook's output reaches the user's terminal in `up`'s error; a hostile
+/// hook that prints terminal control sequences (OSC 52 writes the
+/// clipboard) must have them shown escaped, never sent.
+#[test]
+fn a_failing_hooks_terminal_escapes_are_shown_not_sent() {
+    let _g = serial();
+    let env = Env::new();
+    let src = env.tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("app.py"), "def f():\n    return 1\n").unwrap();
+    let ir = serde_json::json!({
+        "schema_version": "0.1", "id": "escapes",
+        "apps": [{
+            "name": "escapes",
+            "source": {"kind": "local_path", "path": ".", "include": ["app.py"]},
+            "image": {"kind": "nix_packages", "packages": ["python313"]},
+            "entrypoints": [{"kind": "function", "name": "f", "language": "python",
+                             "module": "app", "function": "f", "primary": true}],
+            "hooks": {"before_start": [{"kind": "shell",
+                "line": "printf '\\033]52;c;cHduZWQ=\\007\\033[2Jhostile\\n'; exit 1"}]}
+        }]
+    });
+    let file = src.join("workload.json");
+    std::fs::write(&file, ir.to_string()).unwrap();
+    let out = env.tmp.path().join("escapes-compiled");
+    env.ok(&["compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    env.ok(&["build", out.to_str().unwrap()]);
+    let up = env.mvmctl(&["up", "escapes"]);
+    assert!(!up.status.success());
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert!(stderr.contains("hostile"), "{stderr}");
+    assert!(
+        !up.stderr.contains(&0x1b) && !up.stderr.contains(&0x07),
+        "raw control bytes reached the terminal: {stderr:?}"
+    );
+    assert!(stderr.contains("\\x1b]52"), "{stderr}");
 }

@@ -4,6 +4,9 @@
 //! mvm-egress).
 
 use std::io::Write;
+
+/// The gate's log of one builder boot; a line is at most about 64 KiB.
+const EGRESS_LOG_MAX_BYTES: u64 = 16 << 20;
 use std::path::PathBuf;
 
 /// Relay one guest connection to a granted host (started by QEMU; not for people).
@@ -59,6 +62,11 @@ pub fn run(args: EgressArgs) -> anyhow::Result<i32> {
     // serve escapes every line: guest text never reaches the log raw.
     let outcome = mvm_egress::serve(conn, &gate, &mut |line| {
         if let Some(f) = log.as_mut() {
+            // A guest that connects without end must not fill the disk: past
+            // the cap the log keeps nothing more (the build log says so).
+            if f.metadata().is_ok_and(|m| m.len() > EGRESS_LOG_MAX_BYTES) {
+                return;
+            }
             // One write per line so concurrent connections do not interleave.
             let _ = f.write_all(format!("egress: {line}\n").as_bytes());
         }
