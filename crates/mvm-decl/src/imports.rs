@@ -92,6 +92,15 @@ pub fn unimported_mvm<S: AsRef<str>>(names: &SdkNames, path: &[S]) -> bool {
     path.len() == 2 && path[0].as_ref() == "mvm" && !names.is_module("mvm")
 }
 
+/// Where a file first uses the SDK's `app` and `Sandbox`, by byte offset
+/// (found by the Python and TypeScript walks alike). `app` also counts the
+/// module itself handed around, which may reach it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Uses {
+    pub app: Option<usize>,
+    pub sandbox: Option<usize>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

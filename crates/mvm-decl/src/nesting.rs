@@ -119,6 +119,8 @@ struct Level {
     open: Open,
     /// The run pending when the bracket opened, restored when it closes.
     run_before: usize,
+    /// [`Scan::angles`] when the bracket opened.
+    angles_before: usize,
 }
 
 /// Keywords after which an expression may nest without a bracket.
@@ -184,6 +186,7 @@ pub fn scan_typescript(source: &str) -> Result<(), Diag> {
         i: 0,
         levels: Vec::new(),
         run: 0,
+        angles: 0,
         prev: Prev::Start,
         prev_word: "",
         newline: false,
@@ -199,6 +202,9 @@ struct Scan<'s> {
     levels: Vec<Level>,
     /// Pending nesting tokens, in this level and those enclosing it.
     run: usize,
+    /// `<` not yet matched by `>` in this level and statement: type
+    /// arguments nest across `,` (`A<1, A<1, …>>`), so a `,` keeps them.
+    angles: usize,
     prev: Prev,
     prev_word: &'s str,
     /// A line break since the previous token.
@@ -296,6 +302,7 @@ impl<'s> Scan<'s> {
             || (self.semicolon && word != "else");
         if new_statement {
             self.run = self.levels.last().map_or(0, |l| l.run_before);
+            self.angles = 0;
         }
         self.newline = false;
         self.semicolon = false;
@@ -340,6 +347,7 @@ impl<'s> Scan<'s> {
         self.levels.push(Level {
             open,
             run_before: self.run,
+            angles_before: std::mem::take(&mut self.angles),
         });
         self.prev = Prev::Operator;
         Ok(())
@@ -349,6 +357,7 @@ impl<'s> Scan<'s> {
         match self.levels.pop() {
             Some(level) => {
                 self.run = level.run_before;
+                self.angles = level.angles_before;
                 if level.open == (Open::Paren { control: true }) {
                     Prev::ControlParen
                 } else {
@@ -379,6 +388,7 @@ impl<'s> Scan<'s> {
                 if self.levels.last().is_some_and(|l| l.open == Open::Template) {
                     if let Some(l) = self.levels.pop() {
                         self.run = l.run_before;
+                        self.angles = l.angles_before;
                     }
                     return self.template();
                 }
@@ -391,7 +401,7 @@ impl<'s> Scan<'s> {
                 return Ok(());
             }
             b"," => {
-                self.run = self.levels.last().map_or(0, |l| l.run_before);
+                self.run = self.levels.last().map_or(0, |l| l.run_before) + self.angles;
                 self.prev = Prev::Operator;
                 return Ok(());
             }
@@ -405,6 +415,11 @@ impl<'s> Scan<'s> {
         if (op == b"++" || op == b"--") && matches!(self.prev, Prev::Operand | Prev::Property) {
             self.prev = Prev::Operand;
             return Ok(());
+        }
+        match op {
+            b"<" => self.angles += 1,
+            b">" | b">>" | b">>>" => self.angles = self.angles.saturating_sub(op.len()),
+            _ => {}
         }
         if nests(op) {
             self.count(at)?;

@@ -1,5 +1,5 @@
 //! A depth-limited walk over a whole Python syntax tree: refuses trees
-//! nested deeper than [`MAX_TREE_DEPTH`] (before anything recursive walks
+//! nested deeper than [`crate::nesting::MAX_TREE_DEPTH`] (before anything recursive walks
 //! or drops them), and notes where the SDK's `app` and `Sandbox` are used
 //! anywhere in the file, for the "no declaration" messages.
 
@@ -8,16 +8,9 @@ use ruff_python_ast::{Expr, ModModule, Stmt};
 use ruff_text_size::Ranged;
 
 use crate::diag::Diag;
-use crate::imports::SdkNames;
+use crate::imports::{SdkNames, Uses};
 use crate::nesting::Depth;
 
-/// Where the SDK's names are first used, by byte offset.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Uses {
-    /// `app` (or the module itself handed around, which may reach it).
-    pub app: Option<usize>,
-    pub sandbox: Option<usize>,
-}
 
 /// `Err` when the tree nests deeper than the limit.
 pub fn check_depth(module: &ModModule) -> Result<(), Diag> {

@@ -1,5 +1,5 @@
 //! A depth-limited walk over a whole TypeScript program: refuses trees
-//! nested deeper than [`MAX_TREE_DEPTH`], and notes where the SDK's `app`
+//! nested deeper than [`crate::nesting::MAX_TREE_DEPTH`], and notes where the SDK's `app`
 //! and `Sandbox` are used anywhere in the file. That decides whether a file
 //! without a module-level declaration may be treated as a recording script:
 //! any use that may reach `app` (the namespace handed around, destructured
@@ -14,15 +14,9 @@ use oxc_ast_visit::{Visit, walk};
 use oxc_span::GetSpan;
 
 use crate::diag::Diag;
-use crate::imports::SdkNames;
+use crate::imports::{SdkNames, Uses};
 use crate::nesting::Depth;
 
-/// Where the SDK's names are first used, by byte offset.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Uses {
-    pub app: Option<usize>,
-    pub sandbox: Option<usize>,
-}
 
 pub fn uses(program: &Program, names: &SdkNames) -> Result<Uses, Diag> {
     let mut w = Walker {

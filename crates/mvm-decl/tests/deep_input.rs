@@ -80,6 +80,11 @@ fn typescript_shapes() {
             format!("let x: {}number{};", r("A<", 50_000), r(">", 50_000)),
         ),
         (
+            // A `,` between type arguments does not end their nesting.
+            "generics with commas",
+            format!("let x: {}number{};", r("A<1,", 200_000), r(">", 200_000)),
+        ),
+        (
             "conditional types",
             format!("type T = {}1;", r("A extends B ? 1 : ", 50_000)),
         ),
