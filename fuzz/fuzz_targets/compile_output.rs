@@ -5,7 +5,9 @@
 //! - odd: the rest is `launch.json` inside an otherwise well-formed output
 //!   (its SHA256SUMS recomputed, as an attacker would).
 //! Neither may panic, and nothing may be written outside the scratch
-//! directory: the harness checks its sibling stays empty.
+//! directory: the harness checks its sibling stays empty. Archives unpack
+//! under `scratch/input-*/`, so `../../sentinel` names that sibling; the
+//! seeds in `fuzz/seeds/compile_output` aim at it (`..` and a link).
 #![no_main]
 
 use std::io::Write;

@@ -631,3 +631,27 @@ impl<R: Read> Read for Capped<R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A small gzip that inflates past the cap ends as an error, not as
+    /// memory or disk spent (the cap here is small; the real one 16 GiB).
+    #[test]
+    fn a_gzip_bomb_stops_at_the_cap() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let small = gz.finish().unwrap();
+        assert!(small.len() < 64 << 10);
+        let mut capped = Capped {
+            inner: flate2::read::GzDecoder::new(&small[..]),
+            left: 1 << 20,
+        };
+        let mut sink = Vec::new();
+        let err = capped.read_to_end(&mut sink).unwrap_err();
+        assert!(err.to_string().contains("unpacks to more than"), "{err}");
+        assert_eq!(sink.len(), 1 << 20);
+    }
+}

@@ -93,32 +93,48 @@ pub fn printable(text: &str) -> String {
     mvm_ir::text::escape_control_lines(text).into_owned()
 }
 
-/// [`printable`] for a byte stream: C0 but newline and tab, DEL and
-/// backslash as `mvm_ir::text` writes them, C1 (UTF-8 `C2 80..9F`) as
-/// `\u{..}`, carrying a split `C2` across chunks.
+/// [`printable`] for a byte stream: the stream is decoded as UTF-8 (a
+/// sequence split across reads is carried over), every decoded line goes
+/// through `mvm_ir::text::escape_control_lines` (C0, DEL, C1, invisible
+/// marks), and bytes that are not UTF-8 are written as `\xNN`, so no raw
+/// 8-bit control byte reaches the terminal either.
 #[derive(Default)]
 struct Escaper {
-    pending_c2: bool,
+    pending: Vec<u8>,
 }
 
 impl Escaper {
     fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        for &b in bytes {
-            if std::mem::take(&mut self.pending_c2) {
-                if (0x80..=0x9f).contains(&b) {
-                    out.extend_from_slice(format!("\\u{{{b:x}}}").as_bytes());
-                    continue;
+        self.pending.extend_from_slice(bytes);
+        let mut rest: &[u8] = &self.pending;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    out.extend_from_slice(mvm_ir::text::escape_control_lines(text).as_bytes());
+                    rest = &[];
+                    break;
                 }
-                out.push(0xc2);
-            }
-            match b {
-                b'\n' | b'\t' => out.push(b),
-                0xc2 => self.pending_c2 = true,
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-                _ => out.push(b),
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    let text = std::str::from_utf8(valid).expect("checked as UTF-8");
+                    out.extend_from_slice(mvm_ir::text::escape_control_lines(text).as_bytes());
+                    match e.error_len() {
+                        // An incomplete sequence at the end: wait for the rest.
+                        None => {
+                            rest = after;
+                            break;
+                        }
+                        Some(n) => {
+                            for b in &after[..n] {
+                                out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                            }
+                            rest = &after[n..];
+                        }
+                    }
+                }
             }
         }
+        self.pending = rest.to_vec();
     }
 }
 
@@ -136,8 +152,13 @@ mod tests {
         e.push(b"\x9bA caf\xc3\xa9 \xc2\xa0", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "ok\tline\n\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\u{9b}A caf\u{e9} \u{a0}"
+            "ok\tline\n\\x1b]0;pwned\\x07\\x1b[2J\\r\\u{9b}A caf\u{e9} \u{a0}"
         );
+        // A lone 8-bit CSI (not UTF-8) and a right-to-left override.
+        let mut out = Vec::new();
+        e.push(b"a\x9b2Jb \xe2\x80\xae", &mut out);
+        e.push(b"evil\n", &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "a\\x9b2Jb \\u{202e}evil\n");
         assert_eq!(printable("a\x1b[31mb"), "a\\x1b[31mb");
     }
 

@@ -160,3 +160,32 @@ fn the_connection_cap_holds_across_gate_processes() {
         child.wait().unwrap();
     }
 }
+
+/// A guest that connects without end cannot grow egress.log past its cap:
+/// with the log already over 16 MiB, a refused connection adds nothing.
+#[test]
+fn egress_log_stops_growing_at_its_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("egress.log");
+    std::fs::write(&log, b"").unwrap();
+    let full = (16 << 20) + 1;
+    std::fs::File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(full)
+        .unwrap();
+    let args = ["--grant", "127.0.0.1:9", "--log", log.to_str().unwrap()];
+    let (mut client, child) = gate(&args);
+    let head = ask(&mut client, b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    finish(client, child);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), full);
+
+    // Below the cap the same connection is logged.
+    std::fs::write(&log, b"").unwrap();
+    let (mut client, child) = gate(&args);
+    ask(&mut client, b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n");
+    finish(client, child);
+    assert!(std::fs::metadata(&log).unwrap().len() > 0);
+}
