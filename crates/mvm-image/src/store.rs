@@ -222,18 +222,13 @@ impl Store {
 /// Creates `dir` and missing parents as 0700 (whatever the umask); the
 /// store holds build logs and, while building, trees with the image's
 /// set-id files, which no other local user should reach.
+/// `dir` itself is made 0700 even if it existed (an older mvm made it 0755).
 pub(crate) fn private_dir_all(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        private_dir_all(parent)?;
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
-        other => other?,
-    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 

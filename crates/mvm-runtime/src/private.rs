@@ -20,13 +20,19 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))
 }
 
-/// Creates `dir` and its missing parents; the ones created are 0700.
+/// Creates `dir` and its missing parents (those created are 0700), and
+/// makes `dir` itself 0700 even if it existed (an older mvm made it 0755).
 pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    create_missing(dir)?;
+    std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))
+}
+
+fn create_missing(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_all(parent)?;
+        create_missing(parent)?;
     }
     match create_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
@@ -77,6 +83,7 @@ mod tests {
         assert_eq!(mode("a"), 0o700);
         assert_eq!(mode("a/b"), 0o700);
         assert_eq!(mode("a/b/f"), 0o600);
+        assert_eq!(mode("old"), 0o700);
     }
 
     #[test]
@@ -89,5 +96,9 @@ mod tests {
         let dir = Path::new(&dir);
         create_dir_all(&dir.join("a/b")).unwrap();
         create_file(&dir.join("a/b/f")).unwrap();
+        // Made loose by an older mvm: tightened when next used.
+        std::fs::create_dir(dir.join("old")).unwrap();
+        std::fs::set_permissions(dir.join("old"), Permissions::from_mode(0o755)).unwrap();
+        create_dir_all(&dir.join("old")).unwrap();
     }
 }
