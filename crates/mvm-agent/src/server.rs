@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
@@ -17,7 +18,7 @@ use mvm_proto::{
     Response,
 };
 
-use crate::launch::{self, Entrypoint, Launch};
+use crate::launch::{self, Entrypoint};
 use crate::layout::Layout;
 use crate::runner::{Call, Runners};
 use crate::service::Services;
@@ -25,13 +26,7 @@ use crate::{files, hooks, log, process, shutdown};
 
 pub type Writer = Arc<Mutex<Box<dyn Write + Send>>>;
 
-/// Whether the agent runs the VM (PID 1) or is a process on a host (dev
-/// mode); decides what `Shutdown` and `Resume` may touch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Guest,
-    Dev,
-}
+pub use crate::shutdown::Mode;
 
 pub struct Agent {
     pub mode: Mode,
@@ -170,7 +165,7 @@ fn handle(agent: &Agent, writer: &Writer, id: u64, request: Request) {
         agent.shutting_down.store(true, Ordering::SeqCst);
         log!("shutting down: {reason}");
         reply(writer, id, Response::Ok);
-        shutdown::run(agent);
+        shutdown::run(agent.mode, &agent.runners, &agent.services);
     }
     let response = match answer(agent, writer, id, request) {
         Ok(response) => response,
@@ -200,14 +195,14 @@ fn answer(
         Request::Stat { path } => files::stat(&path),
         Request::List { path } => files::list(&path),
         Request::Invoke { entrypoint, args, timeout_ms } => {
-            let launch = Launch::read(&agent.layout.launch_json())?;
-            match launch.find(entrypoint.as_deref())? {
+            let launch = launch::read(&agent.layout.launch_json())?;
+            match launch::find(&launch, entrypoint.as_deref())? {
                 Entrypoint::Function { language, module, function, working_dir, .. } => {
                     let call = Call {
                         language: *language,
                         module,
                         function,
-                        working_dir: &launch::working_dir(working_dir),
+                        working_dir: Path::new(working_dir),
                         args,
                         timeout: timeout_ms.map(Duration::from_millis),
                     };
@@ -223,10 +218,10 @@ fn answer(
             hooks::run(&agent.layout, &agent.env(), phase, timeout_ms.map(Duration::from_millis))
         }
         Request::StartService { entrypoint } => {
-            let launch = Launch::read(&agent.layout.launch_json())?;
-            match launch.find(entrypoint.as_deref())? {
-                Entrypoint::Command { name, command, working_dir } => {
-                    agent.services.start(name, command, launch::working_dir(working_dir), agent.env())
+            let launch = launch::read(&agent.layout.launch_json())?;
+            match launch::find(&launch, entrypoint.as_deref())? {
+                Entrypoint::Command { name, command, working_dir, .. } => {
+                    agent.services.start(name, command, PathBuf::from(working_dir), agent.env())
                 }
                 Entrypoint::Function { name, .. } => Err(AgentError {
                     kind: ErrorKind::WrongEntrypointKind,

@@ -33,8 +33,11 @@ fn setup(root: &Path) {
         "app/typed.ts",
         "export function typed(n: number): number { return n * 2; }\n",
     );
-    let function = |name: &str, module: &str, primary: bool| {
-        json!({"kind": "function", "name": name, "language": "node", "module": module, "function": name,
+    // Entrypoint names follow the IR's grammar (the agent reads launch.json
+    // strictly); the function keeps its JavaScript name.
+    let function = |function: &str, module: &str, primary: bool| {
+        let name = if function == "notJson" { "not-json" } else { function };
+        json!({"kind": "function", "name": name, "language": "node", "module": module, "function": function,
                "format": "json", "working_dir": app, "primary": primary})
     };
     let entrypoints = vec![
@@ -116,7 +119,7 @@ fn errors_are_structured() {
     assert!(error.traceback.unwrap().contains("boom"));
     let error = agent
         .client
-        .invoke(Some("notJson"), Map::new(), None)
+        .invoke(Some("not-json"), Map::new(), None)
         .unwrap()
         .unwrap_err();
     assert_eq!(error.kind, "ResultNotSerializable", "{error}");

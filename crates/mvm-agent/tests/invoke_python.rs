@@ -59,6 +59,7 @@ fn setup(root: &Path) {
                "format": "json", "working_dir": app, "primary": primary})
     };
     let mut entrypoints = vec![function("greet", "greet", true)];
+    // Entrypoint names follow the IR's grammar (no `_`); functions keep theirs.
     for name in [
         "noisy",
         "boom",
@@ -69,7 +70,7 @@ fn setup(root: &Path) {
         "hang",
         "sdk",
     ] {
-        entrypoints.push(function(name, name, false));
+        entrypoints.push(function(&name.replace('_', "-"), name, false));
     }
     entrypoints.push(function("missing", "no_such_function", false));
     entrypoints.push(json!({"kind": "command", "name": "server", "command": ["sleep", "1"], "working_dir": "/", "primary": false}));
@@ -163,7 +164,7 @@ fn exceptions_become_structured_errors() {
     assert!(error.message.contains("object"), "{error}");
     let error = agent
         .client
-        .invoke(Some("not_a_number"), Map::new(), None)
+        .invoke(Some("not-a-number"), Map::new(), None)
         .unwrap()
         .unwrap_err();
     assert_eq!(error.kind, "ResultNotSerializable", "{error}");

@@ -5,9 +5,10 @@
 //! Layout: [`python`] and [`typescript`] only walk their syntax trees and
 //! build a language-neutral [`value`] tree; [`lower`] turns that into IR for
 //! both (so equivalent files give byte-identical canonical IR); [`helpers`]
-//! holds the helper allowlist; [`imports`] says which local names are the
-//! SDK's; [`nesting`] refuses input nested deeper than the parsers can take;
-//! [`span`] turns byte offsets into file:line:col.
+//! holds the helper allowlist; [`lang_for_path`] says which language a file
+//! is in (its `lang` module is shared with [`lower`]); [`imports`] says which
+//! local names are the SDK's; [`nesting`] refuses input nested deeper than
+//! the parsers can take; [`span`] turns byte offsets into file:line:col.
 //!
 //! One entry point, [`compile_declaration`]: parse → lower →
 //! [`mvm_ir::validate`] → every finding located at file:line:col (validation
@@ -22,10 +23,12 @@
 pub mod diag;
 pub mod helpers;
 pub mod imports;
+mod lang;
 pub mod lower;
 pub mod nesting;
 pub mod python;
 mod python_uses;
+pub mod sdk_spec;
 pub mod span;
 pub mod typescript;
 mod typescript_uses;
@@ -39,21 +42,7 @@ use mvm_ir::{Code, Finding, Location, Workload};
 use crate::span::LineIndex;
 use crate::value::Contents;
 
-/// The language of a declaration file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Python,
-    TypeScript,
-}
-
-/// `.py` → Python; `.ts`, `.mts`, `.cts` → TypeScript; anything else `None`.
-pub fn lang_for_path(path: &Path) -> Option<Lang> {
-    match path.extension()?.to_str()? {
-        "py" => Some(Lang::Python),
-        "ts" | "mts" | "cts" => Some(Lang::TypeScript),
-        _ => None,
-    }
-}
+pub use lang::{Lang, lang_for_path};
 
 /// A declaration compiled to IR.
 #[derive(Debug)]

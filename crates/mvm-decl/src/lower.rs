@@ -9,8 +9,8 @@ use std::path::Path;
 use mvm_ir::codes::pointer_segment;
 use mvm_ir::*;
 
-use crate::Lang;
 use crate::diag::Diag;
+use crate::lang::Lang;
 use crate::value::Declaration;
 
 use args::Args;

@@ -69,7 +69,9 @@ pub enum BzImageError {
     )]
     SizeMismatch { expected: u32, actual: usize },
     #[error("the decompressed kernel is not a 64-bit x86 ELF file: {0}")]
-    NotElf(String),
+    NotElf(#[source] object::read::Error),
+    #[error("the decompressed kernel is not a 64-bit x86 ELF file: machine type {0} is not x86-64")]
+    NotX86_64(u16),
     #[error(
         "the decompressed kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); QEMU cannot boot it directly (CONFIG_PVH=y is required)"
     )]
@@ -167,31 +169,20 @@ fn decompress_lz4_legacy(payload: &[u8]) -> Result<Vec<u8>, BzImageError> {
 }
 
 fn check_bootable_elf(data: &[u8]) -> Result<(), BzImageError> {
-    let header = elf::FileHeader64::<object::Endianness>::parse(data)
-        .map_err(|e| BzImageError::NotElf(e.to_string()))?;
-    let endian = header
-        .endian()
-        .map_err(|e| BzImageError::NotElf(e.to_string()))?;
+    let header =
+        elf::FileHeader64::<object::Endianness>::parse(data).map_err(BzImageError::NotElf)?;
+    let endian = header.endian().map_err(BzImageError::NotElf)?;
     if header.e_machine(endian) != elf::EM_X86_64 {
-        return Err(BzImageError::NotElf(format!(
-            "machine type {} is not x86-64",
-            header.e_machine(endian)
-        )));
+        return Err(BzImageError::NotX86_64(header.e_machine(endian)));
     }
     let segments = header
         .program_headers(endian, data)
-        .map_err(|e| BzImageError::NotElf(e.to_string()))?;
+        .map_err(BzImageError::NotElf)?;
     for segment in segments {
-        let Some(mut notes) = segment
-            .notes(endian, data)
-            .map_err(|e| BzImageError::NotElf(e.to_string()))?
-        else {
+        let Some(mut notes) = segment.notes(endian, data).map_err(BzImageError::NotElf)? else {
             continue;
         };
-        while let Some(note) = notes
-            .next()
-            .map_err(|e| BzImageError::NotElf(e.to_string()))?
-        {
+        while let Some(note) = notes.next().map_err(BzImageError::NotElf)? {
             if note.name() == b"Xen" && note.n_type(endian) == XEN_ELFNOTE_PHYS32_ENTRY {
                 return Ok(());
             }
@@ -302,5 +293,37 @@ mod tests {
             ),
             Err(BzImageError::NotElf(_))
         ));
+    }
+
+    /// The parser's error stays the cause (for callers) and still ends the
+    /// message (the runtime and the image builder print Display only).
+    #[test]
+    fn the_elf_parser_error_is_kept_as_the_source() {
+        let err = check_bootable_elf(&[0u8; 64]).unwrap_err();
+        let source = std::error::Error::source(&err).expect("the parser's error");
+        assert_eq!(
+            err.to_string(),
+            format!("the decompressed kernel is not a 64-bit x86 ELF file: {source}")
+        );
+    }
+
+    #[test]
+    fn a_kernel_for_another_machine_is_rejected_by_number() {
+        // The ELF parser reads the header in place, so it must be aligned.
+        #[repr(C, align(8))]
+        struct Aligned([u8; 64]);
+        let mut aligned = Aligned([0; 64]);
+        let header = &mut aligned.0;
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[4] = 2; // ELFCLASS64
+        header[5] = 1; // little-endian
+        header[6] = 1; // EV_CURRENT
+        header[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+        let err = check_bootable_elf(header).unwrap_err();
+        assert!(matches!(err, BzImageError::NotX86_64(183)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the decompressed kernel is not a 64-bit x86 ELF file: machine type 183 is not x86-64"
+        );
     }
 }

@@ -12,8 +12,11 @@ use object::{Object, ObjectSection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
-    #[error("kernel module {name} is not valid ELF: {reason}")]
-    NotElf { name: String, reason: String },
+    #[error("kernel module {name} is not valid ELF: {source}")]
+    NotElf {
+        name: String,
+        source: object::read::Error,
+    },
     #[error("kernel module {0} has no .modinfo section")]
     NoModinfo(String),
     #[error("decompressing kernel module {name}: {source}")]
@@ -71,7 +74,7 @@ pub fn read_plain(
 pub fn dependencies(name: &str, ko: &[u8]) -> Result<Vec<String>, ModuleError> {
     let file = object::File::parse(ko).map_err(|e| ModuleError::NotElf {
         name: name.to_owned(),
-        reason: e.to_string(),
+        source: e,
     })?;
     let modinfo = file
         .section_by_name(".modinfo")
@@ -79,7 +82,7 @@ pub fn dependencies(name: &str, ko: &[u8]) -> Result<Vec<String>, ModuleError> {
         .data()
         .map_err(|e| ModuleError::NotElf {
             name: name.to_owned(),
-            reason: e.to_string(),
+            source: e,
         })?;
     Ok(modinfo
         .split(|&b| b == 0)
@@ -176,6 +179,18 @@ mod tests {
             load_order(&["erofs"], &depends, &builtin),
             Err(ModuleError::Missing(name)) if name == "erofs"
         ));
+    }
+
+    /// The parser's error stays the cause and still ends the message.
+    #[test]
+    fn a_module_that_is_not_elf_keeps_the_parser_error() {
+        let err = dependencies("virtio_blk", b"not an ELF file").unwrap_err();
+        let source = std::error::Error::source(&err).expect("the parser's error");
+        assert!(matches!(err, ModuleError::NotElf { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("kernel module virtio_blk is not valid ELF: {source}")
+        );
     }
 
     #[test]

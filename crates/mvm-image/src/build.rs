@@ -1,10 +1,12 @@
 //! `mvmctl build`: compile output → image in the store.
 //!
-//! Steps: verify the input, resolve the package table, compute the image
-//! id from the inputs alone (so an unchanged rebuild is a lookup), make or
-//! reuse the cached base root, assemble the tree in staging, write
-//! image.lock, run `before_build` in the builder microVM if declared, seal
-//! ext4, rename into the store, point the names at it.
+//! Two halves. [`plan`] verifies the input and decides everything (the
+//! package table's root, the install, whether a builder microVM runs) and
+//! writes nothing. [`build`] then computes the image id from the inputs
+//! alone (so an unchanged rebuild is a lookup) and, if it is new, makes it:
+//! the cached base root, the tree assembled in staging, image.lock,
+//! `before_build` and installs in the builder microVM, ext4 sealed, renamed
+//! into the store; finally the names point at it.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +15,7 @@ use crate::assemble;
 use crate::base;
 use crate::builder::{Guest, Job};
 use crate::buildlog::BuildLog;
-use crate::compiled::{Compiled, ImageDecl};
+use crate::compiled::{Compiled, deps_tool};
 use crate::deps::Install;
 use crate::digest::{sha256_bytes, sha256_parts};
 use crate::error::ImageError;
@@ -21,8 +23,9 @@ use crate::lock::{DepsLock, ImageLock, Inputs};
 use crate::progress::Progress;
 use crate::seal;
 use crate::store::{self, ImageRef, Meta, Store};
-use crate::table::{ResolveError, Resolver};
+use crate::table::{ResolveError, Resolver, RootPlan};
 use crate::tree::Tree;
+use mvm_launch::Image;
 
 /// Identifies how images are made; part of every image id, so a builder
 /// change never reuses images made by an older one.
@@ -63,58 +66,123 @@ fn image_id(sums: &[u8], base_key: &str, kernel: &str) -> String {
     ])
 }
 
-pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
+/// What a build will do, decided from the verified input alone: which
+/// packages make the base root, what is installed, whether a builder
+/// microVM is needed. Making a plan writes nothing to the store.
+pub struct Plan {
+    compiled: Compiled,
+    root: RootPlan,
+    /// Keys the cached base root.
+    base_key: String,
+    install: Option<Install>,
+    /// Dependencies or `before_build` run in a builder microVM.
+    needs_vm: bool,
+}
+
+impl Plan {
+    pub fn root(&self) -> &RootPlan {
+        &self.root
+    }
+
+    pub fn needs_vm(&self) -> bool {
+        self.needs_vm
+    }
+
+    /// The lockfile dependencies are installed from, if any.
+    pub fn install_lockfile(&self) -> Option<&str> {
+        self.install.as_ref().map(|i| i.lockfile.as_str())
+    }
+
+    /// The names the image is reachable by: app name, then workload id.
+    pub fn names(&self) -> [&str; 2] {
+        let launch = &self.compiled.launch;
+        [launch.app_name.as_str(), launch.workload_id.as_str()]
+    }
+}
+
+/// Verify the input and decide the build. Refuses what cannot be built
+/// (an OCI base, packages the table lacks, dependencies without a gate
+/// program) before anything is downloaded or written.
+pub fn plan(req: &BuildRequest<'_>) -> Result<Plan, ImageError> {
     let store = Store::new(req.home);
     let compiled = Compiled::open(req.input, &store.staging_root())?;
     let launch = &compiled.launch;
     let packages = match &launch.image {
-        ImageDecl::NixPackages { packages } => packages,
-        ImageDecl::OciBase { reference, .. } => {
+        Image::NixPackages { packages } => packages,
+        Image::OciBase { reference, .. } => {
             return Err(ResolveError::OciUnsupported {
                 reference: reference.clone(),
             }
             .into());
         }
     };
-    let plan = Resolver::Debian.resolve(packages, launch.dependencies.tool())?;
-    let base_key = base::key(&plan);
+    let root = Resolver::Debian.resolve(packages, deps_tool(&launch.dependencies))?;
+    let base_key = base::key(&root);
     let install = plan_install(&compiled, req.allow_private_egress)?;
-    let gate_program = match (&install, req.gate_program) {
-        (Some(install), None) => {
-            return Err(ImageError::NeedsBuilderVm {
-                what: format!(
-                    "installing {} dependencies from `{}`",
-                    compiled.launch.dependencies.tool_name(),
-                    install.lockfile
-                ),
-            });
-        }
-        (_, program) => program,
-    };
+    if let (Some(install), None) = (&install, req.gate_program) {
+        return Err(ImageError::NeedsBuilderVm {
+            what: format!(
+                "installing {} dependencies from `{}`",
+                compiled.launch.dependencies.tool_name(),
+                install.lockfile
+            ),
+        });
+    }
+    let needs_vm = !compiled.before_build().is_empty() || install.is_some();
+    Ok(Plan {
+        compiled,
+        root,
+        base_key,
+        install,
+        needs_vm,
+    })
+}
+
+pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
+    let plan = plan(req)?;
+    let store = Store::new(req.home);
     // Dependencies and before_build run in a microVM, whose kernel then
     // shapes the image; without them no kernel is involved.
-    let guest = if compiled.before_build().is_empty() && install.is_none() {
-        None
-    } else {
+    let guest = if plan.needs_vm {
         Some(Guest::prepare(req.cache_dir)?)
+    } else {
+        None
     };
     let kernel = guest.as_ref().map(Guest::kernel);
     let id = image_id(
-        &compiled.sums,
-        &base_key,
+        &plan.compiled.sums,
+        &plan.base_key,
         kernel.as_deref().unwrap_or_default(),
     );
-    let names = [launch.app_name.as_str(), launch.workload_id.as_str()];
-    if let Some(image) = store.get(&id) {
-        for name in names {
-            store.set_name(name, &id)?;
-        }
-        return Ok(Built {
+    let image = match store.get(&id) {
+        Some(image) => Built {
             image,
             cached: true,
-        });
+        },
+        None => Built {
+            image: make(req, &plan, &store, &id, guest.as_ref(), kernel)?,
+            cached: false,
+        },
+    };
+    for name in plan.names() {
+        store.set_name(name, &id)?;
     }
+    Ok(image)
+}
 
+/// Carry out `plan` as image `id`: base root, assembly, the builder VM if
+/// needed, seal, and commit into the store (staged, then renamed).
+fn make(
+    req: &BuildRequest<'_>,
+    plan: &Plan,
+    store: &Store,
+    id: &str,
+    guest: Option<&Guest>,
+    kernel: Option<String>,
+) -> Result<ImageRef, ImageError> {
+    let compiled = &plan.compiled;
+    let launch = &compiled.launch;
+    let install = &plan.install;
     let log_path = req
         .home
         .join("logs")
@@ -131,10 +199,10 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     }
 
     let step = req.progress.step("checking the cached base root");
-    let base = base::ensure(req.cache_dir, &plan, &mut log, || {
+    let base = base::ensure(req.cache_dir, &plan.root, &mut log, || {
         step.set_message(format!(
             "building the Debian {} base root (first build of this package set)",
-            plan.suite
+            plan.root.suite
         ))
     });
     step.finish_and_clear();
@@ -153,21 +221,21 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
         ir_hash: launch.ir_hash.clone(),
         sha256sums: sha256_bytes(&compiled.sums),
     };
-    let mut lock = ImageLock::new(&id, BUILDER, &base.lock, kernel, inputs);
-    assemble::add_workload(&tree, &compiled)?;
-    if let Some(guest) = &guest {
-        step.set_message(match &install {
+    let mut lock = ImageLock::new(id, BUILDER, &base.lock, kernel, inputs);
+    assemble::add_workload(&tree, compiled)?;
+    if let Some(guest) = guest {
+        step.set_message(match install {
             Some(_) => "installing dependencies in the builder microVM",
             None => "running before_build in the builder microVM",
         });
         let job = Job {
-            install: install.as_ref().zip(gate_program),
+            install: install.as_ref().zip(req.gate_program),
             before_build: !compiled.before_build().is_empty(),
         };
-        let outcome = guest.run(&tree, staging.path(), &id, &job, &mut log)?;
-        if let Some(install) = &install {
+        let outcome = guest.run(&tree, staging.path(), id, &job, &mut log)?;
+        if let Some(install) = install {
             lock.dependencies = Some(DepsLock {
-                tool: compiled.launch.dependencies.tool_name().to_string(),
+                tool: launch.dependencies.tool_name().to_string(),
                 lockfile: install.lockfile.clone(),
                 lockfile_sha256: install.lockfile_sha256.clone(),
                 egress: install.grants.iter().map(|g| g.to_string()).collect(),
@@ -178,11 +246,11 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     let lock = lock.to_json();
     let tree_fd = Tree::open(&tree)?;
     if guest.is_some() {
-        assemble::add_mvm_files(&tree_fd, &compiled)?;
+        assemble::add_mvm_files(&tree_fd, compiled)?;
     }
     assemble::write_lock(&tree_fd, &lock)?;
     step.set_message("sealing the ext4 image");
-    let size = seal::seal(&tree, &out.join(store::ROOTFS), &id, &mut log)?;
+    let size = seal::seal(&tree, &out.join(store::ROOTFS), id, &mut log)?;
     {
         use std::os::unix::fs::PermissionsExt;
         let rootfs = out.join(store::ROOTFS);
@@ -197,12 +265,12 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     drop(log);
     std::fs::copy(&log_path, out.join(store::BUILD_LOG)).map_err(ImageError::io(&log_path))?;
     let meta = Meta {
-        image_id: id.clone(),
+        image_id: id.to_string(),
         name: launch.app_name.clone(),
         workload_id: launch.workload_id.clone(),
         ir_hash: launch.ir_hash.clone(),
         sums_sha256: sha256_bytes(&compiled.sums),
-        base_key,
+        base_key: plan.base_key.clone(),
         builder: BUILDER.to_string(),
         size_bytes: size,
         created_unix: SystemTime::now()
@@ -215,14 +283,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
         &out.join(store::META_JSON),
         &serde_json::to_vec_pretty(&meta).expect("meta serializes"),
     )?;
-    let image = store.commit(&out, &id)?;
-    for name in names {
-        store.set_name(name, &id)?;
-    }
-    Ok(Built {
-        image,
-        cached: false,
-    })
+    store.commit(&out, id)
 }
 
 /// The install a declaration asks for, read from the bundled lockfile.

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mvm_proto::{Client, ExecRequest, HookPhase};
-use mvm_vmm::{Disk, ExecForward, Network, Qemu, VmSpec, Vmm};
+use mvm_vmm::{Backend, ExecForward, GuestBoot, GuestNetwork, GuestVm, MachineConfig};
 
 use crate::buildlog::BuildLog;
 use crate::deps::{self, Install, Package};
@@ -100,8 +100,8 @@ impl Guest {
             detail: format!("creating the scratch disk: {e}"),
         })?;
         let egress_log = work.join("egress.log");
-        let (network, cmdline) = match job.install {
-            None => (Network::None, self.assets.cmdline_base.clone()),
+        let network = match job.install {
+            None => GuestNetwork::None,
             Some((install, program)) => {
                 let mut argv = vec![
                     program.to_string_lossy().into_owned(),
@@ -134,7 +134,8 @@ impl Guest {
                         list(&install.allow_private)
                     ));
                 }
-                let network = Network::User {
+                GuestNetwork::User {
+                    address: mvm_egress::GUEST_CIDR.to_owned(),
                     forwards: vec![],
                     restrict: true,
                     exec_forwards: vec![ExecForward {
@@ -142,44 +143,37 @@ impl Guest {
                         guest_port: mvm_egress::GATE_PORT,
                         argv,
                     }],
-                };
-                let cmdline = format!(
-                    "{} mvm.ip={}",
-                    self.assets.cmdline_base,
-                    mvm_egress::GUEST_CIDR
-                );
-                (network, cmdline)
+                }
             }
         };
-        let spec = VmSpec {
-            kernel: self.assets.kernel.clone(),
-            initrd: self.assets.initrd.clone(),
-            cmdline,
-            vcpus: 2,
-            memory_mib: MEMORY_MIB,
-            disks: vec![
-                Disk {
-                    path: lower.clone(),
-                    read_only: true,
-                },
-                Disk {
-                    path: scratch.clone(),
-                    read_only: false,
-                },
-            ],
+        let starting_failed = |e: &dyn std::fmt::Display| ImageError::Builder {
+            detail: format!("starting QEMU: {e}"),
+        };
+        let spec = GuestVm {
+            boot: GuestBoot {
+                kernel: self.assets.kernel.clone(),
+                initrd: self.assets.initrd.clone(),
+                cmdline: self.assets.cmdline_base.clone(),
+            },
+            machine: MachineConfig {
+                vcpus: 2,
+                memory_mib: MEMORY_MIB,
+            },
+            root_disk: lower.clone(),
+            scratch_disk: scratch.clone(),
             agent_socket: work.join("agent.sock"),
             console_log: work.join("console.log"),
             vmm_log: work.join("qemu.log"),
             control_socket: None,
             network,
             accel: mvm_vmm::probe().chosen,
-        };
+        }
+        .into_spec()
+        .map_err(|e| starting_failed(&e))?;
         log.note(&format!("booting the builder microVM ({:?})", spec.accel));
-        let mut vm = Qemu::default()
+        let mut vm = mvm_vmm::backend(Backend::default())
             .launch(&spec)
-            .map_err(|e| ImageError::Builder {
-                detail: format!("starting QEMU: {e}"),
-            })?;
+            .map_err(|e| starting_failed(&e))?;
         let outcome = (|| {
             let stream = mvm_vmm::connect_agent(vm.as_mut(), &spec, BOOT_TIMEOUT).map_err(|e| {
                 ImageError::Builder {

@@ -9,18 +9,20 @@
 //!   files, directories and (under `src/`) symlinks, within size limits.
 //! - Every regular file must be listed in `SHA256SUMS` with its hash, and
 //!   every listed path must be a plain relative path.
-//! - `launch.json` is read strictly: unknown fields, an unknown
-//!   `launch_version`, unknown hook phases and bad names are refused.
-//!   What can be re-derived is: hook scripts are always `hooks/<phase>.sh`
-//!   (a `hook_scripts` entry saying otherwise is refused) and `ir_hash`
-//!   must be the hash of `workload.json`.
+//! - `launch.json` is read with `mvm_launch::parse` (strict, versioned,
+//!   validated: unknown fields, another `launch_version`, unknown hook
+//!   phases, bad names and out-of-range resources are refused). Then what
+//!   can be re-derived is: `ir_hash` must be the hash of `workload.json`,
+//!   `source` must describe `src/`, and the whole file must be what
+//!   mvm-compile derives from `workload.json` (this builder never
+//!   interprets the IR itself; it asks the compiler for the bytes).
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use mvm_launch::{Dependencies, HookCmd, HookPhase as Phase, Launch, NodeTool, PythonTool};
 use tempfile::TempDir;
 
 use crate::digest::hex;
@@ -29,10 +31,8 @@ use crate::table::DepsTool;
 use crate::tree::{self, Kind, Tree};
 
 pub const SHA256SUMS: &str = "SHA256SUMS";
-pub const LAUNCH_JSON: &str = "launch.json";
+pub const LAUNCH_JSON: &str = mvm_launch::FILE_NAME;
 pub const WORKLOAD_JSON: &str = "workload.json";
-/// The `launch_version` this builder reads.
-pub const LAUNCH_VERSION: u32 = 1;
 /// The source bundle's directory inside a compile output.
 const SRC: &str = "src";
 
@@ -43,149 +43,31 @@ const MAX_ARCHIVE_BYTES: u64 = 16 << 30;
 /// launch.json, workload.json and SHA256SUMS are small.
 const MAX_METADATA_BYTES: u64 = 64 << 20;
 
-/// The hook phases a launch.json may name, and only those.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    BeforeBuild,
-    BeforeStart,
-    AfterStart,
-    BeforeStop,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 4] = [
-        Phase::BeforeBuild,
-        Phase::BeforeStart,
-        Phase::AfterStart,
-        Phase::BeforeStop,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::BeforeBuild => "before_build",
-            Phase::BeforeStart => "before_start",
-            Phase::AfterStart => "after_start",
-            Phase::BeforeStop => "before_stop",
-        }
+/// The tool a dependency declaration needs in the root.
+pub fn deps_tool(deps: &Dependencies) -> DepsTool {
+    match deps {
+        Dependencies::None => DepsTool::None,
+        Dependencies::Python {
+            tool: PythonTool::Uv,
+            ..
+        } => DepsTool::Uv,
+        Dependencies::Python {
+            tool: PythonTool::PipTools,
+            ..
+        } => DepsTool::PipTools,
+        Dependencies::Node {
+            tool: NodeTool::Npm,
+            ..
+        } => DepsTool::Npm,
+        Dependencies::Node {
+            tool: NodeTool::Pnpm,
+            ..
+        } => DepsTool::Pnpm,
+        Dependencies::Node {
+            tool: NodeTool::Yarn,
+            ..
+        } => DepsTool::Yarn,
     }
-
-    /// Where compile writes this phase's script; the only place read.
-    pub fn script(self) -> String {
-        format!("hooks/{}.sh", self.as_str())
-    }
-}
-
-/// The image part of launch.json (the IR's `Image`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ImageDecl {
-    NixPackages {
-        packages: Vec<String>,
-    },
-    OciBase {
-        reference: String,
-        #[serde(default)]
-        digest: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PythonTool {
-    Uv,
-    PipTools,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeTool {
-    Npm,
-    Pnpm,
-    Yarn,
-}
-
-/// The dependencies part of launch.json (the IR's `Dependencies`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DepsDecl {
-    None,
-    Python { lockfile: String, tool: PythonTool },
-    Node { lockfile: String, tool: NodeTool },
-}
-
-impl DepsDecl {
-    /// The declared tool's name (`uv`, `npm`, ...); empty for none.
-    pub fn tool_name(&self) -> &'static str {
-        match self {
-            DepsDecl::None => "",
-            DepsDecl::Python { tool: PythonTool::Uv, .. } => "uv",
-            DepsDecl::Python { tool: PythonTool::PipTools, .. } => "pip_tools",
-            DepsDecl::Node { tool: NodeTool::Npm, .. } => "npm",
-            DepsDecl::Node { tool: NodeTool::Pnpm, .. } => "pnpm",
-            DepsDecl::Node { tool: NodeTool::Yarn, .. } => "yarn",
-        }
-    }
-
-    pub fn tool(&self) -> DepsTool {
-        match self {
-            DepsDecl::None => DepsTool::None,
-            DepsDecl::Python { tool: PythonTool::Uv, .. } => DepsTool::Uv,
-            DepsDecl::Python { .. } => DepsTool::PipTools,
-            DepsDecl::Node { tool: NodeTool::Pnpm, .. } => DepsTool::Pnpm,
-            DepsDecl::Node { tool: NodeTool::Yarn, .. } => DepsTool::Yarn,
-            DepsDecl::Node { .. } => DepsTool::Npm,
-        }
-    }
-
-    pub fn lockfile(&self) -> Option<&str> {
-        match self {
-            DepsDecl::None => None,
-            DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => Some(lockfile),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Toolchain {
-    pub mvmctl: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceInfo {
-    pub files: u64,
-    pub tree_hash: String,
-}
-
-/// launch.json as compile writes it. Fields the builder does not act on
-/// are kept as JSON (the file is copied into the image unchanged), but
-/// every field must be one compile writes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Launch {
-    pub launch_version: u32,
-    pub workload_id: String,
-    pub app_name: String,
-    pub ir_hash: String,
-    pub schema_version: String,
-    pub toolchain: Toolchain,
-    pub image: ImageDecl,
-    pub dependencies: DepsDecl,
-    pub resources: serde_json::Value,
-    pub network: serde_json::Value,
-    pub env: serde_json::Value,
-    pub entrypoints: serde_json::Value,
-    pub primary_entrypoint: String,
-    /// Merged hook commands per phase.
-    pub hooks: BTreeMap<Phase, Vec<serde_json::Value>>,
-    /// Phase → script path; must be [`Phase::script`].
-    pub hook_scripts: BTreeMap<Phase, String>,
-    pub mounts: serde_json::Value,
-    pub volumes: serde_json::Value,
-    pub threat_tier: serde_json::Value,
-    pub source: SourceInfo,
 }
 
 /// A verified compile output.
@@ -224,9 +106,7 @@ impl Compiled {
             (root, Some(tmp))
         };
         let tree = Tree::open(&dir).map_err(|e| not(e.to_string()))?;
-        let found = tree
-            .walk(MAX_ENTRIES)
-            .map_err(|e| not(e.to_string()))?;
+        let found = tree.walk(MAX_ENTRIES).map_err(|e| not(e.to_string()))?;
         let read = |name: &str| {
             tree.read(Path::new(name), MAX_METADATA_BYTES)
                 .map_err(|e| not(e.to_string()))
@@ -239,10 +119,9 @@ impl Compiled {
             path: launch_path.clone(),
             detail,
         };
-        let launch: Launch =
-            serde_json::from_slice(&launch_bytes).map_err(|e| bad(e.to_string()))?;
+        let launch = mvm_launch::parse(&launch_bytes).map_err(|e| bad(e.to_string()))?;
         let workload = read(WORKLOAD_JSON)?;
-        check_launch(&launch, &workload).map_err(&bad)?;
+        check_ir_hash(&launch, &workload).map_err(&bad)?;
         check_derived(&launch, &launch_bytes, &workload, &found, &hashes).map_err(bad)?;
         let src = found
             .into_iter()
@@ -310,74 +189,21 @@ impl Compiled {
     }
 
     /// The `before_build` commands, if any were declared.
-    pub fn before_build(&self) -> &[serde_json::Value] {
-        self.launch
-            .hooks
-            .get(&Phase::BeforeBuild)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+    pub fn before_build(&self) -> &[HookCmd] {
+        self.launch.hooks(Phase::BeforeBuild)
     }
 }
 
-/// `^[a-z][a-z0-9-]{0,62}$`, the IR's name rule: these names become file
-/// names in the image store.
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && s.len() <= 63
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
-}
-
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// The checks serde cannot make: versions, names, re-derived values, paths.
-fn check_launch(launch: &Launch, workload: &[u8]) -> Result<(), String> {
-    if launch.launch_version != LAUNCH_VERSION {
-        return Err(format!(
-            "launch_version: {} is not {LAUNCH_VERSION}, the version this mvm reads; \
-             compile the declaration again with this mvmctl",
-            launch.launch_version
-        ));
-    }
-    for (field, value) in [
-        ("workload_id", &launch.workload_id),
-        ("app_name", &launch.app_name),
-    ] {
-        if !is_name(value) {
-            return Err(format!(
-                "{field}: `{}` is not a workload name (^[a-z][a-z0-9-]{{0,62}}$)",
-                tree::escape(value.as_ref())
-            ));
-        }
-    }
+/// The contract's own checks ran in `mvm_launch::parse`; what only this
+/// reader can check is that `ir_hash` is the hash of the workload.json
+/// next to it, and that the lockfile is a path [`Tree`] can confine.
+fn check_ir_hash(launch: &Launch, workload: &[u8]) -> Result<(), String> {
     let actual = hex(&<sha2::Sha256 as sha2::Digest>::digest(workload));
     if launch.ir_hash != actual {
         return Err(format!(
             "ir_hash: `{}` is not the hash of workload.json ({actual})",
             tree::escape(launch.ir_hash.as_ref())
         ));
-    }
-    if !is_sha256(&launch.source.tree_hash) {
-        return Err("source.tree_hash: not a sha256 hex digest".into());
-    }
-    for phase in Phase::ALL {
-        match launch.hook_scripts.get(&phase) {
-            Some(path) if *path == phase.script() => {}
-            Some(path) => {
-                return Err(format!(
-                    "hook_scripts.{}: `{}` is not `{}`; hook scripts are only read from there",
-                    phase.as_str(),
-                    tree::escape(path.as_ref()),
-                    phase.script()
-                ));
-            }
-            None => return Err(format!("hook_scripts.{}: missing", phase.as_str())),
-        }
-        if !launch.hooks.contains_key(&phase) {
-            return Err(format!("hooks.{}: missing", phase.as_str()));
-        }
     }
     if let Some(lockfile) = launch.dependencies.lockfile() {
         tree::components(Path::new(lockfile)).map_err(|e| format!("dependencies.lockfile: {e}"))?;
@@ -400,14 +226,22 @@ fn check_derived(
     use mvm_compile::bundle::tree_hash::{Item, tree_hash};
     let mut items = Vec::new();
     for f in found {
-        let Ok(rel) = f.rel.strip_prefix(SRC) else { continue };
+        let Ok(rel) = f.rel.strip_prefix(SRC) else {
+            continue;
+        };
         let Some(path) = rel.to_str() else {
             return Err(format!("src/{}: not UTF-8", tree::escape(rel.as_os_str())));
         };
         match &f.kind {
             Kind::File { mode, .. } => {
                 let sha256 = hashes.get(&f.rel).map(String::as_str).unwrap_or_default();
-                items.push((path, Item::File { executable: mode & 0o111 != 0, sha256 }));
+                items.push((
+                    path,
+                    Item::File {
+                        executable: mode & 0o111 != 0,
+                        sha256,
+                    },
+                ));
             }
             Kind::Symlink { target } => {
                 let Some(target) = target.to_str() else {
@@ -428,29 +262,15 @@ fn check_derived(
             tree::escape(launch.source.tree_hash.as_ref())
         ));
     }
-    let text = std::str::from_utf8(workload_bytes).map_err(|_| "workload.json: not UTF-8".to_string())?;
-    let workload = mvm_ir::decode::from_str(text).map_err(|findings| {
-        format!(
-            "workload.json: {}",
-            findings.first().map(|f| f.to_string()).unwrap_or_default()
-        )
-    })?;
-    if let Some(error) = mvm_ir::validate(&workload).into_iter().find(|f| f.is_error()) {
-        return Err(format!("workload.json: {error}"));
-    }
-    let [app] = workload.apps.as_slice() else {
-        return Err("workload.json: not exactly one app".into());
-    };
-    let expected = mvm_compile::launch::launch_json(
-        &workload,
-        app,
+    let expected = mvm_compile::launch::rederive(
+        workload_bytes,
         &launch.ir_hash,
         &launch.toolchain.mvmctl,
         &mvm_compile::launch::Source {
             files: files as usize,
             tree_hash: &actual,
         },
-    );
+    )?;
     if expected.as_bytes() != launch_bytes {
         return Err(
             "it is not the launch.json that workload.json gives (a field was changed after compile)"
@@ -479,12 +299,18 @@ fn verify_sums(
     for line in text.split_terminator('\n') {
         let (hash, rel) = line
             .split_once("  ")
-            .filter(|(h, _)| is_sha256(h))
+            .filter(|(h, _)| mvm_launch::rules::is_sha256_hex(h))
             .ok_or_else(|| bad(format!("malformed line `{}`", tree::escape(line.as_ref()))))?;
         let rel_path = Path::new(rel);
         tree::components(rel_path).map_err(|e| bad(e.to_string()))?;
-        if listed.insert(rel_path.to_path_buf(), hash.to_string()).is_some() {
-            return Err(bad(format!("`{}` is listed twice", tree::escape(rel.as_ref()))));
+        if listed
+            .insert(rel_path.to_path_buf(), hash.to_string())
+            .is_some()
+        {
+            return Err(bad(format!(
+                "`{}` is listed twice",
+                tree::escape(rel.as_ref())
+            )));
         }
         let mut file = tree.open_file(rel_path).map_err(|e| bad(e.to_string()))?;
         let actual = sha256_reader(&mut file).map_err(ImageError::io(dir.join(rel_path)))?;
@@ -554,7 +380,10 @@ fn extract(archive: &Path, target: &Path) -> Result<PathBuf, String> {
     let mut total = 0u64;
     let mut count = 0usize;
     let mut tops = std::collections::BTreeSet::new();
-    for entry in tar.entries().map_err(|e| format!("not a readable .tgz: {e}"))? {
+    for entry in tar
+        .entries()
+        .map_err(|e| format!("not a readable .tgz: {e}"))?
+    {
         let mut entry = entry.map_err(|e| format!("not a readable .tgz: {e}"))?;
         count += 1;
         if count > MAX_ENTRIES {
@@ -601,12 +430,10 @@ fn extract(archive: &Path, target: &Path) -> Result<PathBuf, String> {
         }
     }
     let top = match tops.iter().collect::<Vec<_>>().as_slice() {
-        [only] if *only != SHA256SUMS => {
-            match out.kind(Path::new(only)) {
-                Ok(Some(rustix::fs::FileType::Directory)) => target.join(only),
-                _ => target.to_path_buf(),
-            }
-        }
+        [only] if *only != SHA256SUMS => match out.kind(Path::new(only)) {
+            Ok(Some(rustix::fs::FileType::Directory)) => target.join(only),
+            _ => target.to_path_buf(),
+        },
         _ => target.to_path_buf(),
     };
     Ok(top)

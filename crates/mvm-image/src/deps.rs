@@ -11,7 +11,7 @@ use mvm_egress::Grant;
 use mvm_ir::validate::host::host_class;
 use serde::{Deserialize, Serialize};
 
-use crate::compiled::DepsDecl;
+use mvm_launch::Dependencies;
 use crate::table::DepsTool;
 
 /// Where the workload's source lives in the guest; installs run here.
@@ -97,14 +97,14 @@ impl Install {
     /// so is a lockfile URL whose host is loopback, private, link-local,
     /// metadata, ... in any spelling, unless the operator allowed exactly it.
     pub fn plan(
-        decl: &DepsDecl,
+        decl: &Dependencies,
         lockfile_text: &str,
         allow_private: &[Grant],
     ) -> Result<Option<Install>, String> {
         let (tool, lockfile) = match decl {
-            DepsDecl::None => return Ok(None),
-            DepsDecl::Python { lockfile, .. } | DepsDecl::Node { lockfile, .. } => {
-                (decl.tool(), lockfile.clone())
+            Dependencies::None => return Ok(None),
+            Dependencies::Python { lockfile, .. } | Dependencies::Node { lockfile, .. } => {
+                (crate::compiled::deps_tool(decl), lockfile.clone())
             }
         };
         check_format(tool, &lockfile, lockfile_text)?;
@@ -317,10 +317,10 @@ fn url_grant(url: &str) -> Option<Grant> {
 mod tests {
     use super::*;
 
-    fn py(lockfile: &str) -> DepsDecl {
-        DepsDecl::Python {
+    fn py(lockfile: &str) -> Dependencies {
+        Dependencies::Python {
             lockfile: lockfile.into(),
-            tool: crate::compiled::PythonTool::Uv,
+            tool: mvm_launch::PythonTool::Uv,
         }
     }
 
@@ -353,7 +353,7 @@ wheels = [{ url = "https://*.bad/x.whl" }]
             crate::digest::sha256_bytes(lock.as_bytes()),
             "image.lock names the lockfile that was installed"
         );
-        assert!(Install::plan(&DepsDecl::None, "", &[]).unwrap().is_none());
+        assert!(Install::plan(&Dependencies::None, "", &[]).unwrap().is_none());
     }
 
     /// The attack: a lockfile that mentions the host's Docker API
@@ -376,9 +376,9 @@ source = { registry = "https://pypi.org/simple" }
                 Grant::new("pypi.org", 443)
             ]
         );
-        let yarn = DepsDecl::Node {
+        let yarn = Dependencies::Node {
             lockfile: "yarn.lock".into(),
-            tool: crate::compiled::NodeTool::Yarn,
+            tool: mvm_launch::NodeTool::Yarn,
         };
         let lock = "# yarn lockfile v1\n# https://127.0.0.1:2375\n";
         let install = Install::plan(&yarn, lock, &[]).unwrap().unwrap();
@@ -437,11 +437,11 @@ source = { registry = "https://pypi.org/simple" }
     #[test]
     fn the_example_lockfiles_parse_and_grant_their_registries() {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-        let node = |lockfile: &str, tool| DepsDecl::Node {
+        let node = |lockfile: &str, tool| Dependencies::Node {
             lockfile: lockfile.into(),
             tool,
         };
-        use crate::compiled::NodeTool;
+        use mvm_launch::NodeTool;
         for (path, decl, want) in [
             (
                 "python/deps-app/uv.lock",
@@ -515,9 +515,9 @@ source = { registry = "https://pypi.org/simple" }
             .unwrap();
         assert_eq!(req.commands()[1][..3], ["uv", "pip", "sync"]);
         let npm = Install::plan(
-            &DepsDecl::Node {
+            &Dependencies::Node {
                 lockfile: "package-lock.json".into(),
-                tool: crate::compiled::NodeTool::Npm,
+                tool: mvm_launch::NodeTool::Npm,
             },
             "{}",
             &[],
@@ -533,12 +533,12 @@ source = { registry = "https://pypi.org/simple" }
 
     #[test]
     fn pnpm_and_yarn_run_pinned_and_check_the_lockfile_format() {
-        let node = |tool: &str| DepsDecl::Node {
+        let node = |tool: &str| Dependencies::Node {
             lockfile: "x.lock".into(),
             tool: match tool {
-                "pnpm" => crate::compiled::NodeTool::Pnpm,
-                "yarn" => crate::compiled::NodeTool::Yarn,
-                _ => crate::compiled::NodeTool::Npm,
+                "pnpm" => mvm_launch::NodeTool::Pnpm,
+                "yarn" => mvm_launch::NodeTool::Yarn,
+                _ => mvm_launch::NodeTool::Npm,
             },
         };
         let pnpm = Install::plan(&node("pnpm"), "lockfileVersion: '9.0'\n", &[])

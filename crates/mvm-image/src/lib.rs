@@ -27,7 +27,7 @@ mod wheel;
 use std::path::Path;
 
 pub use base::DebPackage;
-pub use build::{BUILDER, BuildRequest, Built, build};
+pub use build::{BUILDER, BuildRequest, Built, Plan, build, plan};
 pub use deps::Package;
 pub use error::ImageError;
 pub use lock::{DepsLock, ImageLock, Inputs};

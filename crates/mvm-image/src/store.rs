@@ -20,7 +20,7 @@ use crate::error::ImageError;
 
 pub const ROOTFS: &str = "rootfs.ext4";
 pub const IMAGE_LOCK: &str = "image.lock";
-pub const LAUNCH_JSON: &str = "launch.json";
+pub const LAUNCH_JSON: &str = mvm_launch::FILE_NAME;
 pub const META_JSON: &str = "meta.json";
 pub const BUILD_LOG: &str = "build.log";
 const NAMES: &str = "names";
@@ -166,25 +166,18 @@ impl Store {
         }
         let as_dir = Path::new(target);
         if as_dir.join(LAUNCH_JSON).is_file() {
-            #[derive(Deserialize)]
-            struct Names {
-                app_name: String,
-                workload_id: String,
-            }
             let path = as_dir.join(LAUNCH_JSON);
             // A compile output is untrusted: its launch.json is read without
-            // following links, and only its names are used, to look up.
+            // following links, through the contract's parser, and only its
+            // names are used, to look up.
             let bad = |detail: String| ImageError::BadLaunch {
                 path: path.clone(),
                 detail,
             };
             let text = crate::tree::Tree::open(as_dir)
-                .and_then(|t| t.read(Path::new(LAUNCH_JSON), 64 << 20))
+                .and_then(|t| t.read(Path::new(LAUNCH_JSON), mvm_launch::MAX_BYTES + 1))
                 .map_err(|e| bad(e.to_string()))?;
-            let names: Names = serde_json::from_slice(&text).map_err(|e| ImageError::BadLaunch {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let names = mvm_launch::parse(&text).map_err(|e| bad(e.to_string()))?;
             return self
                 .by_name(&names.app_name)
                 .or_else(|| self.by_name(&names.workload_id))

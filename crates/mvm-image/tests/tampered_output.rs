@@ -160,9 +160,9 @@ fn unknown_fields_and_other_versions_are_refused() {
 
     let mut v = c.launch();
     v.as_object_mut().unwrap().remove("surprise");
-    v["launch_version"] = 2.into();
+    v["launch_version"] = 1.into();
     c.set_launch(&v);
-    c.refused(&c.out, "launch_version: 2 is not 1");
+    c.refused(&c.out, "launch_version: 1 is not 2");
 }
 
 #[test]
@@ -285,10 +285,24 @@ fn archives_cannot_write_outside_their_extraction_directory() {
 fn launch_fields_that_differ_from_the_reviewed_workload_are_refused() {
     let c = case();
     let mut v = c.launch();
-    v["resources"]["memory_mb"] = 4_000_000.into();
-    v["resources"]["rootfs_size_mb"] = 1_048_576_000u64.into();
+    v["resources"]["memory_mib"] = 4096.into();
+    v["resources"]["rootfs_size_mib"] = 65536.into();
     c.set_launch(&v);
     c.refused(&c.out, "not the launch.json that workload.json gives");
+}
+
+#[test]
+fn launch_values_out_of_range_are_refused_where_they_are_read() {
+    let c = case();
+    let mut v = c.launch();
+    v["resources"]["memory_mib"] = 4_000_000.into();
+    c.set_launch(&v);
+    c.refused(&c.out, "resources.memory_mib: 4000000 is outside 64..=65536");
+
+    let mut v = c.launch();
+    v["resources"]["memory_mb"] = 256.into();
+    c.set_launch(&v);
+    c.refused(&c.out, "unknown field `memory_mb`");
 }
 
 #[test]

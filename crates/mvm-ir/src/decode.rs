@@ -15,6 +15,7 @@
 //! - Duplicate object keys are `E_SCHEMA`: readers disagree on which one wins.
 
 mod json_text;
+pub mod part;
 mod reader;
 
 use serde_json::Value;

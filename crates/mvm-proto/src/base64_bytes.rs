@@ -1,5 +1,7 @@
 //! Binary fields (file contents, process output, stdin) travel as standard
-//! base64 strings, since JSON has no byte type.
+//! base64 strings, since JSON has no byte type. Public for other JSON
+//! channels of mvm (the runtime's control channel):
+//! `#[serde(with = "mvm_proto::base64_bytes")]` on a `Vec<u8>`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

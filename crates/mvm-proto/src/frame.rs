@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 /// (an 8 MiB file read, base64-encoded) with room to spare.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
-const HEADER_BYTES: usize = 4;
+/// The length prefix: a big-endian `u32`.
+pub const HEADER_BYTES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -38,6 +39,14 @@ pub enum FrameError {
 /// single `write_all`, so frames from threads sharing a locked writer never
 /// interleave and a virtio-serial port sees one write per frame.
 pub fn write_frame<W: Write, T: Serialize>(writer: &mut W, value: &T) -> Result<(), FrameError> {
+    writer.write_all(&encode_frame(value)?)?;
+    writer.flush()?;
+    Ok(())
+}
+
+/// One whole frame, header and body, for writers that are not `Write`
+/// (an async socket): [`write_frame`] is this plus one `write_all`.
+pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; HEADER_BYTES];
     serde_json::to_writer(&mut buf, value).map_err(FrameError::Encode)?;
     let len = buf.len() - HEADER_BYTES;
@@ -49,9 +58,21 @@ pub fn write_frame<W: Write, T: Serialize>(writer: &mut W, value: &T) -> Result<
     }
     // Fits: MAX_FRAME_BYTES < u32::MAX.
     buf[..HEADER_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
-    writer.write_all(&buf)?;
-    writer.flush()?;
-    Ok(())
+    Ok(buf)
+}
+
+/// The body length a header announces, refused over [`MAX_FRAME_BYTES`],
+/// for readers that are not `Read` (an async socket) and must check it
+/// before reading the body, as [`read_frame_bytes`] does.
+pub fn body_len(header: [u8; HEADER_BYTES]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    Ok(len)
 }
 
 /// Reads one frame body. `Ok(None)` means the stream ended cleanly between
@@ -68,13 +89,7 @@ pub fn read_frame_bytes<R: Read>(reader: &mut R) -> Result<Option<Vec<u8>>, Fram
             Err(e) => return Err(e.into()),
         }
     }
-    let len = u32::from_be_bytes(header) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge {
-            len,
-            max: MAX_FRAME_BYTES,
-        });
-    }
+    let len = body_len(header)?;
     // Grow with the data actually received rather than trusting `len` up
     // front, so a short stream costs only what it sent.
     let mut body = Vec::new();
@@ -160,6 +175,32 @@ mod tests {
             sink.is_empty(),
             "nothing may be written when the frame is refused"
         );
+    }
+
+    #[test]
+    fn encode_frame_is_what_write_frame_writes() {
+        let value = serde_json::json!({"op": "stop", "grace_ms": 10});
+        let mut written = Vec::new();
+        write_frame(&mut written, &value).unwrap();
+        assert_eq!(encode_frame(&value).unwrap(), written);
+        let big = "x".repeat(MAX_FRAME_BYTES);
+        assert!(matches!(
+            encode_frame(&big),
+            Err(FrameError::TooLarge { len, .. }) if len == MAX_FRAME_BYTES + 2
+        ));
+    }
+
+    #[test]
+    fn body_len_checks_the_cap() {
+        assert_eq!(body_len(7u32.to_be_bytes()).unwrap(), 7);
+        assert_eq!(
+            body_len((MAX_FRAME_BYTES as u32).to_be_bytes()).unwrap(),
+            MAX_FRAME_BYTES
+        );
+        assert!(matches!(
+            body_len(((MAX_FRAME_BYTES + 1) as u32).to_be_bytes()),
+            Err(FrameError::TooLarge { len, max }) if len == MAX_FRAME_BYTES + 1 && max == MAX_FRAME_BYTES
+        ));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! Frame decoding (guest output, untrusted by the host) lives in [`frame`]
 //! and nowhere else.
 
-mod base64_bytes;
+pub mod base64_bytes;
 pub mod client;
 mod envelope;
 pub mod frame;

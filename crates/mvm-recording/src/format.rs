@@ -5,7 +5,8 @@
 //! which one wins, so two tools would see two different recordings).
 //!
 //! `env`, `resources` and `network` keep their IR shapes and are left as
-//! JSON here; the IR reader checks them when the lowered workload is read.
+//! JSON here; lowering reads them with the IR's own reader
+//! ([`mvm_ir::decode::part`]), so they are checked as in an IR file.
 
 use std::collections::BTreeMap;
 

@@ -16,9 +16,13 @@ use std::path::{Component, Path, PathBuf};
 
 use base64::Engine;
 use mvm_compile::bundle::names;
+use mvm_ir::codes::pointer_segment;
+use mvm_ir::decode::part;
 use mvm_ir::text::escape_control;
-use mvm_ir::{Code, Finding, Workload};
-use serde_json::{Value, json};
+use mvm_ir::{
+    App, Code, Dependencies, Entrypoint, Finding, HookCmd, Hooks, Image, SCHEMA_VERSION, Source,
+    ThreatTier, Workload,
+};
 
 use crate::format::{Cmd, Operation, Recording, Sandbox};
 
@@ -108,7 +112,7 @@ pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Findin
                         "start one long-running command, last; run setup commands with commands.run(...) before it",
                     ));
                 } else {
-                    hooks.push(json!({"kind": "argv", "argv": argv}));
+                    hooks.push(HookCmd::Argv { argv });
                 }
             }
             Operation::Write { path, data_b64 } => {
@@ -146,13 +150,7 @@ pub fn lower(rec: &Recording, opts: &LowerOptions) -> Result<Lowered, Vec<Findin
         return Err(errors);
     }
 
-    let value = ir_value(&name, sb, hooks, entry);
-    let workload = mvm_ir::decode::from_value(&value).map_err(|findings| {
-        findings
-            .into_iter()
-            .map(|f| remap(f, index))
-            .collect::<Vec<_>>()
-    })?;
+    let workload = workload(&name, sb, index, hooks, entry)?;
     Ok(Lowered {
         workload,
         source_root,
@@ -184,21 +182,84 @@ fn pick_sandbox(rec: &Recording, chosen: Option<usize>) -> Result<usize, Vec<Fin
     }
 }
 
-fn ir_value(name: &str, sb: &Sandbox, hooks: Vec<Value>, entry: Vec<String>) -> Value {
-    json!({
-        "schema_version": mvm_ir::SCHEMA_VERSION,
-        "id": name,
-        "apps": [{
-            "name": name,
-            "source": {"kind": "local_path", "path": ".", "include": sb.include, "exclude": []},
-            "image": {"kind": "nix_packages", "packages": sb.template.nix_packages()},
-            "resources": sb.resources,
-            "network": sb.network,
-            "env": sb.env,
-            "entrypoints": [{"kind": "command", "name": "main", "command": entry, "primary": true}],
-            "hooks": {"before_start": hooks},
+/// The workload of sandbox `index`. What the recording only copies from
+/// the script (`resources`, `network`, `env`) is read by the IR's own
+/// reader, so it gets the defaults and findings it would get in an IR file,
+/// pointing into the recording; the rest is built here and needs no reading.
+fn workload(
+    name: &str,
+    sb: &Sandbox,
+    index: usize,
+    before_start: Vec<HookCmd>,
+    command: Vec<String>,
+) -> Result<Workload, Vec<Finding>> {
+    let at = |part: &str| format!("/sandboxes/{index}/{part}");
+    let mut findings = Vec::new();
+    let resources = keep(
+        part::resources(&sb.resources, &at("resources")),
+        &mut findings,
+    );
+    let network = keep(part::network(&sb.network, &at("network")), &mut findings);
+    let env: Vec<_> = sb
+        .env
+        .iter()
+        .map(|(key, v)| {
+            let path = format!("{}/{}", at("env"), pointer_segment(key));
+            keep(part::env_value(v, &path), &mut findings).map(|v| (key.clone(), v))
+        })
+        .collect();
+    let (Some(resources), Some(network), Some(env)) =
+        (resources, network, env.into_iter().collect::<Option<_>>())
+    else {
+        // The order a whole IR file's findings are reported in.
+        findings.sort_by(|a, b| (&a.path, a.code).cmp(&(&b.path, b.code)));
+        return Err(findings);
+    };
+    let app = App {
+        name: name.to_owned(),
+        source: Source::LocalPath {
+            path: ".".into(),
+            include: sb.include.clone(),
+            exclude: Vec::new(),
+        },
+        image: Image::NixPackages {
+            packages: sb
+                .template
+                .nix_packages()
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+        },
+        resources,
+        dependencies: Dependencies::default(),
+        network,
+        env,
+        entrypoints: vec![Entrypoint::Command {
+            name: "main".into(),
+            command,
+            working_dir: mvm_ir::default_working_dir(),
+            primary: true,
         }],
+        hooks: Hooks {
+            before_start,
+            ..Hooks::default()
+        },
+        addons: Vec::new(),
+        mounts: Vec::new(),
+        threat_tier: ThreatTier::default(),
+    };
+    Ok(Workload {
+        schema_version: SCHEMA_VERSION.to_owned(),
+        id: name.to_owned(),
+        apps: vec![app],
+        volumes: Vec::new(),
+        extensions: BTreeMap::new(),
     })
+}
+
+/// The value read, or `None` with its findings added to `findings`.
+fn keep<T>(read: Result<T, Vec<Finding>>, findings: &mut Vec<Finding>) -> Option<T> {
+    read.map_err(|f| findings.extend(f)).ok()
 }
 
 fn argv(cmd: &Cmd) -> Vec<String> {
@@ -299,17 +360,6 @@ fn id_from(raw: String) -> String {
     id
 }
 
-/// IR paths of the copied parts point back into the recording.
-fn remap(mut f: Finding, index: usize) -> Finding {
-    for part in ["env", "resources", "network"] {
-        let ir = format!("/apps/0/{part}");
-        if let Some(rest) = f.path.strip_prefix(&ir) {
-            f.path = format!("/sandboxes/{index}/{part}{rest}");
-        }
-    }
-    f
-}
-
 fn invalid(path: &str, message: &str, hint: &str) -> Finding {
     Finding::new(Code::EInvalidValue, path, message, hint)
 }
@@ -318,7 +368,7 @@ fn invalid(path: &str, message: &str, hint: &str) -> Finding {
 mod tests {
     use super::*;
     use crate::format::decode;
-    use mvm_ir::{Entrypoint, HookCmd, Image};
+    use serde_json::json;
 
     fn rec(ops: &str) -> Recording {
         decode(&format!(
@@ -404,6 +454,92 @@ mod tests {
                 .any(|f| f.path.starts_with("/sandboxes/0/resources")),
             "{e:?}"
         );
+    }
+
+    /// The workload as lowering used to make it: IR JSON read back by the
+    /// IR reader, findings moved to the recording's pointers. Direct
+    /// building must give the same workload and the same findings.
+    fn through_ir_json(
+        sb: &Sandbox,
+        hooks: &[HookCmd],
+        entry: &[String],
+    ) -> Result<Workload, Vec<Finding>> {
+        let value = serde_json::json!({
+            "schema_version": mvm_ir::SCHEMA_VERSION,
+            "id": "x",
+            "apps": [{
+                "name": "x",
+                "source": {"kind": "local_path", "path": ".", "include": sb.include, "exclude": []},
+                "image": {"kind": "nix_packages", "packages": sb.template.nix_packages()},
+                "resources": sb.resources,
+                "network": sb.network,
+                "env": sb.env,
+                "entrypoints": [{"kind": "command", "name": "main", "command": entry, "primary": true}],
+                "hooks": {"before_start": hooks},
+            }],
+        });
+        mvm_ir::decode::from_value(&value).map_err(|findings| {
+            findings
+                .into_iter()
+                .map(|mut f| {
+                    for part in ["env", "resources", "network"] {
+                        if let Some(rest) = f.path.strip_prefix(&format!("/apps/0/{part}")) {
+                            f.path = format!("/sandboxes/0/{part}{rest}");
+                        }
+                    }
+                    f
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn direct_building_matches_reading_ir_json() {
+        let hooks = vec![HookCmd::Argv {
+            argv: vec!["sh".into(), "-c".into(), "pip --version".into()],
+        }];
+        let entry = vec!["python3".to_owned(), "main.py".to_owned()];
+        let base = rec(r#"{"op":"run","cmd":"true","background":false}"#).sandboxes[0].clone();
+        let variants: [&dyn Fn(&mut Sandbox); 7] = [
+            &|_| {},
+            &|sb| sb.resources = json!({}),
+            &|sb| sb.resources = json!({"cpu_cores": -1, "gpus": 1, "memory_mb": "x"}),
+            &|sb| sb.resources = serde_json::Value::Null,
+            &|sb| {
+                sb.network = json!({"mode": "bridge", "ports": [{"guest": 70000}], "dns": {"kind": "resolver"}})
+            },
+            &|sb| {
+                sb.env.insert("a/b~c".into(), json!({"kind": "secret_ref"}));
+                sb.env.insert("B".into(), json!("plain"));
+            },
+            &|sb| {
+                sb.template = crate::format::Template::Minimal;
+                sb.include.clear();
+                sb.env
+                    .insert("TOKEN".into(), json!({"kind": "secret_ref", "name": "tok"}));
+                sb.network = json!({"egress": {"allowlist": [{"host": "pypi.org", "port": 443}]}});
+            },
+        ];
+        let mut errors = 0;
+        for (i, change) in variants.iter().enumerate() {
+            let mut sb = base.clone();
+            change(&mut sb);
+            let direct = workload("x", &sb, 0, hooks.clone(), entry.clone());
+            let reference = through_ir_json(&sb, &hooks, &entry);
+            match (&direct, &reference) {
+                (Ok(d), Ok(r)) => assert_eq!(
+                    mvm_ir::to_canonical_string(d),
+                    mvm_ir::to_canonical_string(r),
+                    "{i}"
+                ),
+                _ => {
+                    errors += 1;
+                    assert_eq!(direct, reference, "{i}");
+                }
+            }
+        }
+        // Not vacuous: the bad shapes above are rejected, with findings.
+        assert_eq!(errors, 4);
     }
 
     #[test]

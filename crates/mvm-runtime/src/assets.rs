@@ -23,7 +23,7 @@ pub fn boot_assets(cache_dir: &Path, progress: Progress) -> Result<BootAssets, R
         kernel: guest.kernel,
         initrd: guest.initrd,
         cmdline: guest.cmdline_base,
-        accel: accel.chosen.as_str().to_string(),
+        accel: accel.chosen,
     })
 }
 

@@ -1,22 +1,22 @@
 //! The control channel between CLI commands and an instance's supervisor:
 //! one request per connection on `control.sock`, answered by a stream of
-//! events ending in a final one. Frames are a 4-byte big-endian length and
-//! a JSON body.
+//! events ending in a final one. The framing is mvm-proto's
+//! ([`mvm_proto::frame`]: a 4-byte big-endian length, a JSON body, the
+//! same 16 MiB cap); this module keeps the messages and says what a
+//! framing failure means on this channel.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use mvm_proto::FrameError;
+use mvm_proto::frame;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
 use crate::error::RuntimeError;
 use crate::state::Timings;
-
-/// Exec output and invoke results are the biggest frames; 16 MiB bounds
-/// what one misbehaving peer can make the other allocate.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -69,27 +69,11 @@ pub enum Event {
     },
 }
 
-/// Output bytes, carried as base64 so any byte sequence survives JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bytes(pub Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use base64::Engine;
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use base64::Engine;
-        let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map(Bytes)
-            .map_err(serde::de::Error::custom)
-    }
-}
+/// Output bytes, carried as base64 (mvm-proto's encoding, as on the agent
+/// channel) so any byte sequence survives JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Bytes(#[serde(with = "mvm_proto::base64_bytes")] pub Vec<u8>);
 
 /// What the supervisor tells `up` on its stdout pipe, once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,61 +83,27 @@ pub enum UpReport {
     Failed { message: String, log_tail: String },
 }
 
-pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, RuntimeError> {
-    let body = serde_json::to_vec(msg).expect("control messages serialize");
-    if body.len() > MAX_FRAME_BYTES {
-        return Err(RuntimeError::Control {
-            detail: frame_too_large(body.len()),
-        });
-    }
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    Ok(frame)
-}
-
-/// Length prefix → body length, refusing frames over the cap.
-pub fn body_len(prefix: [u8; 4]) -> Result<usize, RuntimeError> {
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(RuntimeError::Control {
-            detail: frame_too_large(len),
-        });
-    }
-    Ok(len)
-}
-
-pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, RuntimeError> {
-    serde_json::from_slice(body).map_err(|e| RuntimeError::Control {
-        detail: format!("malformed message: {e}"),
-    })
-}
-
-fn frame_too_large(len: usize) -> String {
-    format!("frame of {len} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+/// A framing failure as this channel reports it; `doing` is what this side
+/// was doing (e.g. "reading from the supervisor"), for I/O failures.
+pub(crate) fn channel_error(doing: &str, e: FrameError) -> RuntimeError {
+    let detail = match e {
+        FrameError::TooLarge { len, max } => {
+            format!("frame of {len} bytes exceeds the {max}-byte limit")
+        }
+        FrameError::InvalidJson(e) => format!("malformed message: {e}"),
+        FrameError::Io(e) => format!("{doing}: {e}"),
+        other => format!("{doing}: {other}"),
+    };
+    RuntimeError::Control { detail }
 }
 
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), RuntimeError> {
-    w.write_all(&encode(msg)?)
-        .map_err(|e| RuntimeError::Control {
-            detail: format!("sending to the supervisor: {e}"),
-        })
+    frame::write_frame(w, msg).map_err(|e| channel_error("sending to the supervisor", e))
 }
 
 /// Reads one frame; `None` on a clean end of stream before a frame starts.
 pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<Option<T>, RuntimeError> {
-    let io = |e: std::io::Error| RuntimeError::Control {
-        detail: format!("reading from the supervisor: {e}"),
-    };
-    let mut prefix = [0u8; 4];
-    match r.read_exact(&mut prefix) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(io(e)),
-    }
-    let mut body = vec![0u8; body_len(prefix)?];
-    r.read_exact(&mut body).map_err(io)?;
-    decode(&body).map(Some)
+    frame::read_frame(r).map_err(|e| channel_error("reading from the supervisor", e))
 }
 
 /// `sun_path` holds 108 bytes; stay clear of it with room for the NUL.
@@ -216,9 +166,83 @@ mod tests {
     fn oversized_and_truncated_frames_are_errors() {
         let mut r = &(u32::MAX.to_be_bytes())[..];
         let err = read_frame::<Event>(&mut r).unwrap_err().to_string();
-        assert!(err.contains("exceeds"), "{err}");
+        assert_eq!(
+            err,
+            "control channel: frame of 4294967295 bytes exceeds the 16777216-byte limit"
+        );
         let mut truncated = &[0u8, 0, 0, 9, b'{'][..];
-        assert!(read_frame::<Event>(&mut truncated).is_err());
+        let err = read_frame::<Event>(&mut truncated).unwrap_err().to_string();
+        assert!(
+            err.starts_with("control channel: reading from the supervisor: truncated frame"),
+            "{err}"
+        );
+        let mut garbage = &[0u8, 0, 0, 2, b'{', b'}'][..];
+        let err = read_frame::<Event>(&mut garbage).unwrap_err().to_string();
+        assert!(
+            err.starts_with("control channel: malformed message: missing field `event`"),
+            "{err}"
+        );
+    }
+
+    /// The wire format is what it was before the framing was shared: a
+    /// 4-byte big-endian length, then the JSON, bytes in standard base64.
+    #[test]
+    fn frames_are_byte_for_byte_the_old_format() {
+        let mut buf = Vec::new();
+        write_frame(
+            &mut buf,
+            &Event::Stdout {
+                data: Bytes(vec![0, 159, 255, b'\n']),
+            },
+        )
+        .unwrap();
+        let body = br#"{"event":"stdout","data":"AJ//Cg=="}"#;
+        assert_eq!(&buf[..4], &(body.len() as u32).to_be_bytes());
+        assert_eq!(&buf[4..], body);
+
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Request::Stop { grace_ms: 5000 }).unwrap();
+        assert_eq!(&buf[4..], br#"{"op":"stop","grace_ms":5000}"#);
+    }
+
+    /// A frame one side writes on a socket, the other reads, through the
+    /// shared framing; a length prefix over the cap is refused before any
+    /// body is read.
+    #[test]
+    fn the_two_sides_of_a_socket_agree() {
+        let (mut cli, mut supervisor) = UnixStream::pair().unwrap();
+        let request = Request::Exec {
+            argv: vec!["echo".into(), "hi".into()],
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            timeout_ms: Some(1000),
+        };
+        write_frame(&mut cli, &request).unwrap();
+        let got: Request = read_frame(&mut supervisor).unwrap().unwrap();
+        assert_eq!(got, request);
+
+        let event = Event::Stderr {
+            data: Bytes(b"oops\xff".to_vec()),
+        };
+        write_frame(&mut supervisor, &event).unwrap();
+        assert_eq!(read_frame::<Event>(&mut cli).unwrap(), Some(event));
+
+        // The oversized prefix is refused on its own: the frame behind it
+        // is still there to read, so nothing was taken as its body.
+        let over = (mvm_proto::MAX_FRAME_BYTES as u32 + 1).to_be_bytes();
+        supervisor.write_all(&over).unwrap();
+        let after = Event::Stopped {
+            before_stop: "before_stop ok".into(),
+        };
+        write_frame(&mut supervisor, &after).unwrap();
+        let err = read_frame::<Event>(&mut cli).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "control channel: frame of 16777217 bytes exceeds the 16777216-byte limit"
+        );
+        assert_eq!(read_frame::<Event>(&mut cli).unwrap(), Some(after));
+
+        drop(supervisor);
+        assert_eq!(read_frame::<Event>(&mut cli).unwrap(), None);
     }
 
     #[test]

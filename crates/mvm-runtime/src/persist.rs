@@ -29,7 +29,7 @@ pub struct VmConfig {
     /// Only `none` is supported so far: no network device at all.
     pub network: NetworkConfig,
     /// `kvm` or `tcg`; a snapshot restores only under the same accelerator.
-    pub accel: String,
+    pub accel: mvm_vmm::Accel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

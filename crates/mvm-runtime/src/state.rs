@@ -209,7 +209,7 @@ mod tests {
                     scratch: "scratch.img".into(),
                     scratch_mb: 512,
                     network: NetworkConfig::None,
-                    accel: "tcg".into(),
+                    accel: mvm_vmm::Accel::Tcg,
                 },
                 guest: GuestConfig::default(),
             },

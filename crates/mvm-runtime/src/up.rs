@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::control::UpReport;
 use crate::error::RuntimeError;
 use crate::home::{InstanceDir, instances_root};
-use crate::launch::{EnvValue, Launch};
+use crate::launch::{self, Entrypoint, EnvValue, Launch};
 use crate::logs;
 use crate::name::InstanceName;
 use crate::persist::{GuestConfig, NetworkConfig, Persisted, VmConfig};
@@ -54,7 +54,7 @@ pub struct BootAssets {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub cmdline: String,
-    pub accel: String,
+    pub accel: mvm_vmm::Accel,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ pub fn up_image(
     assets: &BootAssets,
     opts: &UpOptions,
 ) -> Result<UpOutcome, RuntimeError> {
-    let launch = Launch::load(&image.launch_json)?;
+    let launch = launch::load(&image.launch_json)?;
     let name = match &opts.name {
         Some(n) => n.clone(),
         None => InstanceName::parse(&image.name)?,
@@ -175,7 +175,7 @@ fn initial_state(
         guest.env.insert(var.clone(), v);
     }
     guest.service = match launch.primary() {
-        Some(crate::launch::Entrypoint::Command { name }) => Some(name.clone()),
+        Some(Entrypoint::Command { name, .. }) => Some(name.clone()),
         _ => None,
     };
     let vm = VmConfig {
@@ -183,12 +183,12 @@ fn initial_state(
         initrd: assets.initrd.clone(),
         cmdline: assets.cmdline.clone(),
         vcpus: launch.resources.cpu_cores,
-        memory_mb: launch.resources.memory_mb,
+        memory_mb: launch.resources.memory_mib,
         rootfs: image.rootfs.clone(),
         scratch: dir.scratch_img(),
-        scratch_mb: launch.resources.rootfs_size_mb,
+        scratch_mb: launch.resources.rootfs_size_mib,
         network: NetworkConfig::None,
-        accel: assets.accel.clone(),
+        accel: assets.accel,
     };
     InstanceState {
         name: dir.name.clone(),

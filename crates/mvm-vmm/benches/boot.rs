@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mvm_guest::{Progress, ensure_assets, write_busybox_initramfs};
 use mvm_proto::Client;
-use mvm_vmm::{Disk, Qemu, Vmm, connect_agent};
+use mvm_vmm::{Backend, Disk, backend, connect_agent};
 
 const MARKER: &str = "mvm-floor-init-reached";
 
@@ -37,7 +37,7 @@ fn main() {
         write_busybox_initramfs(&initrd, Path::new("/bin/busybox"), MARKER).unwrap();
         let spec = common::spec(dir.path(), &assets.kernel, &initrd, Vec::new());
         let started = Instant::now();
-        let mut vm = Qemu::default().launch(&spec).unwrap();
+        let mut vm = backend(Backend::default()).launch(&spec).unwrap();
         let seen = common::wait_console(vm.as_mut(), &spec, MARKER, common::BOOT_TIMEOUT);
         common::wait_exit(vm.as_mut(), &spec, common::BOOT_TIMEOUT);
         floor_marker.push(seen - started);
@@ -54,7 +54,7 @@ fn main() {
         }];
         let spec = common::spec(dir.path(), &assets.kernel, &assets.initrd, disks);
         let started = Instant::now();
-        let mut vm = Qemu::default().launch(&spec).unwrap();
+        let mut vm = backend(Backend::default()).launch(&spec).unwrap();
         let stream = connect_agent(vm.as_mut(), &spec, Duration::from_secs(30)).unwrap();
         let client = Client::connect(stream, common::BOOT_TIMEOUT).unwrap();
         agent_hello.push(started.elapsed());

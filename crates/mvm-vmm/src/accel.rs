@@ -93,11 +93,18 @@ fn decide(requested: Option<&str>, facts: HostFacts) -> AccelReport {
     };
     match requested.map(str::trim) {
         None | Some("") => probed(String::new()),
-        Some("kvm") => report(Accel::Kvm, format!("{ACCEL_ENV}=kvm forces KVM")),
-        Some("tcg") => report(Accel::Tcg, format!("{ACCEL_ENV}=tcg forces TCG")),
-        Some(other) => probed(format!(
-            "{ACCEL_ENV}={other:?} is not kvm or tcg and was ignored; "
-        )),
+        Some(name) => match name.parse::<Accel>() {
+            Ok(accel) => report(
+                accel,
+                format!(
+                    "{ACCEL_ENV}={accel} forces {}",
+                    accel.as_str().to_uppercase()
+                ),
+            ),
+            Err(_) => probed(format!(
+                "{ACCEL_ENV}={name:?} is not kvm or tcg and was ignored; "
+            )),
+        },
     }
 }
 
@@ -154,8 +161,10 @@ mod tests {
     fn the_environment_overrides_and_says_so() {
         let forced = decide(Some("kvm"), PVM_HOST);
         assert_eq!(forced.chosen, Accel::Kvm);
-        assert!(forced.reason.contains("MVM_ACCEL=kvm"));
-        assert_eq!(decide(Some("tcg"), VMX_HOST).chosen, Accel::Tcg);
+        assert_eq!(forced.reason, "MVM_ACCEL=kvm forces KVM");
+        let forced = decide(Some("tcg"), VMX_HOST);
+        assert_eq!(forced.chosen, Accel::Tcg);
+        assert_eq!(forced.reason, "MVM_ACCEL=tcg forces TCG");
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub fn cap(log: &Path, max: u64) -> std::io::Result<bool> {
         Err(e) => return Err(e),
     }
     std::fs::copy(log, rotated(log))?;
-    std::fs::OpenOptions::new().write(true).open(log)?.set_len(0)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(log)?
+        .set_len(0)?;
     Ok(true)
 }
 
@@ -115,5 +118,4 @@ mod tests {
         assert!(largest <= CAP + CAP / 2, "a file reached {largest} bytes");
         assert!(rotated(&log).exists());
     }
-
 }

@@ -1,12 +1,30 @@
 //! VMM backends and accelerator probing.
 //!
-//! A backend turns a [`VmSpec`] into a running microVM process. QEMU's
-//! `microvm` machine is the one backend today; the [`Vmm`] trait is the seam
-//! for others (e.g. Firecracker) without `if`s through the callers.
+//! API boundary:
+//! - [`GuestVm`] is mvm's guest boot contract (root disk `vda` read-only,
+//!   scratch `vdb`, the command line with `mvm.ip=` when networked); both
+//!   instances and the image builder assemble their VMs with it, and
+//!   nothing else hand-builds a [`VmSpec`] for an mvm guest. The limits
+//!   ([`MAX_VCPUS`], [`MIN_MEMORY_MIB`], [`MAX_DISKS`]) sit next to the
+//!   spec and are checked in [`VmSpec::validate`].
+//! - [`backend`] turns a [`Backend`] into a [`Vmm`] trait object that runs a
+//!   [`VmSpec`]; errors are the backend-neutral [`LaunchError`]. Callers
+//!   never name the type behind it.
+//! - [`Accel`] is what the host can run (see [`probe`]); it serialises as
+//!   `"kvm"` / `"tcg"`.
+//!
+//! QEMU's `microvm` machine is the one backend today. A second one
+//! (Firecracker, Cloud Hypervisor) is one new module implementing [`Vmm`]
+//! and [`VmProcess`] plus a [`Backend`] variant in `backend.rs`; callers
+//! need no edits. [`Qemu`], [`Qmp`] and [`QemuVersion`] stay public for
+//! QEMU-only facts (`doctor`'s version check, snapshot tests).
 
 mod accel;
+mod backend;
 mod channel;
 pub mod console;
+mod error;
+mod guest;
 mod qemu;
 mod scratch;
 mod spec;
@@ -15,18 +33,21 @@ use std::path::Path;
 use std::process::ExitStatus;
 
 pub use accel::{ACCEL_ENV, AccelReport, probe};
+pub use backend::{Backend, backend};
 pub use channel::{ConnectError, connect_agent, log_tail};
+pub use error::LaunchError;
+pub use guest::{GuestBoot, GuestNetwork, GuestVm};
 pub use qemu::{
-    AGENT_PORT_NAME, DEFAULT_QEMU, LaunchError, Qemu, QemuProcess, QemuVersion, Qmp, QmpError,
-    VersionError,
+    AGENT_PORT_NAME, DEFAULT_QEMU, Qemu, QemuProcess, QemuVersion, Qmp, QmpError, VersionError,
 };
 pub use scratch::{MIN_SCRATCH_MIB, ScratchError, create_scratch_disk};
 pub use spec::{
-    Accel, Disk, ExecForward, MIN_MEMORY_MIB, Network, PortForward, Protocol, SpecError, VmSpec,
+    Accel, Disk, ExecForward, MAX_DISKS, MAX_VCPUS, MIN_MEMORY_MIB, MachineConfig, Network,
+    PortForward, Protocol, SpecError, UnknownAccel, VmSpec,
 };
 
-/// Something that can start microVMs.
-pub trait Vmm {
+/// Something that can start microVMs; get one from [`backend`].
+pub trait Vmm: Send + Sync {
     /// Short name for logs and `doctor`.
     fn name(&self) -> &'static str;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mvm_guest::{Progress, ensure_assets};
 use mvm_proto::{Client, ExecRequest};
-use mvm_vmm::{Disk, Qemu, Vmm, connect_agent};
+use mvm_vmm::{Backend, Disk, backend, connect_agent};
 
 /// The QEMU socket exists moments after launch; the hello takes a boot.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,7 +28,7 @@ fn agent_boots_answers_and_powers_off() {
     let spec = common::spec(dir.path(), &assets.kernel, &assets.initrd, vec![root_disk]);
 
     let watch = common::ConsoleWatch::start(&spec, &["mvm-agent: "]);
-    let mut vm = Qemu::default().launch(&spec).unwrap();
+    let mut vm = backend(Backend::default()).launch(&spec).unwrap();
     let stream = connect_agent(vm.as_mut(), &spec, SOCKET_TIMEOUT).unwrap();
     let client = Client::connect(stream, common::BOOT_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}; console:\n{}", mvm_vmm::log_tail(&spec.console_log)));

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use mvm_guest::{Progress, ensure_kernel, write_busybox_initramfs};
-use mvm_vmm::{Qemu, Vmm};
+use mvm_vmm::{Backend, backend};
 
 const MARKER: &str = "mvm-floor-init-reached";
 
@@ -22,7 +22,7 @@ fn busybox_initramfs_boots_prints_and_powers_off() {
     let spec = common::spec(dir.path(), &kernel.vmlinux(), &initrd, Vec::new());
 
     let started = Instant::now();
-    let mut vm = Qemu::default().launch(&spec).unwrap();
+    let mut vm = backend(Backend::default()).launch(&spec).unwrap();
     let seen = common::wait_console(vm.as_mut(), &spec, MARKER, common::BOOT_TIMEOUT);
     let status = common::wait_exit(vm.as_mut(), &spec, common::BOOT_TIMEOUT);
     let exited = Instant::now();

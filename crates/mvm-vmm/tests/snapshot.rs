@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mvm_guest::{Progress, ensure_assets};
 use mvm_proto::Client;
-use mvm_vmm::{Disk, Qemu, Qmp, Vmm, connect_agent};
+use mvm_vmm::{Backend, Disk, Qmp, backend, connect_agent};
 
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -29,7 +29,7 @@ fn restored_guest_keeps_its_memory_and_answers() {
     let control = spec.control_socket.clone().unwrap();
     let snapshot = dir.path().join("vm.state");
 
-    let mut vm = Qemu::default().launch(&spec).unwrap();
+    let mut vm = backend(Backend::default()).launch(&spec).unwrap();
     let stream = connect_agent(vm.as_mut(), &spec, SOCKET_TIMEOUT).unwrap();
     let client = Client::connect(stream, common::BOOT_TIMEOUT).unwrap();
     client
@@ -45,7 +45,9 @@ fn restored_guest_keeps_its_memory_and_answers() {
     common::wait_exit(vm.as_mut(), &spec, common::BOOT_TIMEOUT);
 
     let restoring = Instant::now();
-    let mut vm = Qemu::default().restore(&spec, &snapshot).unwrap();
+    let mut vm = backend(Backend::default())
+        .restore(&spec, &snapshot)
+        .unwrap();
     let stream = connect_agent(vm.as_mut(), &spec, SOCKET_TIMEOUT).unwrap();
     let reader = stream.try_clone().unwrap();
     let client = Client::attach(reader, stream, common::BOOT_TIMEOUT)

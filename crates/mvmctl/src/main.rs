@@ -48,6 +48,22 @@ enum Command {
     EgressProxy(commands::egress::EgressArgs),
 }
 
+/// The error and its causes, `outer: cause: cause`, like anyhow's `{:#}`,
+/// but a cause whose text the message already holds is not repeated:
+/// many errors name their cause in their own message and also keep it as
+/// the source, which `{:#}` would print twice.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Supervise(_)));
@@ -70,7 +86,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Errors carry guest and file text (hook output, console tails,
             // names): nothing in them may drive the terminal.
-            eprintln!("error: {}", mvm_ir::text::for_terminal(&format!("{e:#}")));
+            eprintln!("error: {}", mvm_ir::text::for_terminal(&describe(&e)));
             ExitCode::from(1)
         }
     }
@@ -90,5 +106,24 @@ fn init_logging(supervisor: bool) {
         fmt.with_ansi(false).init();
     } else {
         fmt.without_time().init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("listing /x: {0}")]
+    struct Listing(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_the_message_already_names_is_not_repeated() {
+        let io = || std::io::Error::from_raw_os_error(20);
+        let e = anyhow::Error::new(Listing(io()));
+        assert_eq!(format!("{e:#}"), format!("listing /x: {0}: {0}", io()));
+        assert_eq!(describe(&e), format!("listing /x: {}", io()));
+        let e = anyhow::Error::new(io()).context("reading the state");
+        assert_eq!(describe(&e), format!("reading the state: {}", io()));
     }
 }

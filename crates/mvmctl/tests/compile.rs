@@ -85,7 +85,9 @@ fn compiles_each_example_to_a_complete_directory() {
 
         let launch = read_json(&out.join("launch.json"));
         let workload = read_json(&out.join("workload.json"));
-        assert_eq!(launch["launch_version"], 1);
+        assert_eq!(launch["launch_version"], mvm_launch::LAUNCH_VERSION);
+        mvm_launch::parse(&std::fs::read(out.join("launch.json")).unwrap())
+            .unwrap_or_else(|e| panic!("compile wrote a launch.json its readers refuse: {e}"));
         assert_eq!(launch["workload_id"], workload["id"]);
         assert_eq!(launch["entrypoints"], workload["apps"][0]["entrypoints"]);
         assert_eq!(launch["toolchain"]["mvmctl"], env!("CARGO_PKG_VERSION"));

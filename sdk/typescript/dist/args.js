@@ -7,6 +7,12 @@
  */
 import { DeclarationError } from "./errors.js";
 import { Helper } from "./helper.js";
+import { HELPER_PARAMS, HELPER_POSITIONAL, HELPER_REQUIRED } from "./spec.js";
+/** The signature of `helper` in the compiler's helper table (spec.ts). */
+export function sig(helper) {
+    const names = HELPER_PARAMS[helper];
+    return { display: `mvm.${helper}`, positional: names.slice(0, HELPER_POSITIONAL[helper]), names, required: HELPER_REQUIRED[helper] };
+}
 function editDistance(a, b) {
     let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
     for (let i = 1; i <= a.length; i++) {

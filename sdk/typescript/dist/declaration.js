@@ -16,7 +16,8 @@ import * as a from "./args.js";
 import { canonicalJson } from "./canonical.js";
 import { DeclarationError } from "./errors.js";
 import { shared } from "./helper.js";
-import { PHASES, hookList, node_image, resources as resourcesHelper } from "./helpers.js";
+import { hookList, local_path, network as networkHelper, no_deps, node_image, resources as resourcesHelper } from "./helpers.js";
+import * as spec from "./spec.js";
 import { validate } from "./validate.js";
 const SDK_DIR = path.dirname(fileURLToPath(import.meta.url));
 const declarations = shared("declarations", () => new Map());
@@ -52,17 +53,13 @@ function declarationFor(file) {
 }
 /** Set the workload id of the declaration in the calling file (default: the app name). */
 export function workload(opts) {
-    const b = a.bind({ display: "mvm.workload", positional: ["id"], names: ["id"], required: ["id"] }, [...arguments]);
+    const b = a.bind(a.sig("workload"), [...arguments]);
     declarationFor(callSite().file).workloadId = a.string("mvm.workload(id)", b.id);
 }
-const APP_NAMES = [
-    "name", "source", "image", "resources", "dependencies", "network", "env", "entrypoint", "entrypoints",
-    ...PHASES, "addons", "threat_tier",
-]; // prettier-ignore
 /** Declare the app that runs the function it is applied to; returns that function unchanged. */
 export function app(opts = {}) {
     const site = callSite();
-    const b = a.bind({ display: "mvm.app", names: APP_NAMES }, [...arguments]);
+    const b = a.bind(a.sig("app"), [...arguments]);
     if (b.entrypoint !== undefined && b.entrypoints !== undefined) {
         throw new DeclarationError("E_KWARG_CONFLICT", "mvm.app got both entrypoint and entrypoints", "use entrypoint for one entrypoint or entrypoints: [...] for several");
     }
@@ -73,21 +70,22 @@ export function app(opts = {}) {
     const declared = given?.map((ep, i) => a.expect(b.entrypoints !== undefined ? `mvm.app(entrypoints)[${i}]` : "mvm.app(entrypoint)", ep, "entrypoint_function", "entrypoint").value);
     if (b.addons !== undefined && !Array.isArray(b.addons))
         throw a.typeError("mvm.app(addons)", "an array of mvm.addon(...)", b.addons);
-    const tier = b.threat_tier === undefined ? "untrusted" : a.string("mvm.app(threat_tier)", b.threat_tier);
-    if (tier !== "untrusted" && tier !== "trusted") {
-        throw new DeclarationError("E_INVALID_VALUE", `mvm.app(threat_tier) must be "untrusted" or "trusted", got ${JSON.stringify(tier)}`, "leave it out (untrusted) unless you wrote every line the app runs");
+    const tiers = spec.CHOICES_APP_THREAT_TIER;
+    const tier = b.threat_tier === undefined ? spec.DEFAULT_APP_THREAT_TIER : a.string("mvm.app(threat_tier)", b.threat_tier);
+    if (!tiers.includes(tier)) {
+        throw new DeclarationError("E_INVALID_VALUE", `mvm.app(threat_tier) must be ${tiers.map((t) => `"${t}"`).join(" or ")}, got ${JSON.stringify(tier)}`, "leave it out (untrusted) unless you wrote every line the app runs");
     }
     const hooks = {};
-    for (const phase of PHASES)
+    for (const phase of spec.PHASES)
         hooks[phase] = hookList(`mvm.app(${phase})`, b[phase]);
+    // An absent argument is the helper called without arguments, as in the
+    // static compiler (crates/mvm-decl/tests/sdk_spec.rs checks it does so).
     const body = {
-        source: b.source !== undefined ? a.expect("mvm.app(source)", b.source, "local_path").value : { kind: "local_path", path: ".", include: ["**"], exclude: [] },
+        source: (b.source !== undefined ? a.expect("mvm.app(source)", b.source, "local_path") : local_path()).value,
         image: b.image !== undefined ? a.expect("mvm.app(image)", b.image, "python_image", "node_image", "nix_packages", "oci_image").value : node_image().value,
         resources: (b.resources !== undefined ? a.expect("mvm.app(resources)", b.resources, "resources") : resourcesHelper()).value,
-        dependencies: b.dependencies !== undefined ? a.expect("mvm.app(dependencies)", b.dependencies, "python_deps", "node_deps", "no_deps").value : { kind: "none" },
-        network: b.network !== undefined
-            ? a.expect("mvm.app(network)", b.network, "network").value
-            : { mode: "none", ports: [], egress: { allowlist: [] }, dns: { kind: "none" } },
+        dependencies: (b.dependencies !== undefined ? a.expect("mvm.app(dependencies)", b.dependencies, "python_deps", "node_deps", "no_deps") : no_deps()).value,
+        network: (b.network !== undefined ? a.expect("mvm.app(network)", b.network, "network") : networkHelper()).value,
         env: lowerEnv(b.env),
         hooks,
         addons: (b.addons ?? []).map((x, i) => a.expect(`mvm.app(addons)[${i}]`, x, "addon").value),
@@ -172,12 +170,12 @@ function lowerEntrypoints(declared, module, decl) {
                 language: "node",
                 module: ep.module,
                 function: ep.function,
-                format: "json",
-                working_dir: "/app",
+                format: spec.FUNCTION_FORMAT,
+                working_dir: spec.WORKING_DIR,
                 primary,
             };
         }
-        return { kind: "command", name: ep.name ?? "main", command: ep.command, working_dir: "/app", primary };
+        return { kind: "command", name: ep.name ?? spec.DEFAULT_ENTRYPOINT_NAME, command: ep.command, working_dir: spec.WORKING_DIR, primary };
     });
 }
 function single() {
@@ -197,7 +195,7 @@ function build() {
     const entrypoints = lowerEntrypoints(app.entrypoints, module, decl);
     const name = app.name ?? (app.entrypoints === null ? entrypoints[0].function : functionName(decl)).replace(/_/g, "-");
     const ir = {
-        schema_version: "0.1",
+        schema_version: spec.SCHEMA_VERSION,
         id: decl.workloadId ?? name,
         apps: [{ name, ...app.body, entrypoints }],
         volumes: [],

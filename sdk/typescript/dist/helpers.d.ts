@@ -83,7 +83,6 @@ export declare function hook(cmd: string | string[] | {
 }): Helper;
 /** Lower one hook phase argument (declarations.md, "Hooks"). */
 export declare function hookList(where: string, value: unknown): unknown[];
-export declare const PHASES: readonly ["before_build", "before_start", "after_start", "before_stop"];
 export declare function addon(opts: {
     name: string;
     path: string;

@@ -15,19 +15,8 @@ export { validate } from "./validate.js";
 export { Sandbox, CommandHandle } from "./sandbox.js";
 export { SDK_VERSION as version } from "./recording.js";
 export { app, workload, emitJson, toIr, reset, addon, dns_none, dns_resolver, dns_system, egress, entrypoint, entrypoint_function, hook, host_port, literal, local_path, network, nix_packages, no_deps, node_deps, node_image, oci_image, port, python_deps, python_image, resources, secret, }; // prettier-ignore
-// camelCase aliases; both spellings lower the same.
+// camelCase aliases; both spellings lower the same. The helpers' are
+// generated from the compiler's helper table (aliases.ts).
+export * from "./aliases.js";
 export const emit_json = emitJson;
 export const to_ir = toIr;
-export const localPath = local_path;
-export const pythonImage = python_image;
-export const nodeImage = node_image;
-export const nixPackages = nix_packages;
-export const ociImage = oci_image;
-export const pythonDeps = python_deps;
-export const nodeDeps = node_deps;
-export const noDeps = no_deps;
-export const hostPort = host_port;
-export const dnsSystem = dns_system;
-export const dnsNone = dns_none;
-export const dnsResolver = dns_resolver;
-export const entrypointFunction = entrypoint_function;

@@ -8,7 +8,8 @@ import * as path from "node:path";
 import { canonicalJson } from "./canonical.js";
 import { SandboxError } from "./errors.js";
 import { Helper, shared } from "./helper.js";
-import { ENV_NAME } from "./validate.js";
+import { network as networkHelper } from "./helpers.js";
+import * as spec from "./spec.js";
 export const RECORDING_VERSION = 1;
 export const TEMPLATES = ["python-3.13", "python-3.11", "node-22", "node-20", "minimal"];
 export const SDK_VERSION = "0.1.0";
@@ -77,7 +78,7 @@ function lowerEnv(env) {
         throw new SandboxError("env must be an object of names to strings or mvm.secret(...)");
     const out = {};
     for (const [key, value] of Object.entries(env)) {
-        if (!ENV_NAME.test(key))
+        if (!spec.PATTERN_ENV_NAME.test(key))
             throw new SandboxError(`env name ${JSON.stringify(key)} is not a valid variable name`);
         if (typeof value === "string")
             out[key] = { kind: "literal", value };
@@ -97,7 +98,11 @@ function lowerInclude(include) {
     return [...include];
 }
 function lowerResources(resources) {
-    const out = { cpu_cores: 1, memory_mb: 256, rootfs_size_mb: 512 };
+    const out = {
+        cpu_cores: spec.DEFAULT_RESOURCES_CPU_CORES,
+        memory_mb: spec.DEFAULT_RESOURCES_MEMORY_MB,
+        rootfs_size_mb: spec.DEFAULT_RESOURCES_ROOTFS_SIZE_MB,
+    };
     if (resources instanceof Helper && resources.helper === "resources")
         return { ...resources.value };
     if (resources === undefined)
@@ -114,7 +119,7 @@ function lowerResources(resources) {
 }
 function lowerNetwork(network) {
     if (network === undefined)
-        return { mode: "none", ports: [], egress: { allowlist: [] }, dns: { kind: "none" } };
+        return networkHelper().value;
     if (network instanceof Helper && network.helper === "network")
         return network.value;
     throw new SandboxError("network must be mvm.network(...)");

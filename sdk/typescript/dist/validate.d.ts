@@ -6,7 +6,6 @@
  * glob grammar check (only empty and escaping globs are caught) and
  * W_HOOK_UNPINNED_FETCH, which `mvmctl compile` reports in its review.
  */
-export declare const ENV_NAME: RegExp;
 export interface Finding {
     code: string;
     severity: "error" | "warning";

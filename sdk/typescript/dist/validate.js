@@ -6,24 +6,13 @@
  * glob grammar check (only empty and escaping globs are caught) and
  * W_HOOK_UNPINNED_FETCH, which `mvmctl compile` reports in its review.
  */
-// Registry order of crates/mvm-ir/src/codes.rs: findings sort by (path, code).
-const CODE_ORDER = [
-    "E_SCHEMA", "E_UNSUPPORTED_VERSION", "E_MALFORMED_VERSION", "E_ID_INVALID", "E_APPS_COUNT",
-    "E_PRIMARY_ENTRYPOINT", "E_RESOURCES_RANGE", "E_SOURCE_ESCAPES", "E_SOURCE_KIND_UNSUPPORTED",
-    "E_NETWORK_WILDCARD", "E_NETWORK_EGRESS_CLOSED", "E_DNS_WITHOUT_NETWORK", "E_HOST_NETWORK_UNTRUSTED",
-    "E_ENV_NAME_INVALID", "E_SECRET_NAME_INVALID", "W_SECRET_LITERAL", "E_LOCKFILE_MISSING",
-    "W_HOOK_UNPINNED_FETCH", "W_OCI_MUTABLE", "E_EMPTY_COMMAND", "E_INVALID_VALUE",
-]; // prettier-ignore
-const RANGES = [
-    ["cpu_cores", 1, 64, ""],
-    ["memory_mb", 64, 65536, " MiB"],
-    ["rootfs_size_mb", 64, 1048576, " MiB"],
-];
-const PHASES = ["before_build", "before_start", "after_start", "before_stop"];
-export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const isId = (s) => /^[a-z][a-z0-9-]{0,62}$/.test(s);
-const isIdentifier = (s, dollar) => (dollar ? /^[A-Za-z_$][A-Za-z0-9_$]*$/ : /^[A-Za-z_][A-Za-z0-9_]*$/).test(s);
-const looksLikeCredential = (key) => ["KEY", "TOKEN", "SECRET", "PASSWORD"].some((s) => key.toUpperCase().endsWith(s));
+import * as spec from "./spec.js";
+// The code order, ranges, phases and name patterns are the compiler's own (spec.ts).
+// Findings sort by (path, registry order of the code).
+const CODE_ORDER = spec.CODES;
+const isId = (s) => spec.PATTERN_ID.test(s);
+const isIdentifier = (s, dollar) => (dollar ? spec.PATTERN_JS_IDENTIFIER : spec.PATTERN_IDENTIFIER).test(s);
+const looksLikeCredential = (key) => spec.CREDENTIAL_SUFFIXES.some((s) => key.toUpperCase().endsWith(s));
 const seg = (s) => s.replace(/~/g, "~0").replace(/\//g, "~1");
 const utf8Len = (s) => Buffer.byteLength(s, "utf8");
 /** Why a bundle-relative path leaves the declaration's directory, if it does. */
@@ -137,7 +126,7 @@ class Checker {
             this.add("E_EMPTY_COMMAND", at + "/0", `${what} has an empty program name`, 'put the program to run first, e.g. ["node", "app.js"]');
     }
     hooks(at, hooks) {
-        for (const phase of PHASES) {
+        for (const phase of spec.PHASES) {
             hooks[phase].forEach((cmd, i) => {
                 const p = `${at}/${phase}/${i}`;
                 if (cmd.kind === "shell") {
@@ -176,7 +165,7 @@ function checkApp(c, at, app) {
     c.ident(at + "/name", "app name", app.name);
     checkSource(c, at + "/source", app.source);
     checkImage(c, at + "/image", app.image);
-    for (const [field, low, high, unit] of RANGES) {
+    for (const [field, low, high, unit] of spec.RANGES) {
         const value = app.resources[field];
         if (value < low || value > high) {
             c.add("E_RESOURCES_RANGE", `${at}/resources/${field}`, `${field} ${value}${unit} is outside ${low}..=${high}`, `set ${field} between ${low} and ${high}${unit}`);
@@ -224,7 +213,7 @@ function checkSource(c, at, source) {
 function checkImage(c, at, image) {
     if (image.kind === "nix_packages") {
         image.packages.forEach((pkg, i) => {
-            if (!/^[A-Za-z_][A-Za-z0-9_.+-]*$/.test(pkg)) {
+            if (!spec.PATTERN_NIX_PACKAGE.test(pkg)) {
                 c.add("E_INVALID_VALUE", `${at}/packages/${i}`, `"${pkg}" is not a nix package attribute name`, 'use a nixpkgs attribute such as "python312" or "python3Packages.numpy" (letters, digits, _ . + -)');
             }
         });
@@ -235,7 +224,7 @@ function checkImage(c, at, image) {
     if (image.digest === null) {
         c.add("W_OCI_MUTABLE", at + "/digest", `oci_base "${image.reference}" has no digest; the tag can move and change what gets built`, `pin the image: mvm.ociImage("${image.reference}", { digest: "sha256:<64 hex>" })`);
     }
-    else if (!/^sha256:[0-9a-f]{64}$/.test(image.digest)) {
+    else if (!spec.PATTERN_SHA256_DIGEST.test(image.digest)) {
         c.add("E_INVALID_VALUE", at + "/digest", `digest "${image.digest}" is not "sha256:" followed by 64 lowercase hex digits`, "copy the full sha256 digest of the image, or leave digest out to build from the tag");
     }
 }
@@ -275,10 +264,10 @@ function checkEnv(c, at, env) {
     for (const key of Object.keys(env).sort(cmpCodePoints)) {
         const value = env[key];
         const p = `${at}/${seg(key)}`;
-        if (!ENV_NAME.test(key))
+        if (!spec.PATTERN_ENV_NAME.test(key))
             c.add("E_ENV_NAME_INVALID", p, `env name "${key}" is not a valid variable name`, 'use letters, digits and "_", not starting with a digit (e.g. "MODEL_PATH")');
         if (value.kind === "secret_ref") {
-            if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(value.name)) {
+            if (!spec.PATTERN_SECRET_NAME.test(value.name)) {
                 c.add("E_SECRET_NAME_INVALID", p + "/name", `secret name "${value.name}" is not valid`, 'use 1 to 128 characters: lowercase letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. "api-key")');
             }
         }

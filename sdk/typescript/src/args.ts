@@ -8,15 +8,24 @@
 
 import { DeclarationError } from "./errors.js";
 import { Helper } from "./helper.js";
+import { HELPER_PARAMS, HELPER_POSITIONAL, HELPER_REQUIRED } from "./spec.js";
 
 export interface Signature {
   /** Shown to users, e.g. `mvm.resources`. */
   display: string;
   /** Names that may also be given positionally, in order. */
-  positional?: string[];
+  positional?: readonly string[];
   /** Every accepted name (snake_case), positional ones included. */
-  names: string[];
-  required?: string[];
+  names: readonly string[];
+  required?: readonly string[];
+}
+
+export type HelperName = keyof typeof HELPER_PARAMS;
+
+/** The signature of `helper` in the compiler's helper table (spec.ts). */
+export function sig(helper: HelperName): Signature {
+  const names: readonly string[] = HELPER_PARAMS[helper];
+  return { display: `mvm.${helper}`, positional: names.slice(0, HELPER_POSITIONAL[helper]), names, required: HELPER_REQUIRED[helper] };
 }
 
 export type Bound = Record<string, unknown>;
@@ -32,7 +41,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The nearest candidate within a third of `word`'s length (at least 2 edits), for "did you mean". */
-export function closest(word: string, candidates: string[]): string | null {
+export function closest(word: string, candidates: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const c of candidates) {
@@ -152,7 +161,7 @@ export function expect(where: string, value: unknown, ...helpers: string[]): Hel
   throw typeError(where, helpers.map((h) => `mvm.${h}(...)`).join(" or "), value);
 }
 
-export function oneOf(where: string, value: string, allowed: string[]): string {
+export function oneOf(where: string, value: string, allowed: readonly string[]): string {
   if (!allowed.includes(value)) {
     throw new DeclarationError(
       "E_INVALID_VALUE",

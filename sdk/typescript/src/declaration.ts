@@ -18,7 +18,8 @@ import * as a from "./args.js";
 import { canonicalJson } from "./canonical.js";
 import { DeclarationError } from "./errors.js";
 import { type Helper, shared } from "./helper.js";
-import { PHASES, hookList, node_image, resources as resourcesHelper } from "./helpers.js";
+import { hookList, local_path, network as networkHelper, no_deps, node_image, resources as resourcesHelper } from "./helpers.js";
+import * as spec from "./spec.js";
 import { validate } from "./validate.js";
 
 type Json = any;
@@ -75,7 +76,7 @@ function declarationFor(file: string): Declaration {
 
 /** Set the workload id of the declaration in the calling file (default: the app name). */
 export function workload(opts: { id: string }): void {
-  const b = a.bind({ display: "mvm.workload", positional: ["id"], names: ["id"], required: ["id"] }, [...arguments]);
+  const b = a.bind(a.sig("workload"), [...arguments]);
   declarationFor(callSite().file).workloadId = a.string("mvm.workload(id)", b.id);
 }
 
@@ -97,15 +98,10 @@ export interface AppOptions {
   threat_tier?: "untrusted" | "trusted"; threatTier?: "untrusted" | "trusted";
 } // prettier-ignore
 
-const APP_NAMES = [
-  "name", "source", "image", "resources", "dependencies", "network", "env", "entrypoint", "entrypoints",
-  ...PHASES, "addons", "threat_tier",
-]; // prettier-ignore
-
 /** Declare the app that runs the function it is applied to; returns that function unchanged. */
 export function app(opts: AppOptions = {}): <F extends Function>(fn: F) => F {
   const site = callSite();
-  const b = a.bind({ display: "mvm.app", names: APP_NAMES }, [...arguments]);
+  const b = a.bind(a.sig("app"), [...arguments]);
   if (b.entrypoint !== undefined && b.entrypoints !== undefined) {
     throw new DeclarationError(
       "E_KWARG_CONFLICT",
@@ -120,27 +116,26 @@ export function app(opts: AppOptions = {}): <F extends Function>(fn: F) => F {
     (ep, i) => a.expect(b.entrypoints !== undefined ? `mvm.app(entrypoints)[${i}]` : "mvm.app(entrypoint)", ep, "entrypoint_function", "entrypoint").value,
   );
   if (b.addons !== undefined && !Array.isArray(b.addons)) throw a.typeError("mvm.app(addons)", "an array of mvm.addon(...)", b.addons);
-  const tier = b.threat_tier === undefined ? "untrusted" : a.string("mvm.app(threat_tier)", b.threat_tier);
-  if (tier !== "untrusted" && tier !== "trusted") {
+  const tiers: readonly string[] = spec.CHOICES_APP_THREAT_TIER;
+  const tier = b.threat_tier === undefined ? spec.DEFAULT_APP_THREAT_TIER : a.string("mvm.app(threat_tier)", b.threat_tier);
+  if (!tiers.includes(tier)) {
     throw new DeclarationError(
       "E_INVALID_VALUE",
-      `mvm.app(threat_tier) must be "untrusted" or "trusted", got ${JSON.stringify(tier)}`,
+      `mvm.app(threat_tier) must be ${tiers.map((t) => `"${t}"`).join(" or ")}, got ${JSON.stringify(tier)}`,
       "leave it out (untrusted) unless you wrote every line the app runs",
     );
   }
   const hooks: Record<string, unknown[]> = {};
-  for (const phase of PHASES) hooks[phase] = hookList(`mvm.app(${phase})`, b[phase]);
+  for (const phase of spec.PHASES) hooks[phase] = hookList(`mvm.app(${phase})`, b[phase]);
+  // An absent argument is the helper called without arguments, as in the
+  // static compiler (crates/mvm-decl/tests/sdk_spec.rs checks it does so).
   const body: Json = {
-    source: b.source !== undefined ? a.expect("mvm.app(source)", b.source, "local_path").value : { kind: "local_path", path: ".", include: ["**"], exclude: [] },
+    source: (b.source !== undefined ? a.expect("mvm.app(source)", b.source, "local_path") : local_path()).value,
     image:
       b.image !== undefined ? a.expect("mvm.app(image)", b.image, "python_image", "node_image", "nix_packages", "oci_image").value : node_image().value,
     resources: (b.resources !== undefined ? a.expect("mvm.app(resources)", b.resources, "resources") : resourcesHelper()).value,
-    dependencies:
-      b.dependencies !== undefined ? a.expect("mvm.app(dependencies)", b.dependencies, "python_deps", "node_deps", "no_deps").value : { kind: "none" },
-    network:
-      b.network !== undefined
-        ? a.expect("mvm.app(network)", b.network, "network").value
-        : { mode: "none", ports: [], egress: { allowlist: [] }, dns: { kind: "none" } },
+    dependencies: (b.dependencies !== undefined ? a.expect("mvm.app(dependencies)", b.dependencies, "python_deps", "node_deps", "no_deps") : no_deps()).value,
+    network: (b.network !== undefined ? a.expect("mvm.app(network)", b.network, "network") : networkHelper()).value,
     env: lowerEnv(b.env),
     hooks,
     addons: ((b.addons as unknown[] | undefined) ?? []).map((x, i) => a.expect(`mvm.app(addons)[${i}]`, x, "addon").value),
@@ -238,12 +233,12 @@ function lowerEntrypoints(declared: Json[] | null, module: string, decl: Declara
         language: "node",
         module: ep.module,
         function: ep.function,
-        format: "json",
-        working_dir: "/app",
+        format: spec.FUNCTION_FORMAT,
+        working_dir: spec.WORKING_DIR,
         primary,
       };
     }
-    return { kind: "command", name: ep.name ?? "main", command: ep.command, working_dir: "/app", primary };
+    return { kind: "command", name: ep.name ?? spec.DEFAULT_ENTRYPOINT_NAME, command: ep.command, working_dir: spec.WORKING_DIR, primary };
   });
 }
 
@@ -273,7 +268,7 @@ function build(): { ir: Json; warnings: ReturnType<typeof validate> } {
   const entrypoints = lowerEntrypoints(app.entrypoints, module, decl);
   const name = app.name ?? (app.entrypoints === null ? entrypoints[0].function : functionName(decl)).replace(/_/g, "-");
   const ir = {
-    schema_version: "0.1",
+    schema_version: spec.SCHEMA_VERSION,
     id: decl.workloadId ?? name,
     apps: [{ name, ...app.body, entrypoints }],
     volumes: [],

@@ -28,19 +28,8 @@ export {
   python_deps, python_image, resources, secret,
 }; // prettier-ignore
 
-// camelCase aliases; both spellings lower the same.
+// camelCase aliases; both spellings lower the same. The helpers' are
+// generated from the compiler's helper table (aliases.ts).
+export * from "./aliases.js";
 export const emit_json = emitJson;
 export const to_ir = toIr;
-export const localPath = local_path;
-export const pythonImage = python_image;
-export const nodeImage = node_image;
-export const nixPackages = nix_packages;
-export const ociImage = oci_image;
-export const pythonDeps = python_deps;
-export const nodeDeps = node_deps;
-export const noDeps = no_deps;
-export const hostPort = host_port;
-export const dnsSystem = dns_system;
-export const dnsNone = dns_none;
-export const dnsResolver = dns_resolver;
-export const entrypointFunction = entrypoint_function;

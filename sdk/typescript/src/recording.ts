@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { canonicalJson } from "./canonical.js";
 import { SandboxError } from "./errors.js";
 import { Helper, shared } from "./helper.js";
-import { ENV_NAME } from "./validate.js";
+import { network as networkHelper } from "./helpers.js";
+import * as spec from "./spec.js";
 
 export const RECORDING_VERSION = 1;
 export const TEMPLATES = ["python-3.13", "python-3.11", "node-22", "node-20", "minimal"];
@@ -92,7 +93,7 @@ function lowerEnv(env: unknown): Json {
   if (typeof env !== "object" || env === null || Array.isArray(env)) throw new SandboxError("env must be an object of names to strings or mvm.secret(...)");
   const out: Json = {};
   for (const [key, value] of Object.entries(env)) {
-    if (!ENV_NAME.test(key)) throw new SandboxError(`env name ${JSON.stringify(key)} is not a valid variable name`);
+    if (!spec.PATTERN_ENV_NAME.test(key)) throw new SandboxError(`env name ${JSON.stringify(key)} is not a valid variable name`);
     if (typeof value === "string") out[key] = { kind: "literal", value };
     else if (value instanceof Helper && (value.helper === "literal" || value.helper === "secret")) out[key] = { ...value.value };
     else throw new SandboxError(`env[${JSON.stringify(key)}] must be a string, mvm.literal(...) or mvm.secret(...)`);
@@ -109,7 +110,11 @@ function lowerInclude(include: unknown): string[] {
 }
 
 function lowerResources(resources: unknown): Json {
-  const out: Record<string, number> = { cpu_cores: 1, memory_mb: 256, rootfs_size_mb: 512 };
+  const out: Record<string, number> = {
+    cpu_cores: spec.DEFAULT_RESOURCES_CPU_CORES,
+    memory_mb: spec.DEFAULT_RESOURCES_MEMORY_MB,
+    rootfs_size_mb: spec.DEFAULT_RESOURCES_ROOTFS_SIZE_MB,
+  };
   if (resources instanceof Helper && resources.helper === "resources") return { ...resources.value };
   if (resources === undefined) return out;
   if (typeof resources !== "object" || resources === null) throw new SandboxError("resources must be mvm.resources(...) or an object");
@@ -123,7 +128,7 @@ function lowerResources(resources: unknown): Json {
 }
 
 function lowerNetwork(network: unknown): Json {
-  if (network === undefined) return { mode: "none", ports: [], egress: { allowlist: [] }, dns: { kind: "none" } };
+  if (network === undefined) return networkHelper().value;
   if (network instanceof Helper && network.helper === "network") return network.value;
   throw new SandboxError("network must be mvm.network(...)");
 }

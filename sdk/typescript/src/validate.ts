@@ -7,22 +7,11 @@
  * W_HOOK_UNPINNED_FETCH, which `mvmctl compile` reports in its review.
  */
 
-// Registry order of crates/mvm-ir/src/codes.rs: findings sort by (path, code).
-const CODE_ORDER = [
-  "E_SCHEMA", "E_UNSUPPORTED_VERSION", "E_MALFORMED_VERSION", "E_ID_INVALID", "E_APPS_COUNT",
-  "E_PRIMARY_ENTRYPOINT", "E_RESOURCES_RANGE", "E_SOURCE_ESCAPES", "E_SOURCE_KIND_UNSUPPORTED",
-  "E_NETWORK_WILDCARD", "E_NETWORK_EGRESS_CLOSED", "E_DNS_WITHOUT_NETWORK", "E_HOST_NETWORK_UNTRUSTED",
-  "E_ENV_NAME_INVALID", "E_SECRET_NAME_INVALID", "W_SECRET_LITERAL", "E_LOCKFILE_MISSING",
-  "W_HOOK_UNPINNED_FETCH", "W_OCI_MUTABLE", "E_EMPTY_COMMAND", "E_INVALID_VALUE",
-]; // prettier-ignore
+import * as spec from "./spec.js";
 
-const RANGES: [string, number, number, string][] = [
-  ["cpu_cores", 1, 64, ""],
-  ["memory_mb", 64, 65536, " MiB"],
-  ["rootfs_size_mb", 64, 1048576, " MiB"],
-];
-const PHASES = ["before_build", "before_start", "after_start", "before_stop"];
-export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// The code order, ranges, phases and name patterns are the compiler's own (spec.ts).
+// Findings sort by (path, registry order of the code).
+const CODE_ORDER: readonly string[] = spec.CODES;
 
 export interface Finding {
   code: string;
@@ -35,9 +24,9 @@ export interface Finding {
 
 type Json = any;
 
-const isId = (s: string) => /^[a-z][a-z0-9-]{0,62}$/.test(s);
-const isIdentifier = (s: string, dollar: boolean) => (dollar ? /^[A-Za-z_$][A-Za-z0-9_$]*$/ : /^[A-Za-z_][A-Za-z0-9_]*$/).test(s);
-const looksLikeCredential = (key: string) => ["KEY", "TOKEN", "SECRET", "PASSWORD"].some((s) => key.toUpperCase().endsWith(s));
+const isId = (s: string) => spec.PATTERN_ID.test(s);
+const isIdentifier = (s: string, dollar: boolean) => (dollar ? spec.PATTERN_JS_IDENTIFIER : spec.PATTERN_IDENTIFIER).test(s);
+const looksLikeCredential = (key: string) => spec.CREDENTIAL_SUFFIXES.some((s) => key.toUpperCase().endsWith(s));
 const seg = (s: string) => s.replace(/~/g, "~0").replace(/\//g, "~1");
 const utf8Len = (s: string) => Buffer.byteLength(s, "utf8");
 
@@ -145,7 +134,7 @@ class Checker {
   }
 
   hooks(at: string, hooks: Json): void {
-    for (const phase of PHASES) {
+    for (const phase of spec.PHASES) {
       hooks[phase].forEach((cmd: Json, i: number) => {
         const p = `${at}/${phase}/${i}`;
         if (cmd.kind === "shell") {
@@ -182,7 +171,7 @@ function checkApp(c: Checker, at: string, app: Json): void {
   c.ident(at + "/name", "app name", app.name);
   checkSource(c, at + "/source", app.source);
   checkImage(c, at + "/image", app.image);
-  for (const [field, low, high, unit] of RANGES) {
+  for (const [field, low, high, unit] of spec.RANGES) {
     const value = app.resources[field];
     if (value < low || value > high) {
       c.add("E_RESOURCES_RANGE", `${at}/resources/${field}`, `${field} ${value}${unit} is outside ${low}..=${high}`, `set ${field} between ${low} and ${high}${unit}`);
@@ -228,7 +217,7 @@ function checkSource(c: Checker, at: string, source: Json): void {
 function checkImage(c: Checker, at: string, image: Json): void {
   if (image.kind === "nix_packages") {
     image.packages.forEach((pkg: string, i: number) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_.+-]*$/.test(pkg)) {
+      if (!spec.PATTERN_NIX_PACKAGE.test(pkg)) {
         c.add("E_INVALID_VALUE", `${at}/packages/${i}`, `"${pkg}" is not a nix package attribute name`, 'use a nixpkgs attribute such as "python312" or "python3Packages.numpy" (letters, digits, _ . + -)');
       }
     });
@@ -237,7 +226,7 @@ function checkImage(c: Checker, at: string, image: Json): void {
   if (!image.reference.trim()) c.add("E_INVALID_VALUE", at + "/reference", "oci_base reference is empty", 'name an image, e.g. "debian:12-slim"');
   if (image.digest === null) {
     c.add("W_OCI_MUTABLE", at + "/digest", `oci_base "${image.reference}" has no digest; the tag can move and change what gets built`, `pin the image: mvm.ociImage("${image.reference}", { digest: "sha256:<64 hex>" })`);
-  } else if (!/^sha256:[0-9a-f]{64}$/.test(image.digest)) {
+  } else if (!spec.PATTERN_SHA256_DIGEST.test(image.digest)) {
     c.add("E_INVALID_VALUE", at + "/digest", `digest "${image.digest}" is not "sha256:" followed by 64 lowercase hex digits`, "copy the full sha256 digest of the image, or leave digest out to build from the tag");
   }
 }
@@ -275,9 +264,9 @@ function checkEnv(c: Checker, at: string, env: Json): void {
   for (const key of Object.keys(env).sort(cmpCodePoints)) {
     const value = env[key];
     const p = `${at}/${seg(key)}`;
-    if (!ENV_NAME.test(key)) c.add("E_ENV_NAME_INVALID", p, `env name "${key}" is not a valid variable name`, 'use letters, digits and "_", not starting with a digit (e.g. "MODEL_PATH")');
+    if (!spec.PATTERN_ENV_NAME.test(key)) c.add("E_ENV_NAME_INVALID", p, `env name "${key}" is not a valid variable name`, 'use letters, digits and "_", not starting with a digit (e.g. "MODEL_PATH")');
     if (value.kind === "secret_ref") {
-      if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(value.name)) {
+      if (!spec.PATTERN_SECRET_NAME.test(value.name)) {
         c.add("E_SECRET_NAME_INVALID", p + "/name", `secret name "${value.name}" is not valid`, 'use 1 to 128 characters: lowercase letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. "api-key")');
       }
     } else if (looksLikeCredential(key)) {

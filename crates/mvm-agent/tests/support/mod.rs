@@ -70,9 +70,26 @@ impl Drop for DevAgent {
     }
 }
 
-/// Writes `/etc/mvm/launch.json` with the given entrypoints.
+/// Writes `/etc/mvm/launch.json` with the given entrypoints and otherwise
+/// the full contract as compile writes it (the agent reads it strictly).
 pub fn write_launch(root: &Path, entrypoints: Value, primary: &str) {
-    let launch = serde_json::json!({"launch_version": 1, "entrypoints": entrypoints, "primary_entrypoint": primary});
+    let phases = ["before_build", "before_start", "after_start", "before_stop"];
+    let launch = serde_json::json!({
+        "launch_version": mvm_launch::LAUNCH_VERSION,
+        "workload_id": "dev", "app_name": "dev",
+        "ir_hash": "0".repeat(64), "schema_version": "0.1", "toolchain": {"mvmctl": "test"},
+        "image": {"kind": "nix_packages", "packages": []},
+        "dependencies": {"kind": "none"},
+        "resources": {"cpu_cores": 1, "memory_mib": 256, "rootfs_size_mib": 512},
+        "network": {"mode": "none", "ports": [], "egress": {"allowlist": []}, "dns": {"kind": "none"}},
+        "env": {},
+        "entrypoints": entrypoints,
+        "primary_entrypoint": primary,
+        "hooks": phases.iter().map(|p| (p.to_string(), serde_json::json!([]))).collect::<serde_json::Map<_, _>>(),
+        "hook_scripts": phases.iter().map(|p| (p.to_string(), serde_json::json!(format!("hooks/{p}.sh")))).collect::<serde_json::Map<_, _>>(),
+        "mounts": [], "volumes": [], "threat_tier": "untrusted",
+        "source": {"files": 0, "tree_hash": "0".repeat(64)},
+    });
     write(root, "etc/mvm/launch.json", &launch.to_string());
 }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use mvm_ir::Code;
 
 use super::{Lowerer, camel_case, child};
-use crate::Lang;
 use crate::helpers::{self, SIGNATURES, Signature};
+use crate::lang::Lang;
 use crate::value::{Call, Kind, Kwarg, Value};
 
 /// A call's arguments bound to parameter names.

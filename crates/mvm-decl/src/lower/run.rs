@@ -7,8 +7,8 @@ use mvm_ir::*;
 
 use super::args::Args;
 use super::{Lowerer, child, module_name};
-use crate::Lang;
 use crate::helpers::PHASES;
+use crate::lang::Lang;
 use crate::value::{Declaration, Kind, Value};
 
 impl Lowerer {

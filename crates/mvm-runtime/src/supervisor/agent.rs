@@ -53,7 +53,7 @@ fn agent_error(e: ClientError) -> SupervisorError {
     match e {
         ClientError::Disconnected(_) => SupervisorError::AgentGone,
         ClientError::Agent { error, .. } => SupervisorError::Agent(error.to_string()),
-        other => SupervisorError::Agent(other.to_string()),
+        other => SupervisorError::Client(other),
     }
 }
 
@@ -132,7 +132,7 @@ impl Agent {
             .map(drop)
             .map_err(|e| SupervisorError::Service {
                 name,
-                detail: e.to_string(),
+                source: Box::new(e),
             })
     }
 
@@ -212,5 +212,63 @@ impl Agent {
     pub async fn shutdown(&self) -> Result<(), SupervisorError> {
         let client = self.client.clone();
         blocking(move || client.shutdown("mvmctl down")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use mvm_proto::{AgentError, ErrorKind};
+
+    use super::*;
+
+    /// The agent's refusal stays its text; a failed connection is kept as
+    /// the cause and reads as it did when it was flattened to text.
+    #[test]
+    fn client_failures_keep_their_cause_and_their_text() {
+        let refused = agent_error(ClientError::Agent {
+            request: "invoke",
+            error: AgentError {
+                kind: ErrorKind::NoSuchEntrypoint,
+                message: "no entrypoint named `nope`".into(),
+            },
+        });
+        assert_eq!(
+            refused.to_string(),
+            "guest agent: no entrypoint named `nope` (no_such_entrypoint)"
+        );
+
+        let timeout = ClientError::Timeout {
+            request: "invoke",
+            timeout: Duration::from_secs(3),
+        };
+        let text = timeout.to_string();
+        let failed = agent_error(timeout);
+        assert_eq!(failed.to_string(), format!("guest agent: {text}"));
+        let cause = failed
+            .source()
+            .and_then(|s| s.downcast_ref::<ClientError>());
+        assert!(
+            matches!(cause, Some(ClientError::Timeout { .. })),
+            "{failed:?}"
+        );
+
+        let gone = agent_error(ClientError::Disconnected("reset".into()));
+        assert!(matches!(gone, SupervisorError::AgentGone), "{gone:?}");
+    }
+
+    #[test]
+    fn a_failed_service_start_keeps_why() {
+        let e = SupervisorError::Service {
+            name: "web".into(),
+            source: Box::new(SupervisorError::AgentGone),
+        };
+        assert_eq!(
+            e.to_string(),
+            "starting the `web` service failed: the guest agent connection closed"
+        );
+        let cause = e.source().map(|s| s.to_string());
+        assert_eq!(cause.as_deref(), Some("the guest agent connection closed"));
     }
 }

@@ -1,4 +1,8 @@
 //! Why an instance failed to start or a request could not be served.
+//!
+//! Causes are kept as `source` and also end the message: the supervisor
+//! prints Display only (supervisor.log, the report `mvmctl up` reads, a
+//! client's `Failed` event), never the chain, so nothing shows twice.
 
 use std::time::Duration;
 
@@ -13,6 +17,13 @@ pub enum SupervisorError {
     #[error("cannot prepare the VM: {0}")]
     Machine(String),
 
+    #[error("cannot prepare the VM: {0}")]
+    Scratch(#[source] mvm_vmm::ScratchError),
+
+    /// The spec was refused or the backend could not start.
+    #[error("cannot prepare the VM: {0}")]
+    Launch(#[source] mvm_vmm::LaunchError),
+
     #[error("QEMU exited {during} ({status}); the console log below shows how far the guest got")]
     QemuExited {
         during: &'static str,
@@ -24,8 +35,13 @@ pub enum SupervisorError {
     )]
     NoHello(Duration),
 
+    /// The agent's own refusal (it arrives as text) or a call that panicked.
     #[error("guest agent: {0}")]
     Agent(String),
+
+    /// The connection to the agent failed.
+    #[error("guest agent: {0}")]
+    Client(#[source] mvm_proto::ClientError),
 
     #[error("the guest agent connection closed")]
     AgentGone,
@@ -46,8 +62,11 @@ pub enum SupervisorError {
     #[error("start-up did not finish within {0:?} (--timeout-ready)")]
     Timeout(Duration),
 
-    #[error("starting the `{name}` service failed: {detail}")]
-    Service { name: String, detail: String },
+    #[error("starting the `{name}` service failed: {source}")]
+    Service {
+        name: String,
+        source: Box<SupervisorError>,
+    },
 
     #[error("{0}")]
     State(#[from] crate::error::RuntimeError),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mvm_vmm::{Accel, Disk, Network, Qemu, VmProcess, VmSpec, Vmm};
+use mvm_vmm::{Backend, GuestBoot, GuestNetwork, GuestVm, MachineConfig, VmProcess, VmSpec};
 
 use crate::home::InstanceDir;
 use crate::persist::{NetworkConfig, VmConfig};
@@ -23,63 +23,47 @@ pub struct Machine {
 impl Machine {
     /// Creates the instance's sparse scratch disk (overlay upper layer).
     pub fn create_scratch(vm: &VmConfig) -> Result<(), SupervisorError> {
-        mvm_vmm::create_scratch_disk(&vm.scratch, vm.scratch_mb)
-            .map_err(|e| SupervisorError::Machine(e.to_string()))
+        mvm_vmm::create_scratch_disk(&vm.scratch, vm.scratch_mb).map_err(SupervisorError::Scratch)
     }
 
     /// The VMM spec for `vm`. Socket paths are relative: the supervisor
     /// runs in the instance directory, which keeps them under the unix
     /// socket path limit however deep `MVM_HOME` is.
     pub fn spec(vm: &VmConfig, dir: &InstanceDir) -> Result<VmSpec, SupervisorError> {
-        let vcpus = u8::try_from(vm.vcpus).map_err(|_| {
-            SupervisorError::Machine(format!(
-                "{} vCPUs is more than a microVM supports (255)",
-                vm.vcpus
-            ))
-        })?;
-        let accel = match vm.accel.as_str() {
-            "kvm" => Accel::Kvm,
-            "tcg" => Accel::Tcg,
-            other => {
-                return Err(SupervisorError::Machine(format!(
-                    "unknown accelerator `{other}` (expected kvm or tcg)"
-                )));
-            }
-        };
+        // state.json records it as "kvm" / "tcg"; serde refuses others on load.
+        let accel = vm.accel;
         let network = match vm.network {
-            NetworkConfig::None => Network::None,
+            NetworkConfig::None => GuestNetwork::None,
         };
         let relative = |p: PathBuf| p.file_name().map(PathBuf::from).unwrap_or(p);
-        Ok(VmSpec {
-            kernel: vm.kernel.clone(),
-            initrd: vm.initrd.clone(),
-            cmdline: vm.cmdline.clone(),
-            vcpus,
-            memory_mib: vm.memory_mb,
-            disks: vec![
-                Disk {
-                    path: vm.rootfs.clone(),
-                    read_only: true,
-                },
-                Disk {
-                    path: vm.scratch.clone(),
-                    read_only: false,
-                },
-            ],
+        GuestVm {
+            boot: GuestBoot {
+                kernel: vm.kernel.clone(),
+                initrd: vm.initrd.clone(),
+                cmdline: vm.cmdline.clone(),
+            },
+            machine: MachineConfig {
+                vcpus: vm.vcpus,
+                memory_mib: vm.memory_mb,
+            },
+            root_disk: vm.rootfs.clone(),
+            scratch_disk: vm.scratch.clone(),
             agent_socket: relative(dir.agent_sock()),
             console_log: dir.console_log(),
             vmm_log: dir.qemu_log(),
             control_socket: Some(relative(dir.monitor_sock())),
             network,
             accel,
-        })
+        }
+        .into_spec()
+        .map_err(|e| SupervisorError::Launch(e.into()))
     }
 
     pub fn launch(vm: &VmConfig, dir: &InstanceDir) -> Result<Machine, SupervisorError> {
         let spec = Machine::spec(vm, dir)?;
-        let process = Qemu::default()
+        let process = mvm_vmm::backend(Backend::default())
             .launch(&spec)
-            .map_err(|e| SupervisorError::Machine(e.to_string()))?;
+            .map_err(SupervisorError::Launch)?;
         let pid = process.pid() as i32;
         let process_ref = ProcessRef::of(pid).ok_or_else(|| {
             SupervisorError::Machine(format!(
@@ -113,5 +97,93 @@ impl Machine {
         if let Err(e) = self.process.kill() {
             tracing::warn!(pid = self.process_ref.pid, "killing QEMU: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use mvm_vmm::{Accel, Disk, Network};
+
+    use super::*;
+    use crate::name::InstanceName;
+
+    fn config() -> VmConfig {
+        VmConfig {
+            kernel: "/k/vmlinux".into(),
+            initrd: "/k/initrd".into(),
+            cmdline: "console=ttyS0 mvm.root=/dev/vda mvm.scratch=/dev/vdb".into(),
+            vcpus: 2,
+            memory_mb: 512,
+            rootfs: "/images/abc/rootfs.ext4".into(),
+            scratch: "/h/instances/web/scratch.img".into(),
+            scratch_mb: 1024,
+            network: NetworkConfig::None,
+            accel: Accel::Tcg,
+        }
+    }
+
+    fn dir() -> InstanceDir {
+        InstanceDir::new(Path::new("/h"), InstanceName::parse("web").unwrap())
+    }
+
+    #[test]
+    fn the_recorded_machine_becomes_the_contract_spec() {
+        let spec = Machine::spec(&config(), &dir()).unwrap();
+        let expected = VmSpec {
+            kernel: "/k/vmlinux".into(),
+            initrd: "/k/initrd".into(),
+            cmdline: "console=ttyS0 mvm.root=/dev/vda mvm.scratch=/dev/vdb".into(),
+            vcpus: 2,
+            memory_mib: 512,
+            disks: vec![
+                Disk {
+                    path: "/images/abc/rootfs.ext4".into(),
+                    read_only: true,
+                },
+                Disk {
+                    path: "/h/instances/web/scratch.img".into(),
+                    read_only: false,
+                },
+            ],
+            agent_socket: "agent.sock".into(),
+            console_log: "/h/instances/web/console.log".into(),
+            vmm_log: "/h/instances/web/qemu.log".into(),
+            control_socket: Some("monitor.sock".into()),
+            network: Network::None,
+            accel: Accel::Tcg,
+        };
+        assert_eq!(spec, expected);
+    }
+
+    #[test]
+    fn a_bad_record_is_refused_in_the_old_words() {
+        let message = |vm: VmConfig| Machine::spec(&vm, &dir()).unwrap_err().to_string();
+        assert_eq!(
+            message(VmConfig {
+                vcpus: 300,
+                ..config()
+            }),
+            "cannot prepare the VM: 300 vCPUs is more than a microVM supports (255)"
+        );
+    }
+
+    #[test]
+    fn a_refused_spec_stays_the_cause() {
+        let vm = VmConfig {
+            vcpus: 300,
+            ..config()
+        };
+        let e = Machine::spec(&vm, &dir()).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                SupervisorError::Launch(mvm_vmm::LaunchError::Spec(
+                    mvm_vmm::SpecError::TooManyVcpus(300)
+                ))
+            ),
+            "{e:?}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mvm_proto::HookPhase;
+use mvm_proto::{FrameError, HookPhase, frame};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -180,30 +180,42 @@ async fn client(mut stream: UnixStream, agent: Agent, stop: mpsc::Sender<StopReq
     }
 }
 
+/// mvm-proto's framing (as in [`control::read_frame`]) over the async socket.
 async fn read_frame<T: serde::de::DeserializeOwned>(
     s: &mut UnixStream,
 ) -> Result<Option<T>, RuntimeError> {
-    let io = |e: std::io::Error| RuntimeError::Control {
-        detail: format!("reading a request: {e}"),
-    };
-    let mut prefix = [0u8; 4];
-    match s.read_exact(&mut prefix).await {
+    const DOING: &str = "reading a request";
+    let mut header = [0u8; frame::HEADER_BYTES];
+    match s.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(io(e)),
+        Err(e) => return Err(control::channel_error(DOING, e.into())),
     }
-    let mut body = vec![0u8; control::body_len(prefix)?];
-    s.read_exact(&mut body).await.map_err(io)?;
-    control::decode(&body).map(Some)
+    let len = frame::body_len(header).map_err(|e| control::channel_error(DOING, e))?;
+    // Grows with what arrives, as mvm-proto's reader does.
+    let mut body = Vec::new();
+    (&mut *s)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| control::channel_error(DOING, e.into()))?;
+    if body.len() != len {
+        let truncated = FrameError::Truncated {
+            expected: len,
+            got: body.len(),
+        };
+        return Err(control::channel_error(DOING, truncated));
+    }
+    frame::decode(&body)
+        .map(Some)
+        .map_err(|e| control::channel_error(DOING, e))
 }
 
 async fn write_frame<T: serde::Serialize>(s: &mut UnixStream, msg: &T) -> Result<(), RuntimeError> {
-    let frame = control::encode(msg)?;
-    s.write_all(&frame)
+    let bytes = frame::encode_frame(msg).map_err(|e| control::channel_error("answering", e))?;
+    s.write_all(&bytes)
         .await
-        .map_err(|e| RuntimeError::Control {
-            detail: format!("answering: {e}"),
-        })
+        .map_err(|e| control::channel_error("answering", e.into()))
 }
 
 #[cfg(test)]
@@ -212,6 +224,55 @@ mod tests {
     use std::os::unix::process::CommandExt;
 
     use super::admit;
+    use crate::control::{self, Bytes, Event, Request};
+
+    /// The CLI side (blocking) and the supervisor side (async) of a real
+    /// socket speak the same framing; an oversized length is refused.
+    #[tokio::test]
+    async fn the_cli_and_the_supervisor_read_each_other() {
+        let (mut cli, supervisor) = std::os::unix::net::UnixStream::pair().unwrap();
+        supervisor.set_nonblocking(true).unwrap();
+        let mut supervisor = tokio::net::UnixStream::from_std(supervisor).unwrap();
+
+        let request = Request::Stop { grace_ms: 250 };
+        control::write_frame(&mut cli, &request).unwrap();
+        let got: Request = super::read_frame(&mut supervisor).await.unwrap().unwrap();
+        assert_eq!(got, request);
+
+        let event = Event::Stdout {
+            data: Bytes(vec![0, 1, 255]),
+        };
+        super::write_frame(&mut supervisor, &event).await.unwrap();
+        assert_eq!(control::read_frame::<Event>(&mut cli).unwrap(), Some(event));
+
+        use std::io::Write;
+        cli.write_all(&u32::MAX.to_be_bytes()).unwrap();
+        let err = super::read_frame::<Request>(&mut supervisor)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "control channel: frame of 4294967295 bytes exceeds the 16777216-byte limit"
+        );
+
+        cli.write_all(&[0, 0, 0, 2, b'{', b'}']).unwrap();
+        let err = super::read_frame::<Request>(&mut supervisor)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("control channel: malformed message: missing field `op`"),
+            "{err}"
+        );
+
+        drop(cli);
+        assert!(
+            super::read_frame::<Request>(&mut supervisor)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 
     /// A real connection from another uid (nobody) is refused; one from
     /// the owner is admitted. The directory is opened up on purpose: the
@@ -237,7 +298,10 @@ mod tests {
         };
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
-        assert_eq!(me, 0, "the test suite runs as root, so it can act as another user");
+        assert_eq!(
+            me, 0,
+            "the test suite runs as root, so it can act as another user"
+        );
         let mut other = connect(Some(65534));
         let (stream, _) = listener.accept().await.unwrap();
         let refused = admit(&stream).unwrap_err();

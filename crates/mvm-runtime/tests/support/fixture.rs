@@ -73,11 +73,20 @@ pub fn launch(env: Value) -> Value {
             .iter()
             .map(|p| (p.to_string(), json!(format!("hooks/{p}.sh"))))
             .collect();
+    let hooks: serde_json::Map<String, Value> = hook_scripts
+        .keys()
+        .map(|p| (p.clone(), json!([])))
+        .collect();
     json!({
-        "launch_version": 1,
+        "launch_version": mvm_launch::LAUNCH_VERSION,
         "workload_id": "rt-test",
         "app_name": "rt-test",
-        "resources": {"cpu_cores": 1, "memory_mb": 256, "rootfs_size_mb": 256},
+        "ir_hash": "0".repeat(64),
+        "schema_version": "0.1",
+        "toolchain": {"mvmctl": "test"},
+        "image": {"kind": "nix_packages", "packages": ["python3"]},
+        "dependencies": {"kind": "none"},
+        "resources": {"cpu_cores": 1, "memory_mib": 256, "rootfs_size_mib": 256},
         "network": {"mode": "none", "ports": [], "egress": {"allowlist": []}, "dns": {"kind": "none"}},
         "env": env,
         "entrypoints": [
@@ -88,7 +97,12 @@ pub fn launch(env: Value) -> Value {
             entrypoint("noop", "noop", false),
         ],
         "primary_entrypoint": "greet",
+        "hooks": hooks,
         "hook_scripts": hook_scripts,
+        "mounts": [],
+        "volumes": [],
+        "threat_tier": "untrusted",
+        "source": {"files": 0, "tree_hash": "0".repeat(64)},
     })
 }
 

@@ -32,7 +32,12 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
     args.pair("-append", &kernel_cmdline(spec, host_tsc_khz));
 
     // append=on: the console cap truncates the file under QEMU (crate::console).
-    args.path("-chardev", "file,id=console,append=on,path=", &spec.console_log, "");
+    args.path(
+        "-chardev",
+        "file,id=console,append=on,path=",
+        &spec.console_log,
+        "",
+    );
     args.pair("-serial", "chardev:console");
 
     for (index, disk) in spec.disks.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! The QEMU `microvm` backend.
 
-mod args;
+pub(crate) mod args;
 mod process;
 mod qmp;
 mod tsc;
@@ -17,8 +17,8 @@ pub use process::QemuProcess;
 pub use qmp::{Qmp, QmpError};
 pub use version::{QemuVersion, VersionError};
 
-use crate::spec::{Accel, SpecError, VmSpec};
-use crate::{VmProcess, Vmm};
+use crate::spec::{Accel, VmSpec};
+use crate::{LaunchError, VmProcess, Vmm};
 
 /// Generous: under TCG on a busy host, loading a few hundred MiB of state
 /// can take many seconds.
@@ -27,31 +27,14 @@ const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The QEMU binary used when none is configured.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 
-#[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    #[error("{what} {path} does not exist")]
-    MissingInput { what: &'static str, path: PathBuf },
-    #[error("opening the VMM log {path}: {source}")]
-    Log {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("restoring a snapshot needs the VM's control socket, but the spec has none")]
-    NoControlSocket,
-    #[error("restoring the snapshot failed: {source}; QEMU log tail:\n{log_tail}")]
-    Restore { source: QmpError, log_tail: String },
-    #[error(
-        "could not start {binary} (is QEMU installed? on Debian: apt-get install qemu-system-x86): {source}"
-    )]
-    Spawn {
-        binary: String,
-        source: std::io::Error,
-    },
-}
+/// What a person is told when the QEMU binary cannot be run.
+const INSTALL_HINT: &str = "is QEMU installed? on Debian: apt-get install qemu-system-x86";
+/// How messages name this backend.
+const VMM_LABEL: &str = "QEMU";
 
-/// Runs microVMs with QEMU's `microvm` machine type.
+/// Runs microVMs with QEMU's `microvm` machine type. Callers that launch
+/// VMs get it as a [`Vmm`] from [`crate::backend`]; the type itself is
+/// public for QEMU-only facts such as its [`Qemu::version`] (`doctor`).
 #[derive(Debug, Clone)]
 pub struct Qemu {
     binary: PathBuf,
@@ -115,8 +98,9 @@ impl Vmm for Qemu {
             &format!("exec:cat {}", qmp::shell_quote(snapshot)),
         ]);
         let mut process = self.spawn(spec, command)?;
-        let restore_error = |source| LaunchError::Restore {
-            source,
+        let restore_error = |source: QmpError| LaunchError::Restore {
+            vmm: VMM_LABEL,
+            source: Box::new(source),
             log_tail: crate::log_tail(&spec.vmm_log),
         };
         let mut qmp = connect_qmp(process.as_mut(), control).map_err(restore_error)?;
@@ -186,6 +170,7 @@ impl Qemu {
         tracing::debug!(command = ?command, "starting QEMU");
         let child = command.spawn().map_err(|source| LaunchError::Spawn {
             binary: self.binary.display().to_string(),
+            hint: INSTALL_HINT,
             source,
         })?;
         crate::console::watch(
@@ -194,5 +179,76 @@ impl Qemu {
             crate::console::CONSOLE_LOG_MAX_BYTES,
         );
         Ok(Box::new(QemuProcess::new(child)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Disk, Network};
+
+    fn spec(dir: &Path) -> VmSpec {
+        for file in ["vmlinux", "initrd", "root.ext4"] {
+            std::fs::write(dir.join(file), b"").unwrap();
+        }
+        VmSpec {
+            kernel: dir.join("vmlinux"),
+            initrd: dir.join("initrd"),
+            cmdline: "console=ttyS0".into(),
+            vcpus: 1,
+            memory_mib: 256,
+            disks: vec![Disk {
+                path: dir.join("root.ext4"),
+                read_only: true,
+            }],
+            agent_socket: dir.join("agent.sock"),
+            console_log: dir.join("console.log"),
+            vmm_log: dir.join("qemu.log"),
+            control_socket: None,
+            network: Network::None,
+            accel: Accel::Kvm,
+        }
+    }
+
+    /// The backend-neutral error still says what it said when it was QEMU's.
+    #[test]
+    fn a_missing_binary_says_how_to_install_qemu() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Qemu::new("/nonexistent/qemu-system-x86_64")
+            .launch(&spec(dir.path()))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "could not start /nonexistent/qemu-system-x86_64 (is QEMU installed? on Debian: apt-get install qemu-system-x86): "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failed_restore_quotes_the_qemu_log() {
+        let err = LaunchError::Restore {
+            vmm: VMM_LABEL,
+            source: Box::new(QmpError::Malformed("{".into())),
+            log_tail: "qemu: boom".into(),
+        };
+        let qmp = QmpError::Malformed("{".into()).to_string();
+        assert_eq!(
+            err.to_string(),
+            format!("restoring the snapshot failed: {qmp}; QEMU log tail:\nqemu: boom")
+        );
+    }
+
+    #[test]
+    fn restoring_without_a_snapshot_file_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("vm.state");
+        let err = Qemu::default()
+            .restore(&spec(dir.path()), &missing)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("snapshot {} does not exist", missing.display())
+        );
     }
 }

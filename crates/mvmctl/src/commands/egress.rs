@@ -9,6 +9,8 @@ use std::io::Write;
 const EGRESS_LOG_MAX_BYTES: u64 = 16 << 20;
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 /// Relay one guest connection to a granted host (started by QEMU; not for people).
 #[derive(Debug, clap::Args)]
 pub struct EgressArgs {
@@ -49,9 +51,9 @@ pub fn run(args: EgressArgs) -> anyhow::Result<i32> {
     // SAFETY: fd 0 is the connection QEMU handed us; nothing else in this
     // process uses it.
     let conn = unsafe { std::os::unix::net::UnixStream::from_raw_fd(0) };
-    if let Err(e) = conn.set_read_timeout(Some(gate.limits.header)) {
-        anyhow::bail!("stdin must be the guest's socket (as QEMU's guestfwd gives it): {e}");
-    }
+    // The OS error stays the cause; main prints the chain ("...: cause").
+    conn.set_read_timeout(Some(gate.limits.header))
+        .context("stdin must be the guest's socket (as QEMU's guestfwd gives it)")?;
     let mut log = args.log.as_ref().and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from mvm.declaration import app, emit_json, reset, to_ir, workload
 from mvm.errors import DeclarationError, SandboxError
 from mvm.helpers import (
-    HELPERS as _HELPERS,
     Helper,
     addon,
     dns_none,
@@ -49,9 +48,10 @@ def __getattr__(name: str) -> object:
     # Dunder lookups (copy, pickle, typing) must keep seeing a plain AttributeError.
     if name.startswith("__"):
         raise AttributeError(name)
+    from mvm._spec import HELPER_PARAMS
     from mvm.suggest import closest
 
-    guess = closest(name, _HELPERS)
+    guess = closest(name, HELPER_PARAMS)
     raise UnknownHelperError(
         "E_HELPER_UNKNOWN",
         "mvm.%s is not a declaration helper" % name,

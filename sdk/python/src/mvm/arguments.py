@@ -4,12 +4,14 @@ Helpers are ordinary typed functions; :func:`checked` wraps one so that a
 wrong call raises :class:`~mvm.errors.DeclarationError` with the same code
 the static compiler gives (``E_KWARG_UNKNOWN``, ``E_KWARG_CONFLICT``,
 ``E_KWARG_TYPE``) instead of Python's ``TypeError``. The accepted names,
-which ones may be positional and which are required are read from the
-wrapped function's own signature, so the signature is the one source.
+which ones may be positional and which are required come from the
+compiler's helper table (``mvm._spec``, generated from crates/mvm-decl);
+tests/test_spec.py checks that each function's signature says the same.
 """
 
 from __future__ import annotations
 
+from mvm import _spec
 from mvm.errors import DeclarationError
 
 TYPE_CHECKING = False
@@ -19,19 +21,15 @@ if TYPE_CHECKING:
     F = TypeVar("F", bound=Callable[..., Any])
 
 
-def checked(display: str) -> Callable[[F], F]:
-    """Wrap helper ``fn`` (shown to users as ``display``, e.g. ``mvm.resources``)."""
+def checked(helper: str) -> Callable[[F], F]:
+    """Wrap the function of ``helper`` (shown to users as ``mvm.<helper>``)."""
+    display = "mvm." + helper
+    names = _spec.HELPER_PARAMS[helper]
+    n_positional = _spec.HELPER_POSITIONAL[helper]
+    positional = names[:n_positional]
+    required = _spec.HELPER_REQUIRED[helper]
 
     def wrap(fn: F) -> F:
-        code = fn.__code__
-        n_positional = code.co_argcount
-        names = code.co_varnames[: n_positional + code.co_kwonlyargcount]
-        positional = names[:n_positional]
-        defaults = fn.__defaults__ or ()
-        kw_defaults = fn.__kwdefaults__ or {}
-        required = [n for n in positional[: n_positional - len(defaults)]]
-        required += [n for n in names[n_positional:] if n not in kw_defaults]
-
         def bound(*args: Any, **kwargs: Any) -> Any:
             if len(args) > n_positional:
                 raise DeclarationError(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
+from mvm import _spec
 from mvm import arguments as a
 from mvm.arguments import checked
 from mvm.canonical import canonical_json
 from mvm.errors import DeclarationError
-from mvm.helpers import Helper, expect, hook_list, python_image, resources as _resources
+from mvm.helpers import Helper, expect, hook_list, python_image
+from mvm.helpers import local_path as _local_path, network as _network, no_deps as _no_deps, resources as _resources
 from mvm.validate import Finding, validate
 
 TYPE_CHECKING = False
@@ -50,14 +52,14 @@ def reset() -> None:
     _declarations.clear()
 
 
-@checked("mvm.workload")
+@checked("workload")
 def workload(id: str) -> None:
     """Set the workload id of the declaration in the calling file (default: the app name)."""
     decl = _declaration_for(sys._getframe(2).f_code.co_filename)
     decl.workload_id = a.string("mvm.workload(id=)", id)
 
 
-@checked("mvm.app")
+@checked("app")
 def app(
     *,
     name: Optional[str] = None,
@@ -74,7 +76,7 @@ def app(
     after_start: Any = None,
     before_stop: Any = None,
     addons: Optional[List[Helper]] = None,
-    threat_tier: str = "untrusted",
+    threat_tier: str = _spec.DEFAULT_APP_THREAT_TIER,
 ) -> Callable[[F], F]:
     """Declare the app that runs the decorated function; returns it unchanged."""
     if entrypoint is not None and entrypoints is not None:
@@ -94,14 +96,16 @@ def app(
     if addons is not None and not isinstance(addons, list):
         raise a.type_error("mvm.app(addons=)", "a list of mvm.addon(...)", addons)
     tier = a.string("mvm.app(threat_tier=)", threat_tier)
-    if tier not in ("untrusted", "trusted"):
+    if tier not in _spec.CHOICES_APP_THREAT_TIER:
         raise DeclarationError(
             "E_INVALID_VALUE",
-            "mvm.app(threat_tier=) must be \"untrusted\" or \"trusted\", got %r" % tier,
+            "mvm.app(threat_tier=) must be %s, got %r" % (" or ".join('"%s"' % t for t in _spec.CHOICES_APP_THREAT_TIER), tier),
             "leave it out (untrusted) unless you wrote every line the app runs",
         )
+    # An absent argument is the helper called without arguments, as in the
+    # static compiler (crates/mvm-decl/tests/sdk_spec.rs checks it does so).
     body: Dict[str, Any] = {
-        "source": expect("mvm.app(source=)", source, "local_path").value if source is not None else None,
+        "source": (expect("mvm.app(source=)", source, "local_path") if source is not None else _local_path()).value,
         "image": (
             expect("mvm.app(image=)", image, "python_image", "node_image", "nix_packages", "oci_image").value
             if image is not None
@@ -109,15 +113,11 @@ def app(
         ),
         "resources": (expect("mvm.app(resources=)", resources, "resources") if resources is not None else _resources()).value,
         "dependencies": (
-            expect("mvm.app(dependencies=)", dependencies, "python_deps", "node_deps", "no_deps").value
+            expect("mvm.app(dependencies=)", dependencies, "python_deps", "node_deps", "no_deps")
             if dependencies is not None
-            else {"kind": "none"}
-        ),
-        "network": (
-            expect("mvm.app(network=)", network, "network").value
-            if network is not None
-            else {"mode": "none", "ports": [], "egress": {"allowlist": []}, "dns": {"kind": "none"}}
-        ),
+            else _no_deps()
+        ).value,
+        "network": (expect("mvm.app(network=)", network, "network") if network is not None else _network()).value,
         "env": _env(env),
         "hooks": {
             "before_build": hook_list("mvm.app(before_build=)", before_build),
@@ -129,8 +129,6 @@ def app(
         "mounts": [],
         "threat_tier": tier,
     }
-    if body["source"] is None:
-        body["source"] = {"kind": "local_path", "path": ".", "include": ["**"], "exclude": []}
 
     def decorate(fn: F) -> F:
         if not callable(fn) or not hasattr(fn, "__code__"):
@@ -200,8 +198,8 @@ def _entrypoints(declared: List[Dict[str, Any]], given: bool, module: str, funct
                     "language": "python",
                     "module": ep["module"],
                     "function": ep["function"],
-                    "format": "json",
-                    "working_dir": "/app",
+                    "format": _spec.FUNCTION_FORMAT,
+                    "working_dir": _spec.WORKING_DIR,
                     "primary": primary,
                 }
             )
@@ -209,9 +207,9 @@ def _entrypoints(declared: List[Dict[str, Any]], given: bool, module: str, funct
             out.append(
                 {
                     "kind": "command",
-                    "name": ep["name"] if ep["name"] is not None else "main",
+                    "name": ep["name"] if ep["name"] is not None else _spec.DEFAULT_ENTRYPOINT_NAME,
                     "command": ep["command"],
-                    "working_dir": "/app",
+                    "working_dir": _spec.WORKING_DIR,
                     "primary": primary,
                 }
             )
@@ -239,7 +237,7 @@ def _build() -> Tuple[Dict[str, Any], List[Finding]]:
     decl = _single()
     assert decl.app is not None
     ir: Dict[str, Any] = {
-        "schema_version": "0.1",
+        "schema_version": _spec.SCHEMA_VERSION,
         "id": decl.workload_id if decl.workload_id is not None else decl.app["name"],
         "apps": [decl.app],
         "volumes": [],

@@ -7,6 +7,7 @@ can tell which helper was passed where. Nothing here has side effects.
 
 from __future__ import annotations
 
+from mvm import _spec
 from mvm import arguments as a
 from mvm.arguments import checked
 from mvm.errors import DeclarationError
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Union
 
     HookArg = Union[str, List[Any], "Helper"]
-
 
 
 def _digits(s: str) -> bool:
@@ -67,11 +67,11 @@ def _in(where: str, value: str, allowed: tuple[str, ...]) -> str:
 
 def _port_number(where: str, value: object, low: int) -> int:
     n = a.integer(where, value)
-    if not low <= n <= 65535:
+    if not low <= n <= _spec.PORT_MAX:
         raise DeclarationError(
             "E_INVALID_VALUE",
-            "%s must be a port number in %d..65535, got %d" % (where, low, n),
-            "use a port between %d and 65535" % low,
+            "%s must be a port number in %d..%d, got %d" % (where, low, _spec.PORT_MAX, n),
+            "use a port between %d and %d" % (low, _spec.PORT_MAX),
         )
     return n
 
@@ -79,8 +79,10 @@ def _port_number(where: str, value: object, low: int) -> int:
 # --- source ---------------------------------------------------------------
 
 
-@checked("mvm.local_path")
-def local_path(path: str = ".", include: Optional[List[str]] = None, exclude: Optional[List[str]] = None) -> Helper:
+@checked("local_path")
+def local_path(
+    path: str = _spec.DEFAULT_LOCAL_PATH_PATH, include: Optional[List[str]] = None, exclude: Optional[List[str]] = None
+) -> Helper:
     """Package the files under ``path`` (relative to the declaration file's directory)."""
     inc = a.optional_string_list("mvm.local_path(include=)", include)
     exc = a.optional_string_list("mvm.local_path(exclude=)", exclude)
@@ -89,8 +91,8 @@ def local_path(path: str = ".", include: Optional[List[str]] = None, exclude: Op
         {
             "kind": "local_path",
             "path": a.string("mvm.local_path(path=)", path),
-            "include": ["**"] if inc is None else inc,
-            "exclude": [] if exc is None else exc,
+            "include": list(_spec.DEFAULT_LOCAL_PATH_INCLUDE) if inc is None else inc,
+            "exclude": list(_spec.DEFAULT_LOCAL_PATH_EXCLUDE) if exc is None else exc,
         },
     )
 
@@ -98,8 +100,8 @@ def local_path(path: str = ".", include: Optional[List[str]] = None, exclude: Op
 # --- image ----------------------------------------------------------------
 
 
-@checked("mvm.python_image")
-def python_image(python: str = "3.13", packages: Optional[List[str]] = None) -> Helper:
+@checked("python_image")
+def python_image(python: str = _spec.DEFAULT_PYTHON_IMAGE_PYTHON, packages: Optional[List[str]] = None) -> Helper:
     """A Nix package image with CPython ``python`` (``"3.12"`` → ``python312``)."""
     version = a.string("mvm.python_image(python=)", python)
     if not (version.startswith("3.") and _digits(version[2:])):
@@ -112,8 +114,8 @@ def python_image(python: str = "3.13", packages: Optional[List[str]] = None) -> 
     return Helper("python_image", {"kind": "nix_packages", "packages": ["python3" + version[2:]] + extra})
 
 
-@checked("mvm.node_image")
-def node_image(node: Union[str, int] = "22", packages: Optional[List[str]] = None) -> Helper:
+@checked("node_image")
+def node_image(node: Union[str, int] = _spec.DEFAULT_NODE_IMAGE_NODE, packages: Optional[List[str]] = None) -> Helper:
     """A Nix package image with Node.js ``node`` (``"22"`` → ``nodejs_22``)."""
     # An integer major version (node=22) is accepted, as the static compiler does.
     version = str(node) if isinstance(node, int) and not isinstance(node, bool) else a.string("mvm.node_image(node=)", node)
@@ -127,7 +129,7 @@ def node_image(node: Union[str, int] = "22", packages: Optional[List[str]] = Non
     return Helper("node_image", {"kind": "nix_packages", "packages": ["nodejs_" + version] + extra})
 
 
-@checked("mvm.nix_packages")
+@checked("nix_packages")
 def nix_packages(packages: List[str]) -> Helper:
     """An image made of exactly these Nix attribute names."""
     return Helper(
@@ -136,7 +138,7 @@ def nix_packages(packages: List[str]) -> Helper:
     )
 
 
-@checked("mvm.oci_image")
+@checked("oci_image")
 def oci_image(reference: str, digest: Optional[str] = None) -> Helper:
     """An OCI base image; pin ``digest`` (``sha256:...``) or get W_OCI_MUTABLE."""
     return Helper(
@@ -152,11 +154,11 @@ def oci_image(reference: str, digest: Optional[str] = None) -> Helper:
 # --- resources and dependencies -------------------------------------------
 
 
-@checked("mvm.resources")
+@checked("resources")
 def resources(
     cpu_cores: Optional[int] = None,
-    memory_mb: int = 256,
-    rootfs_size_mb: int = 512,
+    memory_mb: int = _spec.DEFAULT_RESOURCES_MEMORY_MB,
+    rootfs_size_mb: int = _spec.DEFAULT_RESOURCES_ROOTFS_SIZE_MB,
     *,
     cpu: Optional[int] = None,
 ) -> Helper:
@@ -172,7 +174,7 @@ def resources(
     elif cpu_cores is not None:
         cores = a.integer("mvm.resources(cpu_cores=)", cpu_cores)
     else:
-        cores = 1
+        cores = _spec.DEFAULT_RESOURCES_CPU_CORES
     return Helper(
         "resources",
         {
@@ -183,29 +185,24 @@ def resources(
     )
 
 
-# Each tool's own lockfile, the default when only the tool is given.
-_PYTHON_LOCKFILES = {"uv": "uv.lock", "pip_tools": "requirements.txt"}
-_NODE_LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}
-
-
-@checked("mvm.python_deps")
-def python_deps(lockfile: Optional[str] = None, tool: str = "uv") -> Helper:
+@checked("python_deps")
+def python_deps(lockfile: Optional[str] = None, tool: str = _spec.DEFAULT_PYTHON_DEPS_TOOL) -> Helper:
     """Install Python dependencies from ``lockfile`` with ``tool`` ("uv" or "pip-tools")."""
-    t = _in("mvm.python_deps(tool=)", a.string("mvm.python_deps(tool=)", tool), ("uv", "pip-tools", "pip_tools"))
-    t = "pip_tools" if t == "pip-tools" else t
-    lock = a.string("mvm.python_deps(lockfile=)", lockfile) if lockfile is not None else _PYTHON_LOCKFILES[t]
+    t = _in("mvm.python_deps(tool=)", a.string("mvm.python_deps(tool=)", tool), _spec.CHOICES_PYTHON_DEPS_TOOL)
+    t = _spec.ALIASES_PYTHON_DEPS_TOOL.get(t, t)
+    lock = a.string("mvm.python_deps(lockfile=)", lockfile) if lockfile is not None else _spec.LOCKFILES_PYTHON_DEPS[t]
     return Helper("python_deps", {"kind": "python", "lockfile": lock, "tool": t})
 
 
-@checked("mvm.node_deps")
-def node_deps(lockfile: Optional[str] = None, tool: str = "npm") -> Helper:
+@checked("node_deps")
+def node_deps(lockfile: Optional[str] = None, tool: str = _spec.DEFAULT_NODE_DEPS_TOOL) -> Helper:
     """Install Node dependencies from ``lockfile`` with ``tool`` (npm, pnpm, yarn)."""
-    t = _in("mvm.node_deps(tool=)", a.string("mvm.node_deps(tool=)", tool), ("npm", "pnpm", "yarn"))
-    lock = a.string("mvm.node_deps(lockfile=)", lockfile) if lockfile is not None else _NODE_LOCKFILES[t]
+    t = _in("mvm.node_deps(tool=)", a.string("mvm.node_deps(tool=)", tool), _spec.CHOICES_NODE_DEPS_TOOL)
+    lock = a.string("mvm.node_deps(lockfile=)", lockfile) if lockfile is not None else _spec.LOCKFILES_NODE_DEPS[t]
     return Helper("node_deps", {"kind": "node", "lockfile": lock, "tool": t})
 
 
-@checked("mvm.no_deps")
+@checked("no_deps")
 def no_deps() -> Helper:
     """No dependency installation (the default)."""
     return Helper("no_deps", {"kind": "none"})
@@ -214,14 +211,14 @@ def no_deps() -> Helper:
 # --- network --------------------------------------------------------------
 
 
-@checked("mvm.host_port")
+@checked("host_port")
 def host_port(host: str, port: int) -> Helper:
     """One egress destination."""
     return Helper(
         "host_port",
         {
             "host": a.string("mvm.host_port(host=)", host),
-            "port": _port_number("mvm.host_port(port=)", port, 1),
+            "port": _port_number("mvm.host_port(port=)", port, _spec.PORT_MIN),
         },
     )
 
@@ -240,7 +237,7 @@ def _dict_as_call(where: str, value: Dict[Any, Any], helper: Any) -> Helper:
     return made
 
 
-@checked("mvm.egress")
+@checked("egress")
 def egress(allowlist: List[Helper]) -> Helper:
     """The egress allowlist: a list of ``mvm.host_port(...)``."""
     if not isinstance(allowlist, list):
@@ -253,40 +250,40 @@ def egress(allowlist: List[Helper]) -> Helper:
 _egress_helper = egress
 
 
-@checked("mvm.port")
-def port(guest: int, host: int = 0, proto: str = "tcp") -> Helper:
+@checked("port")
+def port(guest: int, host: int = _spec.DEFAULT_PORT_HOST, proto: str = _spec.DEFAULT_PORT_PROTO) -> Helper:
     """Forward host port ``host`` (0 = any free port) to ``guest``."""
     return Helper(
         "port",
         {
-            "guest": _port_number("mvm.port(guest=)", guest, 1),
+            "guest": _port_number("mvm.port(guest=)", guest, _spec.PORT_MIN),
             "host": _port_number("mvm.port(host=)", host, 0),
-            "proto": _in("mvm.port(proto=)", a.string("mvm.port(proto=)", proto), ("tcp", "udp")),
+            "proto": _in("mvm.port(proto=)", a.string("mvm.port(proto=)", proto), _spec.CHOICES_PORT_PROTO),
         },
     )
 
 
-@checked("mvm.dns_system")
+@checked("dns_system")
 def dns_system() -> Helper:
     """Use the host's resolver."""
     return Helper("dns_system", {"kind": "system"})
 
 
-@checked("mvm.dns_none")
+@checked("dns_none")
 def dns_none() -> Helper:
     """No DNS (the default)."""
     return Helper("dns_none", {"kind": "none"})
 
 
-@checked("mvm.dns_resolver")
-def dns_resolver(host: str, port: int = 53) -> Helper:
+@checked("dns_resolver")
+def dns_resolver(host: str, port: int = _spec.DEFAULT_DNS_RESOLVER_PORT) -> Helper:
     """Use the resolver at ``host``:``port``."""
     return Helper(
         "dns_resolver",
         {
             "kind": "resolver",
             "host": a.string("mvm.dns_resolver(host=)", host),
-            "port": _port_number("mvm.dns_resolver(port=)", port, 1),
+            "port": _port_number("mvm.dns_resolver(port=)", port, _spec.PORT_MIN),
         },
     )
 
@@ -296,16 +293,16 @@ def _port_entry(where: str, value: object) -> Dict[str, Any]:
     return entry
 
 
-@checked("mvm.network")
+@checked("network")
 def network(
-    mode: str = "none",
+    mode: str = _spec.DEFAULT_NETWORK_MODE,
     ports: Optional[List[Any]] = None,
     egress: Optional[Any] = None,
     dns: Optional[Helper] = None,
     allow_https: Optional[List[str]] = None,
 ) -> Helper:
     """Network policy; ``mode="deny"`` with ``allow_https`` opens HTTPS to those hosts only."""
-    m = _in("mvm.network(mode=)", a.string("mvm.network(mode=)", mode), ("none", "deny", "bridge", "host"))
+    m = _in("mvm.network(mode=)", a.string("mvm.network(mode=)", mode), _spec.CHOICES_NETWORK_MODE)
     if ports is None:
         ports = []
     if not isinstance(ports, list):
@@ -356,13 +353,13 @@ def network(
 # --- env ------------------------------------------------------------------
 
 
-@checked("mvm.literal")
+@checked("literal")
 def literal(value: str) -> Helper:
     """A literal env value (a bare string in ``env`` means the same)."""
     return Helper("literal", {"kind": "literal", "value": a.string("mvm.literal(value=)", value)})
 
 
-@checked("mvm.secret")
+@checked("secret")
 def secret(name: str, var: Optional[str] = None) -> Helper:
     """A reference to the host-held secret ``name``; the value never enters the IR."""
     return Helper(
@@ -379,8 +376,10 @@ def _optional_name(where: str, value: object) -> Optional[str]:
     return a.optional_string(where, value)
 
 
-@checked("mvm.entrypoint_function")
-def entrypoint_function(module: str, function: str, primary: bool = False, name: Optional[str] = None) -> Helper:
+@checked("entrypoint_function")
+def entrypoint_function(
+    module: str, function: str, primary: bool = _spec.DEFAULT_ENTRYPOINT_FUNCTION_PRIMARY, name: Optional[str] = None
+) -> Helper:
     """Invoke ``module.function`` in the guest (language from the declaration file)."""
     return Helper(
         "entrypoint_function",
@@ -394,8 +393,8 @@ def entrypoint_function(module: str, function: str, primary: bool = False, name:
     )
 
 
-@checked("mvm.entrypoint")
-def entrypoint(command: List[str], primary: bool = False, name: Optional[str] = None) -> Helper:
+@checked("entrypoint")
+def entrypoint(command: List[str], primary: bool = _spec.DEFAULT_ENTRYPOINT_PRIMARY, name: Optional[str] = None) -> Helper:
     """Boot into the process ``command`` (an argv list)."""
     return Helper(
         "entrypoint",
@@ -408,7 +407,7 @@ def entrypoint(command: List[str], primary: bool = False, name: Optional[str] = 
     )
 
 
-@checked("mvm.hook")
+@checked("hook")
 def hook(cmd: Union[str, List[str]]) -> Helper:
     """One hook command: a string is a shell line, a list of strings an argv."""
     if isinstance(cmd, str):
@@ -441,7 +440,7 @@ def hook_list(where: str, value: object) -> List[Dict[str, Any]]:
     raise a.type_error(where, "a string, a list of strings, mvm.hook(...) or a list of those", value)
 
 
-@checked("mvm.addon")
+@checked("addon")
 def addon(
     name: str,
     path: str,
@@ -466,11 +465,3 @@ def addon(
         },
     )
 
-
-# Every helper a declaration may call, for E_HELPER_UNKNOWN suggestions.
-HELPERS = (
-    "workload", "app", "local_path", "python_image", "node_image", "nix_packages", "oci_image",
-    "resources", "python_deps", "node_deps", "no_deps", "network", "egress", "host_port", "port",
-    "dns_system", "dns_none", "dns_resolver", "literal", "secret", "entrypoint_function",
-    "entrypoint", "hook", "addon",
-)  # fmt: skip

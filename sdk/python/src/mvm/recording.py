@@ -11,10 +11,11 @@ import atexit
 import os
 import sys
 
+from mvm import _spec
 from mvm.canonical import canonical_json
 from mvm.errors import SandboxError
-from mvm.helpers import Helper
-from mvm.validate import ENV_NAME, full_match
+from mvm.helpers import Helper, network as _network_helper
+from mvm.validate import full_match
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def _env(env: object) -> Dict[str, Dict[str, str]]:
         raise SandboxError("env must be a dict of names to strings or mvm.secret(...), got %s" % type(env).__name__)
     out = {}
     for key, value in env.items():
-        if not isinstance(key, str) or not full_match(ENV_NAME, key):
+        if not isinstance(key, str) or not full_match(_spec.PATTERN_ENV_NAME, key):
             raise SandboxError("env name %r is not a valid variable name" % (key,))
         if isinstance(value, str):
             out[key] = {"kind": "literal", "value": value}
@@ -115,7 +116,11 @@ def _include(include: object) -> List[str]:
 
 
 def _resources(resources: object) -> Dict[str, int]:
-    out = {"cpu_cores": 1, "memory_mb": 256, "rootfs_size_mb": 512}
+    out = {
+        "cpu_cores": _spec.DEFAULT_RESOURCES_CPU_CORES,
+        "memory_mb": _spec.DEFAULT_RESOURCES_MEMORY_MB,
+        "rootfs_size_mb": _spec.DEFAULT_RESOURCES_ROOTFS_SIZE_MB,
+    }
     if isinstance(resources, Helper) and resources.helper == "resources":
         return dict(resources.value)
     if isinstance(resources, dict):
@@ -130,7 +135,8 @@ def _resources(resources: object) -> Dict[str, int]:
 
 def _network(network: object) -> Dict[str, Any]:
     if network is None:
-        return {"mode": "none", "ports": [], "egress": {"allowlist": []}, "dns": {"kind": "none"}}
+        default: Dict[str, Any] = _network_helper().value
+        return default
     if isinstance(network, Helper) and network.helper == "network":
         value: Dict[str, Any] = network.value
         return value

@@ -5,27 +5,18 @@ the SDK raises is the one the static compiler reports first.
 All checks live in this one module. Not repeated here: the glob grammar
 check (only empty and escaping globs are caught) and W_HOOK_UNPINNED_FETCH,
 a warning that ``mvmctl compile`` reports when it builds the review.
+
+The code order, ranges, phases and name patterns are the compiler's own,
+from ``mvm._spec`` (generated from crates/mvm-decl and mvm-ir).
 """
 
 from __future__ import annotations
 
+from mvm import _spec
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
-
-# Registry order of crates/mvm-ir/src/codes.rs: findings sort by (path, code).
-CODE_ORDER = (
-    "E_SCHEMA", "E_UNSUPPORTED_VERSION", "E_MALFORMED_VERSION", "E_ID_INVALID", "E_APPS_COUNT",
-    "E_PRIMARY_ENTRYPOINT", "E_RESOURCES_RANGE", "E_SOURCE_ESCAPES", "E_SOURCE_KIND_UNSUPPORTED",
-    "E_NETWORK_WILDCARD", "E_NETWORK_EGRESS_CLOSED", "E_DNS_WITHOUT_NETWORK", "E_HOST_NETWORK_UNTRUSTED",
-    "E_ENV_NAME_INVALID", "E_SECRET_NAME_INVALID", "W_SECRET_LITERAL", "E_LOCKFILE_MISSING",
-    "W_HOOK_UNPINNED_FETCH", "W_OCI_MUTABLE", "E_EMPTY_COMMAND", "E_INVALID_VALUE",
-)  # fmt: skip
-
-RANGES = (("cpu_cores", 1, 64, ""), ("memory_mb", 64, 65536, " MiB"), ("rootfs_size_mb", 64, 1048576, " MiB"))
-PHASES = ("before_build", "before_start", "after_start", "before_stop")
-
-ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def full_match(pattern: str, s: str) -> bool:
@@ -37,15 +28,15 @@ def full_match(pattern: str, s: str) -> bool:
 
 
 def is_id(s: str) -> bool:
-    return full_match(r"[a-z][a-z0-9-]{0,62}", s)
+    return full_match(_spec.PATTERN_ID, s)
 
 
 def is_identifier(s: str, dollar: bool) -> bool:
-    return full_match(r"[A-Za-z_$][A-Za-z0-9_$]*" if dollar else r"[A-Za-z_][A-Za-z0-9_]*", s)
+    return full_match(_spec.PATTERN_JS_IDENTIFIER if dollar else _spec.PATTERN_IDENTIFIER, s)
 
 
 def looks_like_credential(key: str) -> bool:
-    return key.upper().endswith(("KEY", "TOKEN", "SECRET", "PASSWORD"))
+    return key.upper().endswith(_spec.CREDENTIAL_SUFFIXES)
 
 
 def source_escape(path: str) -> Optional[str]:
@@ -170,7 +161,7 @@ class _Checker:
             self.add("E_EMPTY_COMMAND", path + "/0", "%s has an empty program name" % what, 'put the program to run first, e.g. ["python3", "-m", "app"]')
 
     def hooks(self, path: str, hooks: Dict[str, List[Dict[str, Any]]]) -> None:
-        for phase in PHASES:
+        for phase in _spec.PHASES:
             for i, cmd in enumerate(hooks[phase]):
                 p = "%s/%s/%d" % (path, phase, i)
                 if cmd["kind"] == "shell":
@@ -202,14 +193,14 @@ def validate(ir: Dict[str, Any]) -> List[Finding]:
             c.add("E_INVALID_VALUE", p + "/size_mb", "volume size is 0 MiB", "give the volume a size of at least 1 MiB")
     for ai, app in enumerate(ir["apps"]):
         _app(c, "/apps/%d" % ai, app)
-    return sorted(c.findings, key=lambda f: (f.path, CODE_ORDER.index(f.code)))
+    return sorted(c.findings, key=lambda f: (f.path, _spec.CODES.index(f.code)))
 
 
 def _app(c: _Checker, at: str, app: Dict[str, Any]) -> None:
     c.ident(at + "/name", "app name", app["name"])
     _source(c, at + "/source", app["source"])
     _image(c, at + "/image", app["image"])
-    for field, low, high, unit in RANGES:
+    for field, low, high, unit in _spec.RANGES:
         value = app["resources"][field]
         if not low <= value <= high:
             c.add(
@@ -276,7 +267,7 @@ def _source(c: _Checker, at: str, source: Dict[str, Any]) -> None:
 def _image(c: _Checker, at: str, image: Dict[str, Any]) -> None:
     if image["kind"] == "nix_packages":
         for i, pkg in enumerate(image["packages"]):
-            if not full_match(r"[A-Za-z_][A-Za-z0-9_.+-]*", pkg):
+            if not full_match(_spec.PATTERN_NIX_PACKAGE, pkg):
                 c.add(
                     "E_INVALID_VALUE",
                     "%s/packages/%d" % (at, i),
@@ -294,7 +285,7 @@ def _image(c: _Checker, at: str, image: Dict[str, Any]) -> None:
             'oci_base "%s" has no digest; the tag can move and change what gets built' % ref,
             'pin the image: mvm.oci_image(%r, digest="sha256:<64 hex>")' % ref,
         )
-    elif not full_match(r"sha256:[0-9a-f]{64}", digest):
+    elif not full_match(_spec.PATTERN_SHA256_DIGEST, digest):
         c.add(
             "E_INVALID_VALUE",
             at + "/digest",
@@ -345,7 +336,7 @@ def _env(c: _Checker, at: str, env: Dict[str, Dict[str, str]]) -> None:
     for key in sorted(env):
         value = env[key]
         p = "%s/%s" % (at, _seg(key))
-        if not full_match(ENV_NAME, key):
+        if not full_match(_spec.PATTERN_ENV_NAME, key):
             c.add(
                 "E_ENV_NAME_INVALID",
                 p,
@@ -353,7 +344,7 @@ def _env(c: _Checker, at: str, env: Dict[str, Dict[str, str]]) -> None:
                 'use letters, digits and "_", not starting with a digit (e.g. "MODEL_PATH")',
             )
         if value["kind"] == "secret_ref":
-            if not full_match(r"[a-z0-9][a-z0-9._-]{0,127}", value["name"]):
+            if not full_match(_spec.PATTERN_SECRET_NAME, value["name"]):
                 c.add(
                     "E_SECRET_NAME_INVALID",
                     p + "/name",

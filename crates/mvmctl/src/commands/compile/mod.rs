@@ -1,17 +1,19 @@
-//! `mvmctl compile`: declaration or Workload IR → compile output.
+//! `mvmctl compile`: declaration or Workload IR → compile output. The
+//! arguments become an [`Input`] and [`LoadOptions`]; which front end reads
+//! the input, and whether a script may run, is `mvm_recording::input`'s
+//! business; this module only calls it and prints the result.
 
-mod host_run;
-mod input;
+mod options;
 mod report;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::ArgGroup;
-use mvm_compile::CompileOptions;
+use mvm_recording::input::{self, Input, LoadOptions};
 
 use super::EXIT_REJECTED;
 use super::findings::Format;
-use input::InputError;
 
 /// Compile a declaration or Workload IR into a build directory, or a
 /// deterministic archive when OUT ends in .tgz or .tar.gz.
@@ -71,22 +73,29 @@ pub struct CompileArgs {
 }
 
 pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
-    let recording = mvm_recording::LowerOptions {
-        sandbox: args.sandbox,
-        name: args.name.clone(),
+    let opts = LoadOptions {
+        source_root: args.source_root.clone(),
+        recording: mvm_recording::LowerOptions {
+            sandbox: args.sandbox,
+            name: args.name.clone(),
+        },
+        host_run: options::host_run(
+            args.allow_host_run,
+            args.check,
+            Duration::from_secs(args.host_run_timeout),
+        ),
     };
-    let host_run = host_run::HostRun::new(
-        args.allow_host_run,
-        args.check,
-        std::time::Duration::from_secs(args.host_run_timeout),
-    );
     let loaded = match (&args.input, &args.from_ir, &args.from_recording) {
-        (_, _, Some(path)) => Ok(input::Input::Recording(path.clone())),
+        (_, _, Some(path)) => Ok(Input::Recording(path.clone())),
         (_, Some(path), None) => Ok(input::from_ir(path)),
         (Some(path), None, None) => input::classify(path),
         (None, None, None) => unreachable!("clap requires one input"),
     }
-    .and_then(|i| input::load(&i, args.source_root.as_deref(), &recording, &host_run));
+    .and_then(|i| {
+        // Notices come while loading (a warning before a script runs), so
+        // they are printed as they arrive.
+        input::load(&i, &opts, &mut std::io::stdin(), &mut |n| eprintln!("{n}"))
+    });
     let req = match loaded {
         Ok(ok) => ok,
         Err(e) => {
@@ -108,14 +117,14 @@ pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
         .out
         .as_deref()
         .expect("clap requires --out without --check");
-    let opts = match compile_options() {
+    let compile_opts = match options::compile_options() {
         Ok(o) => o,
         Err(e) => {
-            report::input_error(&e, args.format)?;
+            report::options_error(&e, args.format)?;
             return Ok(EXIT_REJECTED);
         }
     };
-    match mvm_compile::compile(&req, out, &opts) {
+    match mvm_compile::compile(&req, out, &compile_opts) {
         Ok(output) => {
             report::compiled(&req, &output, args.format)?;
             Ok(0)
@@ -125,19 +134,4 @@ pub fn run(args: CompileArgs) -> anyhow::Result<i32> {
             Ok(EXIT_REJECTED)
         }
     }
-}
-
-/// `SOURCE_DATE_EPOCH` (reproducible-builds.org) sets every output mtime.
-fn compile_options() -> Result<CompileOptions, InputError> {
-    let mtime = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => match v.trim().parse() {
-            Ok(secs) if secs <= mvm_compile::MAX_MTIME => secs,
-            _ => return Err(InputError::SourceDateEpoch(v)),
-        },
-        Err(_) => 0,
-    };
-    Ok(CompileOptions {
-        mtime,
-        toolchain_version: env!("CARGO_PKG_VERSION").to_string(),
-    })
 }

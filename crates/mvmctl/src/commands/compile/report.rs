@@ -6,26 +6,41 @@ use std::io::Write;
 use std::path::Path;
 
 use mvm_compile::{CheckResult, CompileError, CompileOutput, CompileRequest, Review};
+use mvm_ir::Finding;
+use mvm_recording::input::InputError;
 use serde_json::{Value, json};
 
-use super::input::InputError;
+use super::options::OptionsError;
 use crate::commands::findings::{self, Format};
 
+/// The input could not be loaded: its findings, or the error and its hint.
 pub fn input_error(e: &InputError, format: Format) -> anyhow::Result<()> {
-    let found = match e {
-        InputError::Rejected(f) => f.as_slice(),
-        _ => &[],
+    let error = match e {
+        InputError::Rejected(_) => None,
+        _ => Some((e.to_string(), e.hint())),
     };
+    refused(e.findings(), error, format)
+}
+
+/// The environment gave an option compile cannot use.
+pub fn options_error(e: &OptionsError, format: Format) -> anyhow::Result<()> {
+    refused(&[], Some((e.to_string(), Some(e.hint()))), format)
+}
+
+/// Nothing was compiled: `error` is `None` when the findings say why.
+fn refused(
+    found: &[Finding],
+    error: Option<(String, Option<&str>)>,
+    format: Format,
+) -> anyhow::Result<()> {
     match format {
         Format::Text => {
             findings::print_text(found);
-            match e {
-                InputError::Rejected(f) => {
-                    eprintln!("error: the input was rejected: {}", findings::tally(f))
-                }
-                _ => {
-                    eprintln!("error: {e}");
-                    if let Some(hint) = e.hint() {
+            match &error {
+                None => eprintln!("error: the input was rejected: {}", findings::tally(found)),
+                Some((message, hint)) => {
+                    eprintln!("error: {message}");
+                    if let Some(hint) = hint {
                         eprintln!("  hint: {hint}");
                     }
                 }
@@ -35,9 +50,9 @@ pub fn input_error(e: &InputError, format: Format) -> anyhow::Result<()> {
         Format::Json => {
             let mut v =
                 json!({ "ok": false, "mode": "input", "findings": findings::to_json(found) });
-            if !matches!(e, InputError::Rejected(_)) {
-                v["error"] = Value::String(e.to_string());
-                v["hint"] = json!(e.hint());
+            if let Some((message, hint)) = error {
+                v["error"] = Value::String(message);
+                v["hint"] = json!(hint);
             }
             print_json(&v)
         }

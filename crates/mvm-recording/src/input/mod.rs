@@ -1,15 +1,35 @@
-//! Turning `mvmctl compile`'s input arguments into a [`CompileRequest`]:
-//! which front end reads the input, and which directory the app's relative
-//! `source.path` is resolved against.
+//! Which front end reads an input, and turning it into a [`CompileRequest`]:
+//! Workload IR (a file, or text on stdin), a declaration (read statically
+//! by `mvm-decl`), a recording, or a TypeScript script that only uses the
+//! SDK's `Sandbox`, recorded by running it on the host ([`host_run`], only
+//! when the caller's policy allows). Also which directory the app's
+//! relative `source.path` is resolved against, and the request's origin.
+//!
+//! The CLI parses its arguments into an [`Input`] and [`LoadOptions`], calls
+//! [`load`] and prints what comes back; nothing here prints.
+//!
+//! Why here: this is the crate that sees every front end without a cycle.
+//! It already sits above `mvm-compile` (the bundle's name rule, and the
+//! [`CompileRequest`] every front end produces), and the TypeScript fallback
+//! joins `mvm-decl`'s verdict to this crate's recording path. `mvm-compile`
+//! could not host it without depending on both front ends, and with them
+//! on the declaration parsers, which the image builder and the runtime
+//! (both depend on `mvm-compile`) have no use for.
+
+mod error;
+pub mod host_run;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use mvm_compile::CompileRequest;
-use mvm_ir::Finding;
+use mvm_ir::{Code, Finding};
 
-use super::host_run::{self, HostRun};
+use crate::lower::{self, LowerOptions};
+
+pub use error::InputError;
+pub use host_run::{ALLOW_HOST_RUN_ENV, HostRun, Notice};
 
 /// What the user asked to compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,56 +44,19 @@ pub enum Input {
     Recording(PathBuf),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot read {}: {source}", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read Workload IR from stdin: {0}")]
-    Stdin(std::io::Error),
-    #[error("{}: not a declaration or Workload IR file", .0.display())]
-    UnknownKind(PathBuf),
-    #[error("SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 up to {max}, got `{0}`", max = mvm_compile::MAX_MTIME)]
-    SourceDateEpoch(String),
-    #[error("the input was rejected")]
-    Rejected(Vec<Finding>),
-    #[error("{}: recording it failed: {source}", .path.display())]
-    Autorun {
-        path: PathBuf,
-        source: mvm_recording::autorun::AutorunError,
-    },
-}
-
-impl InputError {
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            InputError::Read { .. } => {
-                Some("check the path; relative paths are taken from the current directory")
-            }
-            InputError::Stdin(_) => Some("pipe Workload IR JSON into `mvmctl compile -`"),
-            InputError::UnknownKind(_) => Some(
-                "pass a Python (.py) or TypeScript (.ts, .mts) declaration, Workload IR (.json), \
-                 or - for IR on stdin; use --from-ir FILE for IR in a file with another extension",
-            ),
-            InputError::SourceDateEpoch(_) => {
-                Some("unset it, or set it to e.g. `$(git log -1 --format=%ct)`")
-            }
-            InputError::Rejected(_) | InputError::Autorun { .. } => None,
-        }
-    }
-}
-
-/// Classify the positional input by its extension.
+/// Classifies a positional input by its extension: `-` is IR on stdin,
+/// `.json` an IR file, and a declaration is what
+/// [`mvm_decl::lang_for_path`] says is one (`.py`, `.ts`, `.mts`).
 pub fn classify(path: &Path) -> Result<Input, InputError> {
     if path == Path::new("-") {
         return Ok(Input::IrStdin);
     }
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => Ok(Input::IrFile(path.to_path_buf())),
-        Some("py" | "ts" | "mts") => Ok(Input::Declaration(path.to_path_buf())),
-        _ => Err(InputError::UnknownKind(path.to_path_buf())),
+    if path.extension().is_some_and(|e| e == "json") {
+        return Ok(Input::IrFile(path.to_path_buf()));
+    }
+    match mvm_decl::lang_for_path(path) {
+        Some(_) => Ok(Input::Declaration(path.to_path_buf())),
+        None => Err(InputError::UnknownKind(path.to_path_buf())),
     }
 }
 
@@ -86,33 +69,43 @@ pub fn from_ir(path: &Path) -> Input {
     }
 }
 
-/// Read and lower the input. `source_root` overrides where `source.path`
-/// is resolved from: by default the IR file's or declaration's directory,
-/// and the current directory for IR on stdin. `host_run` says whether a
-/// TypeScript recording script may be run to record it.
+/// How to load an input: the caller's choices, passed in as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Resolve `source.path` against this directory (`--source-root`)
+    /// instead of the IR file's or declaration's directory, the current
+    /// directory for IR on stdin, or a recording's own `source_root`.
+    pub source_root: Option<PathBuf>,
+    /// Which sandbox of a recording, and the workload's name.
+    pub recording: LowerOptions,
+    /// Whether a TypeScript recording script may be run to record it.
+    pub host_run: HostRun,
+}
+
+/// Reads and lowers `input`. IR on stdin is read from `stdin`; `notify`
+/// hears what the user must be told while it loads (before a script runs
+/// on the host, and after).
 pub fn load(
     input: &Input,
-    source_root: Option<&Path>,
-    recording: &mvm_recording::LowerOptions,
-    host_run: &HostRun,
+    opts: &LoadOptions,
+    stdin: &mut dyn Read,
+    notify: &mut dyn FnMut(Notice),
 ) -> Result<CompileRequest, InputError> {
-    let root = |default: PathBuf| source_root.map_or(default, Path::to_path_buf);
+    let root = |default: PathBuf| opts.source_root.clone().unwrap_or(default);
     match input {
         Input::Recording(path) => {
             let text = read(path)?;
             from_recording(
                 &text,
-                recording,
-                source_root,
+                &opts.recording,
+                opts.source_root.as_deref(),
                 &directory_of(path),
                 format!("recording:{}", path.display()),
             )
         }
         Input::IrStdin => {
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(InputError::Stdin)?;
+            stdin.read_to_string(&mut text).map_err(InputError::Stdin)?;
             ir(&text, root(PathBuf::from(".")), "ir:-".to_string())
         }
         Input::IrFile(path) => {
@@ -125,40 +118,31 @@ pub fn load(
         }
         Input::Declaration(path) => {
             let text = read(path)?;
-            declaration(
-                path,
-                &text,
-                root(directory_of(path)),
-                recording,
-                source_root,
-                host_run,
-            )
+            declaration(path, &text, root(directory_of(path)), opts, notify)
         }
     }
 }
 
-/// Lower a declaration statically (nothing in it is run). A TypeScript
+/// Lowers a declaration statically (nothing in it is run). A TypeScript
 /// recording script goes to [`host_run::record`], which runs it only if allowed.
 fn declaration(
     path: &Path,
     text: &str,
     source_root: PathBuf,
-    recording: &mvm_recording::LowerOptions,
-    root_override: Option<&Path>,
-    host_run: &HostRun,
+    opts: &LoadOptions,
+    notify: &mut dyn FnMut(Notice),
 ) -> Result<CompileRequest, InputError> {
     let outcome = mvm_decl::compile_declaration(path, text, &module_path(path, &source_root))
         .map_err(InputError::Rejected)?;
     let declared = match outcome {
         mvm_decl::Outcome::Declared(d) => d,
         mvm_decl::Outcome::SandboxScript { at } => {
-            return host_run::record(path, at, host_run, recording, root_override);
+            return host_run::record(path, at, opts, notify);
         }
     };
-    let lang = match mvm_decl::lang_for_path(path) {
-        Some(mvm_decl::Lang::Python) => "python",
-        _ => "typescript",
-    };
+    // compile_declaration read it, so it has a language; TypeScript is the
+    // only other one.
+    let lang = mvm_decl::lang_for_path(path).map_or("typescript", mvm_decl::Lang::as_str);
     Ok(CompileRequest {
         workload: declared.workload,
         source_root,
@@ -182,29 +166,29 @@ fn module_path(path: &Path, source_root: &Path) -> PathBuf {
     }
 }
 
-/// Lower a recording (docs/recording.md) into a compile request; its
+/// Lowers a recording (docs/recording.md) into a compile request; its
 /// written files join the source bundle. Its `source_root` is used only
 /// inside `boundary` (the recording's or auto-run script's directory);
-/// `--source-root` replaces it.
-pub(super) fn from_recording(
+/// `root_override` (`--source-root`) replaces it.
+fn from_recording(
     text: &str,
-    opts: &mvm_recording::LowerOptions,
+    opts: &LowerOptions,
     root_override: Option<&Path>,
     boundary: &Path,
     origin: String,
 ) -> Result<CompileRequest, InputError> {
-    let rec = mvm_recording::decode(text).map_err(|e| {
+    let rec = crate::decode(text).map_err(|e| {
         InputError::Rejected(vec![Finding::new(
-            mvm_ir::Code::ESchema,
+            Code::ESchema,
             e.pointer,
             e.message,
             "the file must be a recording written by an mvm SDK in record mode (docs/recording.md)",
         )])
     })?;
-    let lowered = mvm_recording::lower(&rec, opts).map_err(InputError::Rejected)?;
+    let lowered = lower::lower(&rec, opts).map_err(InputError::Rejected)?;
     let source_root = match root_override {
         Some(dir) => dir.to_path_buf(),
-        None => mvm_recording::lower::confine_root(&lowered.source_root, boundary)
+        None => lower::confine_root(&lowered.source_root, boundary)
             .map_err(|f| InputError::Rejected(vec![f]))?,
     };
     Ok(CompileRequest {
@@ -236,9 +220,12 @@ fn read(path: &Path) -> Result<String, InputError> {
     })
 }
 
-pub(super) fn directory_of(path: &Path) -> PathBuf {
+fn directory_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
 }
+
+#[cfg(test)]
+mod tests;
