@@ -26,6 +26,17 @@ pub enum RunnerSource {
     Path,
 }
 
+impl RunnerSource {
+    /// Where it was found, as a person would say it.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            RunnerSource::EnvOverride => "from MVM_TSX",
+            RunnerSource::ProjectLocal => "project-local",
+            RunnerSource::Path => "on PATH",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runner {
     /// `tsx`, `bun`, `deno`, or the file name of an `MVM_TSX` binary.

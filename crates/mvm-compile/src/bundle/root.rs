@@ -24,7 +24,8 @@ pub fn resolve(base: &Path, path: &str) -> Result<PathBuf, Finding> {
             PATH_POINTER,
             format!(
                 "the source directory {} cannot be opened: {e}",
-                escape_control(&joined.to_string_lossy())
+                // Shown without the `.` components a relative base adds.
+                escape_control(&joined.components().collect::<PathBuf>().to_string_lossy())
             ),
             format!(
                 "source.path `{shown_path}` is relative to {shown_base} (the declaration's or IR file's directory; \

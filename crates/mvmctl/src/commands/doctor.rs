@@ -117,7 +117,7 @@ fn host() -> Section {
                 "accelerator",
                 true,
                 false,
-                format!("{:?}: {}", accel.chosen, accel.reason).to_lowercase(),
+                format!("{}: {}", accel.chosen, accel.reason),
                 None,
             ),
             match qemu {
@@ -141,7 +141,7 @@ fn tools() -> Section {
             "ts runner",
             true,
             false,
-            format!("{} ({:?}: {})", r.kind, r.source, r.path.display()),
+            format!("{} ({}: {})", r.kind, r.source.describe(), r.path.display()),
             None,
         ),
         Err(e) => check(
