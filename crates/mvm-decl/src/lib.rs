@@ -5,7 +5,9 @@
 //! Layout: [`python`] and [`typescript`] only walk their syntax trees and
 //! build a language-neutral [`value`] tree; [`lower`] turns that into IR for
 //! both (so equivalent files give byte-identical canonical IR); [`helpers`]
-//! holds the helper allowlist; [`lang_for_path`] says which language a file
+//! holds the helper allowlist and [`tables`] the defaults, accepted values,
+//! aliases and lockfiles the lowering applies (which [`sdk_spec`] renders for
+//! the SDKs); [`lang_for_path`] says which language a file
 //! is in (its `lang` module is shared with [`lower`]); [`imports`] says which
 //! local names are the SDK's; [`nesting`] refuses input nested deeper than
 //! the parsers can take; [`span`] turns byte offsets into file:line:col.
@@ -30,6 +32,7 @@ pub mod python;
 mod python_uses;
 pub mod sdk_spec;
 pub mod span;
+pub mod tables;
 pub mod typescript;
 mod typescript_uses;
 pub mod value;

@@ -11,6 +11,7 @@ use mvm_ir::*;
 
 use crate::diag::Diag;
 use crate::lang::Lang;
+use crate::tables::{self, THREAT_TIER};
 use crate::value::Declaration;
 
 use args::Args;
@@ -141,9 +142,12 @@ impl Lowerer {
         let source = match args.get("source") {
             Some(v) => self.source(args, v, &child(p, "source")),
             None => Some(Source::LocalPath {
-                path: ".".into(),
+                path: tables::SOURCE_PATH.into(),
                 include: default_include(),
-                exclude: Vec::new(),
+                exclude: tables::SOURCE_EXCLUDE
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             }),
         };
         let image = match args.get("image") {
@@ -151,8 +155,8 @@ impl Lowerer {
             // The file's own language decides the default runtime.
             None => Some(Image::NixPackages {
                 packages: vec![match self.lang {
-                    Lang::Python => "python313".into(),
-                    Lang::TypeScript => "nodejs_22".into(),
+                    Lang::Python => build::default_python_package(),
+                    Lang::TypeScript => build::default_node_package(),
                 }],
             }),
         };
@@ -194,17 +198,9 @@ impl Lowerer {
         let threat_tier = match args.get("threat_tier") {
             Some(v) => {
                 self.span(child(p, "threat_tier"), v.at);
-                self.one_of(
-                    args,
-                    "threat_tier",
-                    v,
-                    &[
-                        ("untrusted", ThreatTier::Untrusted),
-                        ("trusted", ThreatTier::Trusted),
-                    ],
-                )
+                self.one_of(args, v, &THREAT_TIER)
             }
-            None => Some(ThreatTier::Untrusted),
+            None => Some(THREAT_TIER.default_value()),
         };
         Some(App {
             name: name?,

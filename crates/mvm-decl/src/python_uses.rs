@@ -11,7 +11,6 @@ use crate::diag::Diag;
 use crate::imports::{SdkNames, Uses};
 use crate::nesting::Depth;
 
-
 /// `Err` when the tree nests deeper than the limit.
 pub fn check_depth(module: &ModModule) -> Result<(), Diag> {
     let empty = SdkNames::default();

@@ -10,18 +10,22 @@
 //! `tests/sdk_spec.rs` fails when a checked-in file differs
 //! (`MVM_BLESS=1 cargo test -p mvm-decl --test sdk_spec` rewrites them).
 //!
-//! Taken directly from the code: helper signatures and phases ([`crate::helpers`]),
-//! codes ([`Code::ALL`]), ranges and resource defaults ([`Resources`]), the
-//! schema version, the include glob and working directory. The lowering keeps
-//! the other defaults, choices and aliases inline in its match arms and the
-//! validator writes its name grammars as code, so they are stated in the
-//! tables below; the same test proves each entry against the lowering and
-//! the validator, so a change there fails it too.
+//! Taken directly from the code: helper signatures and phases
+//! ([`crate::helpers`]); the defaults, accepted values, aliases and lockfiles
+//! the lowering applies, and the lowest port its hints state
+//! ([`crate::tables`]); codes ([`Code::ALL`]); ranges and resource defaults
+//! ([`Resources`]); the schema version, the include glob and the working
+//! directory. The validator (in `mvm-ir`) writes its name grammars, units and
+//! credential suffixes as code, and this crate cannot name serde's spelling
+//! of the function format, so those are stated in the tables below. The test
+//! proves them against the validator, and every default, choice, alias and
+//! lockfile against the compiled output.
 
 use mvm_ir::{Code, Resources};
 
 use crate::helpers::{PHASES, SIGNATURES};
 use crate::lower::camel_case;
+use crate::tables::{self, Lit};
 
 /// A value in the spec. Lists render as tuples in Python.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,71 +40,6 @@ pub enum Value {
     Map(Vec<(String, Value)>),
 }
 
-/// A literal in the declared tables.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Lit {
-    Bool(bool),
-    Int(u64),
-    Str(&'static str),
-    Strs(&'static [&'static str]),
-}
-
-impl Lit {
-    pub fn value(self) -> Value {
-        match self {
-            Lit::Bool(b) => Value::Bool(b),
-            Lit::Int(i) => Value::Int(i),
-            Lit::Str(s) => Value::Str(s.into()),
-            Lit::Strs(l) => strs(l),
-        }
-    }
-}
-
-/// `(helper, parameter, default)`: what an absent argument means, written as
-/// the argument that means the same. Resources and `local_path(include)` are
-/// added from the IR crate by [`defaults`].
-pub const DEFAULTS: &[(&str, &str, Lit)] = &[
-    ("local_path", "path", Lit::Str(".")),
-    ("local_path", "exclude", Lit::Strs(&[])),
-    ("python_image", "python", Lit::Str("3.13")),
-    ("node_image", "node", Lit::Str("22")),
-    ("python_deps", "tool", Lit::Str("uv")),
-    ("node_deps", "tool", Lit::Str("npm")),
-    ("network", "mode", Lit::Str("none")),
-    ("port", "host", Lit::Int(0)),
-    ("port", "proto", Lit::Str("tcp")),
-    ("dns_resolver", "port", Lit::Int(53)),
-    ("entrypoint_function", "primary", Lit::Bool(false)),
-    ("entrypoint", "primary", Lit::Bool(false)),
-    ("entrypoint", "name", Lit::Str("main")),
-    ("app", "threat_tier", Lit::Str("untrusted")),
-];
-
-/// `(helper, parameter, accepted values)`, in the order errors list them.
-pub const CHOICES: &[(&str, &str, &[&str])] = &[
-    ("python_deps", "tool", &["uv", "pip-tools", "pip_tools"]),
-    ("node_deps", "tool", &["npm", "pnpm", "yarn"]),
-    ("network", "mode", &["none", "deny", "bridge", "host"]),
-    ("port", "proto", &["tcp", "udp"]),
-    ("app", "threat_tier", &["untrusted", "trusted"]),
-];
-
-/// `(helper, parameter, alias, value it stands for)`.
-pub const VALUE_ALIASES: &[(&str, &str, &str, &str)] =
-    &[("python_deps", "tool", "pip-tools", "pip_tools")];
-
-/// `(helper, alias, parameter it stands for)`; giving both is E_KWARG_CONFLICT.
-pub const PARAM_ALIASES: &[(&str, &str, &str)] = &[("resources", "cpu", "cpu_cores")];
-
-/// `(helper, IR tool, lockfile used when none is given)`.
-pub const LOCKFILES: &[(&str, &str, &str)] = &[
-    ("python_deps", "uv", "uv.lock"),
-    ("python_deps", "pip_tools", "requirements.txt"),
-    ("node_deps", "npm", "package-lock.json"),
-    ("node_deps", "pnpm", "pnpm-lock.yaml"),
-    ("node_deps", "yarn", "yarn.lock"),
-];
-
 /// The unit each resource is reported in (`memory_mb 0 MiB is outside ...`).
 pub const RESOURCE_UNITS: [(&str, &str); 3] = [
     ("cpu_cores", ""),
@@ -108,10 +47,7 @@ pub const RESOURCE_UNITS: [(&str, &str); 3] = [
     ("rootfs_size_mb", " MiB"),
 ];
 
-/// The lowest port number the validator accepts (0 is "any" only on the host side).
-pub const PORT_MIN: u64 = 1;
-
-/// The `format` of every function entrypoint.
+/// How the IR spells [`tables::FUNCTION_FORMAT`].
 pub const FUNCTION_FORMAT: &str = "json";
 
 /// An env key ending in one of these holding a literal is W_SECRET_LITERAL.
@@ -290,7 +226,17 @@ fn in_class(class: &str, c: char) -> bool {
     false
 }
 
-/// Every default: [`DEFAULTS`] plus those the IR crate defines.
+fn lit(l: Lit) -> Value {
+    match l {
+        Lit::Bool(b) => Value::Bool(b),
+        Lit::Int(i) => Value::Int(i),
+        Lit::Str(s) => Value::Str(s.into()),
+        Lit::Strs(l) => strs(l),
+    }
+}
+
+/// Every default: [`tables::DEFAULTS`], the default of each of
+/// [`tables::choices`], and those the IR crate defines.
 pub fn defaults() -> Vec<(&'static str, &'static str, Value)> {
     let r = Resources::default();
     let mut out = vec![(
@@ -303,7 +249,12 @@ pub fn defaults() -> Vec<(&'static str, &'static str, Value)> {
                 .collect(),
         ),
     )];
-    out.extend(DEFAULTS.iter().map(|&(h, p, v)| (h, p, v.value())));
+    out.extend(tables::DEFAULTS.iter().map(|&(h, p, v)| (h, p, lit(v))));
+    out.extend(
+        tables::choices()
+            .into_iter()
+            .map(|c| (c.helper, c.param, Value::Str(c.default.into()))),
+    );
     out.extend([
         ("resources", "cpu_cores", Value::Int(r.cpu_cores)),
         ("resources", "memory_mb", Value::Int(r.memory_mb)),
@@ -384,7 +335,7 @@ pub fn entries() -> Vec<Entry> {
             "PARAM_ALIASES",
             "Parameters that are another name of a parameter; giving both is E_KWARG_CONFLICT.",
             map(group(
-                PARAM_ALIASES
+                tables::PARAM_ALIASES
                     .iter()
                     .map(|&(h, a, p)| (h, (a, Value::Str(p.into())))),
             )
@@ -431,7 +382,7 @@ pub fn entries() -> Vec<Entry> {
         entry(
             "PORT_MIN",
             "The lowest port accepted (a host-side 0 means \"any free port\").",
-            Value::Int(PORT_MIN),
+            Value::Int(u64::from(tables::PORT_MIN)),
         ),
         entry(
             "PORT_MAX",
@@ -446,18 +397,20 @@ pub fn entries() -> Vec<Entry> {
             value,
         ));
     }
-    for &(helper, param, choices) in CHOICES {
+    let choices = tables::choices();
+    for c in &choices {
+        let (helper, param) = (c.helper, c.param);
         out.push(entry(
             format!("CHOICES_{}", upper(&[helper, param])),
             format!("The values mvm.{helper}({param}=) accepts, in the order errors list them."),
-            strs(choices),
+            strs(&c.values),
         ));
     }
-    for (helper, param, aliases) in group_pairs(
-        VALUE_ALIASES
+    for (helper, param, aliases) in group_pairs(choices.iter().flat_map(|c| {
+        c.aliases
             .iter()
-            .map(|&(h, p, a, v)| ((h, p), (a, Value::Str(v.into())))),
-    ) {
+            .map(|&(a, v)| ((c.helper, c.param), (a, Value::Str(v.into()))))
+    })) {
         out.push(entry(
             format!("ALIASES_{}", upper(&[helper, param])),
             format!("Values of mvm.{helper}({param}=) that stand for another (alias → value)."),
@@ -465,9 +418,9 @@ pub fn entries() -> Vec<Entry> {
         ));
     }
     for (helper, tools) in group(
-        LOCKFILES
-            .iter()
-            .map(|&(h, t, l)| (h, (t, Value::Str(l.into())))),
+        tables::lockfiles()
+            .into_iter()
+            .map(|(h, t, l)| (h, (t, Value::Str(l.into())))),
     ) {
         out.push(entry(
             format!("LOCKFILES_{}", upper(&[helper])),

@@ -17,7 +17,6 @@ use crate::diag::Diag;
 use crate::imports::{SdkNames, Uses};
 use crate::nesting::Depth;
 
-
 pub fn uses(program: &Program, names: &SdkNames) -> Result<Uses, Diag> {
     let mut w = Walker {
         names,

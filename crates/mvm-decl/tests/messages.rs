@@ -139,3 +139,34 @@ fn syntax_errors_carry_the_parser_position() {
          hint: fix the syntax error; the declaration file must parse as TypeScript"
     );
 }
+
+/// Hints the lowering builds from its tables (`mvm_decl::tables`) and the
+/// IR's ranges; their text is what it was when each was written out.
+#[test]
+fn hints_built_from_tables() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", network=mvm.network(mode="open"))"#),
+        "app.py:3:45: error[E_INVALID_VALUE]: `mode` of mvm.network() is \"open\", which is not one of \"none\", \"deny\", \"bridge\", \"host\"\n  \
+         hint: use one of \"none\", \"deny\", \"bridge\", \"host\""
+    );
+    assert_eq!(
+        py(r#"@mvm.app(name="x", dependencies=mvm.python_deps(tool="poetry"))"#),
+        "app.py:3:54: error[E_INVALID_VALUE]: `tool` of mvm.python_deps() is \"poetry\", which is not one of \"uv\", \"pip-tools\", \"pip_tools\"\n  \
+         hint: use one of \"uv\", \"pip-tools\", \"pip_tools\""
+    );
+    assert_eq!(
+        py(r#"@mvm.app(name="x", resources=mvm.resources(memory_mb=-1))"#),
+        "app.py:3:54: error[E_RESOURCES_RANGE]: `memory_mb` of mvm.resources() is -1, which is below its range\n  \
+         hint: cpu_cores is 1..=64, memory_mb 64..=65536, rootfs_size_mb 64..=1048576"
+    );
+    assert_eq!(
+        py(r#"@mvm.app(name="x", network=mvm.network(mode="bridge", ports=[mvm.port(70000)]))"#),
+        "app.py:3:71: error[E_INVALID_VALUE]: port 70000 of mvm.port() is out of range\n  \
+         hint: ports are 1 to 65535 (0 for \"any free port\" on the host side)"
+    );
+    assert_eq!(
+        py(r#"@mvm.app(name="x", network=mvm.network(mode="host", allow_https=["pypi.org"]))"#),
+        "app.py:3:65: error[E_KWARG_CONFLICT]: `allow_https` cannot be used with mode \"host\"\n  \
+         hint: use mode=\"deny\" (closed except these HTTPS hosts) or mode=\"bridge\""
+    );
+}

@@ -1,13 +1,18 @@
 //! The SDKs' generated spec files must be what `mvm_decl::sdk_spec` renders
-//! now, and every table there must say what the lowering and the validator
-//! do: each default, choice, alias and lockfile is compiled both ways, and
-//! each name pattern is compared with the validator character by character.
+//! now, and every table it renders must say what the lowering and the
+//! validator do. The defaults, choices, aliases and lockfiles are the
+//! lowering's own (`mvm_decl::tables`), and are still compiled both ways: a
+//! default given explicitly must lower like an absent one, so a table entry
+//! cannot name the wrong parameter or spell a value the helper reads
+//! differently. Each name pattern is compared with the validator character
+//! by character.
 //! Regenerate the files with `MVM_BLESS=1 cargo test -p mvm-decl --test sdk_spec`.
 
 use std::path::{Path, PathBuf};
 
 use mvm_decl::helpers::{PHASES, snake_case};
 use mvm_decl::sdk_spec::{self, Pattern, Value};
+use mvm_decl::tables;
 use mvm_decl::{Outcome, compile_declaration};
 use mvm_ir::*;
 
@@ -186,11 +191,11 @@ fn probe(helper: &str, args: &[(&str, String)]) -> Result<Workload, Vec<Finding>
     py(&[slot])
 }
 
-fn choices_of(helper: &str, param: &str) -> Option<&'static [&'static str]> {
-    sdk_spec::CHOICES
-        .iter()
-        .find(|(h, p, _)| *h == helper && *p == param)
-        .map(|(_, _, c)| *c)
+fn choices_of(helper: &str, param: &str) -> Option<Vec<&'static str>> {
+    tables::choices()
+        .into_iter()
+        .find(|c| c.helper == helper && c.param == param)
+        .map(|c| c.values)
 }
 
 // --- the declared tables against the lowering --------------------------------
@@ -202,7 +207,7 @@ fn default_problems(defaults: &[(&str, &str, Value)]) -> Vec<String> {
     for (helper, param, value) in defaults {
         let absent = outcome(&probe(helper, &[]));
         let given = outcome(&probe(helper, &[(param, arg(value))]));
-        let changed = other(value, choices_of(helper, param));
+        let changed = other(value, choices_of(helper, param).as_deref());
         let different = outcome(&probe(helper, &[(param, arg(&changed))]));
         if given != absent {
             problems.push(format!(
@@ -220,10 +225,10 @@ fn default_problems(defaults: &[(&str, &str, Value)]) -> Vec<String> {
     problems
 }
 
-fn choice_problems(choices: &[(&str, &str, &[&str])]) -> Vec<String> {
+fn choice_problems(choices: &[(&str, &str, Vec<&str>)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (helper, param, values) in choices {
-        for v in *values {
+        for v in values {
             if let Err(findings) = probe(helper, &[(param, format!("{v:?}"))])
                 && findings
                     .iter()
@@ -254,7 +259,11 @@ fn defaults_are_the_lowerings() {
 
 #[test]
 fn choices_are_the_lowerings() {
-    let problems = choice_problems(sdk_spec::CHOICES);
+    let choices: Vec<_> = tables::choices()
+        .into_iter()
+        .map(|c| (c.helper, c.param, c.values))
+        .collect();
+    let problems = choice_problems(&choices);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -272,7 +281,7 @@ fn the_checks_catch_a_wrong_table() {
             "{w:?} was not caught"
         );
     }
-    let missing: [(&str, &str, &[&str]); 1] = [("node_deps", "tool", &["npm", "pnpm"])];
+    let missing = [("node_deps", "tool", vec!["npm", "pnpm"])];
     assert!(!choice_problems(&missing).is_empty());
     let id = Pattern {
         max: Some(64),
@@ -283,12 +292,15 @@ fn the_checks_catch_a_wrong_table() {
 
 #[test]
 fn value_and_parameter_aliases_are_the_lowerings() {
-    for &(helper, param, alias, target) in sdk_spec::VALUE_ALIASES {
-        let a = outcome(&probe(helper, &[(param, format!("{alias:?}"))]));
-        let t = outcome(&probe(helper, &[(param, format!("{target:?}"))]));
-        assert_eq!(a, t, "mvm.{helper}({param}={alias:?}) is not {target:?}");
+    for c in tables::choices() {
+        for &(alias, target) in c.aliases {
+            let (helper, param) = (c.helper, c.param);
+            let a = outcome(&probe(helper, &[(param, format!("{alias:?}"))]));
+            let t = outcome(&probe(helper, &[(param, format!("{target:?}"))]));
+            assert_eq!(a, t, "mvm.{helper}({param}={alias:?}) is not {target:?}");
+        }
     }
-    for &(helper, alias, param) in sdk_spec::PARAM_ALIASES {
+    for &(helper, alias, param) in tables::PARAM_ALIASES {
         let a = outcome(&probe(helper, &[(alias, "3".into())]));
         let p = outcome(&probe(helper, &[(param, "3".into())]));
         assert_eq!(a, p, "mvm.{helper}({alias}=) is not {param}=");
@@ -303,7 +315,7 @@ fn value_and_parameter_aliases_are_the_lowerings() {
 
 #[test]
 fn lockfiles_are_the_lowerings() {
-    for &(helper, tool, lockfile) in sdk_spec::LOCKFILES {
+    for (helper, tool, lockfile) in tables::lockfiles() {
         let tool_arg = ("tool", format!("{tool:?}"));
         let absent = outcome(&probe(helper, std::slice::from_ref(&tool_arg)));
         let given = outcome(&probe(
@@ -574,6 +586,6 @@ fn ranges_units_and_ports_are_the_validators() {
             "/apps/0/network/egress/allowlist/0/port",
         )
     };
-    let min = u16::try_from(sdk_spec::PORT_MIN).unwrap();
+    let min = tables::PORT_MIN;
     assert!(port(min - 1) && !port(min) && !port(u16::MAX));
 }

@@ -8,6 +8,7 @@ use mvm_ir::Code;
 use super::{Lowerer, camel_case, child};
 use crate::helpers::{self, SIGNATURES, Signature};
 use crate::lang::Lang;
+use crate::tables::{Choices, PORT_MIN};
 use crate::value::{Call, Kind, Kwarg, Value};
 
 /// A call's arguments bound to parameter names.
@@ -228,7 +229,10 @@ impl Lowerer {
                     Code::EInvalidValue,
                     v.at,
                     format!("port {i} of {}() is out of range", args.owner),
-                    "ports are 1 to 65535 (0 for \"any free port\" on the host side)",
+                    format!(
+                        "ports are {PORT_MIN} to {} (0 for \"any free port\" on the host side)",
+                        u16::MAX
+                    ),
                 );
                 None
             }
@@ -276,18 +280,24 @@ impl Lowerer {
         None
     }
 
-    pub(super) fn one_of<T: Copy>(
+    /// `v` looked up in `choices` (the argument named by its `param`), else
+    /// an error listing the accepted values.
+    pub(super) fn one_of<T: Copy + PartialEq>(
         &mut self,
         args: &Args,
-        param: &str,
         v: &Value,
-        choices: &[(&str, T)],
+        choices: &Choices<T>,
     ) -> Option<T> {
+        let param = choices.param;
         let s = self.str_of(args, param, v)?;
-        if let Some((_, t)) = choices.iter().find(|(c, _)| *c == s) {
-            return Some(*t);
+        if let Some(t) = choices.lookup(&s) {
+            return Some(t);
         }
-        let list: Vec<String> = choices.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+        let list: Vec<String> = choices
+            .values
+            .iter()
+            .map(|(c, _)| format!("\"{c}\""))
+            .collect();
         self.err(
             Code::EInvalidValue,
             v.at,

@@ -4,7 +4,44 @@ use mvm_ir::*;
 
 use super::args::Args;
 use super::{Lowerer, child};
+use crate::tables::{self, NODE_TOOL, PYTHON_TOOL};
 use crate::value::{Kind, Value};
+
+/// `"3.13"` → `python313`: the nixpkgs package of a Python version, if it
+/// is of the form `3.N`.
+pub(super) fn python_package(version: &str) -> Option<String> {
+    let minor = version
+        .strip_prefix("3.")
+        .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(format!("python3{minor}"))
+}
+
+/// `"22"` → `nodejs_22`: the nixpkgs package of a Node major version.
+pub(super) fn node_package(major: &str) -> Option<String> {
+    (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("nodejs_{major}"))
+}
+
+/// `cpu_cores is 1..=64, memory_mb 64..=65536, ...`: the IR's ranges, for hints.
+fn resource_ranges() -> String {
+    let range = |r: std::ops::RangeInclusive<u64>| format!("{}..={}", r.start(), r.end());
+    format!(
+        "cpu_cores is {}, memory_mb {}, rootfs_size_mb {}",
+        range(Resources::CPU_CORES),
+        range(Resources::MEMORY_MB),
+        range(Resources::ROOTFS_SIZE_MB)
+    )
+}
+
+/// `python313`: the package of [`tables::PYTHON_VERSION`].
+pub(super) fn default_python_package() -> String {
+    python_package(tables::PYTHON_VERSION).expect("tables::PYTHON_VERSION is of the form 3.N")
+}
+
+/// `nodejs_22`: the package of [`tables::NODE_VERSION`].
+pub(super) fn default_node_package() -> String {
+    node_package(tables::NODE_VERSION).expect("tables::NODE_VERSION is a major version")
+}
 
 impl Lowerer {
     pub(super) fn source(&mut self, args: &Args, v: &Value, ptr: &str) -> Option<Source> {
@@ -16,7 +53,7 @@ impl Lowerer {
                 self.span(child(ptr, "path"), pv.at);
                 self.str_of(&a, "path", pv)?
             }
-            None => ".".into(),
+            None => tables::SOURCE_PATH.into(),
         };
         let include = match a.get("include") {
             Some(iv) => self.str_list(&a, "include", iv, &child(ptr, "include"))?,
@@ -24,7 +61,10 @@ impl Lowerer {
         };
         let exclude = match a.get("exclude") {
             Some(ev) => self.str_list(&a, "exclude", ev, &child(ptr, "exclude"))?,
-            None => Vec::new(),
+            None => tables::SOURCE_EXCLUDE
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         };
         Some(Source::LocalPath {
             path,
@@ -63,10 +103,7 @@ impl Lowerer {
                 let version = match a.get("python") {
                     Some(pv) => {
                         let s = self.str_of(&a, "python", pv)?;
-                        let minor = s
-                            .strip_prefix("3.")
-                            .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()));
-                        let Some(minor) = minor else {
+                        let Some(package) = python_package(&s) else {
                             self.err(
                                 Code::EInvalidValue,
                                 pv.at,
@@ -75,9 +112,9 @@ impl Lowerer {
                             );
                             return None;
                         };
-                        format!("python3{minor}")
+                        package
                     }
-                    None => "python313".into(),
+                    None => default_python_package(),
                 };
                 let mut packages = vec![version];
                 packages.extend(extra(self, 1)?);
@@ -91,7 +128,7 @@ impl Lowerer {
                             Kind::Int(i) => i.to_string(),
                             _ => self.str_of(&a, "node", nv)?,
                         };
-                        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                        let Some(package) = node_package(&s) else {
                             self.err(
                                 Code::EInvalidValue,
                                 nv.at,
@@ -99,10 +136,10 @@ impl Lowerer {
                                 "write the major version, e.g. \"22\"",
                             );
                             return None;
-                        }
-                        format!("nodejs_{s}")
+                        };
+                        package
                     }
-                    None => "nodejs_22".into(),
+                    None => default_node_package(),
                 };
                 let mut packages = vec![version];
                 packages.extend(extra(self, 1)?);
@@ -130,29 +167,38 @@ impl Lowerer {
         let call = self.call_of(args, "resources", v, &["resources"])?;
         self.span(ptr, v.at);
         let a = self.bind(call, v.at)?;
-        if let (Some(_), Some(cpu)) = (a.get("cpu_cores"), a.get("cpu")) {
-            self.err(
-                Code::EKwargConflict,
-                cpu.at,
-                format!(
-                    "{}() is given both `cpu` and `{}`",
-                    a.owner,
-                    self.param_spelling("cpu_cores")
-                ),
-                "`cpu` is an alias of `cpu_cores`; keep one of them",
-            );
-            return None;
+        for (alias, param) in tables::param_aliases("resources") {
+            if let (Some(_), Some(av)) = (a.get(param), a.get(alias)) {
+                self.err(
+                    Code::EKwargConflict,
+                    av.at,
+                    format!(
+                        "{}() is given both `{alias}` and `{}`",
+                        a.owner,
+                        self.param_spelling(param)
+                    ),
+                    format!("`{alias}` is an alias of `{param}`; keep one of them"),
+                );
+                return None;
+            }
         }
         let mut r = Resources::default();
         let mut ok = true;
         let fields = [
-            ("cpu_cores", "cpu_cores"),
-            ("cpu", "cpu_cores"),
-            ("memory_mb", "memory_mb"),
-            ("rootfs_size_mb", "rootfs_size_mb"),
+            ("cpu_cores", &mut r.cpu_cores),
+            ("memory_mb", &mut r.memory_mb),
+            ("rootfs_size_mb", &mut r.rootfs_size_mb),
         ];
-        for (param, field) in fields {
-            let Some(fv) = a.get(param) else { continue };
+        for (field, slot) in fields {
+            // Given by its own name or by an alias (not both: refused above).
+            let alias = tables::param_aliases("resources")
+                .find(|&(_, p)| p == field)
+                .map(|(alias, _)| alias);
+            let given = [Some(field), alias]
+                .into_iter()
+                .flatten()
+                .find_map(|param| Some((param, a.get(param)?)));
+            let Some((param, fv)) = given else { continue };
             self.span(child(ptr, field), fv.at);
             let Some(i) = self.int_of(&a, param, fv) else {
                 ok = false;
@@ -167,16 +213,12 @@ impl Lowerer {
                         self.param_spelling(param),
                         a.owner
                     ),
-                    "cpu_cores is 1..=64, memory_mb 64..=65536, rootfs_size_mb 64..=1048576",
+                    resource_ranges(),
                 );
                 ok = false;
                 continue;
             };
-            match field {
-                "cpu_cores" => r.cpu_cores = n,
-                "memory_mb" => r.memory_mb = n,
-                _ => r.rootfs_size_mb = n,
-            }
+            *slot = n;
         }
         ok.then_some(r)
     }
@@ -204,22 +246,10 @@ impl Lowerer {
         match call.helper.as_str() {
             "python_deps" => {
                 let tool = match a.get("tool") {
-                    Some(tv) => self.one_of(
-                        &a,
-                        "tool",
-                        tv,
-                        &[
-                            ("uv", PythonTool::Uv),
-                            ("pip-tools", PythonTool::PipTools),
-                            ("pip_tools", PythonTool::PipTools),
-                        ],
-                    )?,
-                    None => PythonTool::Uv,
+                    Some(tv) => self.one_of(&a, tv, &PYTHON_TOOL)?,
+                    None => PYTHON_TOOL.default_value(),
                 };
-                let default = match tool {
-                    PythonTool::Uv => "uv.lock",
-                    PythonTool::PipTools => "requirements.txt",
-                };
+                let default = tables::lockfile(tables::PYTHON_LOCKFILES, tool);
                 let lockfile = self
                     .opt_str(&a, "lockfile")?
                     .unwrap_or_else(|| default.into());
@@ -227,23 +257,10 @@ impl Lowerer {
             }
             "node_deps" => {
                 let tool = match a.get("tool") {
-                    Some(tv) => self.one_of(
-                        &a,
-                        "tool",
-                        tv,
-                        &[
-                            ("npm", NodeTool::Npm),
-                            ("pnpm", NodeTool::Pnpm),
-                            ("yarn", NodeTool::Yarn),
-                        ],
-                    )?,
-                    None => NodeTool::Npm,
+                    Some(tv) => self.one_of(&a, tv, &NODE_TOOL)?,
+                    None => NODE_TOOL.default_value(),
                 };
-                let default = match tool {
-                    NodeTool::Npm => "package-lock.json",
-                    NodeTool::Pnpm => "pnpm-lock.yaml",
-                    NodeTool::Yarn => "yarn.lock",
-                };
+                let default = tables::lockfile(tables::NODE_LOCKFILES, tool);
                 let lockfile = self
                     .opt_str(&a, "lockfile")?
                     .unwrap_or_else(|| default.into());

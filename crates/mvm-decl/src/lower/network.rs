@@ -4,6 +4,7 @@ use mvm_ir::*;
 
 use super::args::{Args, dict_as_call};
 use super::{Lowerer, child};
+use crate::tables::{self, Mode, NETWORK_MODE, PORT_PROTO};
 use crate::value::{Kind, Value};
 
 impl Lowerer {
@@ -11,27 +12,12 @@ impl Lowerer {
         let call = self.call_of(args, "network", v, &["network"])?;
         self.span(ptr, v.at);
         let a = self.bind(call, v.at)?;
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mode {
-            Ir(NetworkMode),
-            Deny,
-        }
         let mode = match a.get("mode") {
             Some(mv) => {
                 self.span(child(ptr, "mode"), mv.at);
-                self.one_of(
-                    &a,
-                    "mode",
-                    mv,
-                    &[
-                        ("none", Mode::Ir(NetworkMode::None)),
-                        ("deny", Mode::Deny),
-                        ("bridge", Mode::Ir(NetworkMode::Bridge)),
-                        ("host", Mode::Ir(NetworkMode::Host)),
-                    ],
-                )?
+                self.one_of(&a, mv, &NETWORK_MODE)?
             }
-            None => Mode::Ir(NetworkMode::None),
+            None => NETWORK_MODE.default_value(),
         };
         let ports = match a.get("ports") {
             Some(pv) => self.ports(&a, pv, &child(ptr, "ports"))?,
@@ -54,7 +40,8 @@ impl Lowerer {
                 let mut hosts = Vec::new();
                 for item in items {
                     let host = self.str_of(&a, "allow_https", item)?;
-                    hosts.push((HostPort { host, port: 443 }, item.at));
+                    let port = tables::HTTPS_PORT;
+                    hosts.push((HostPort { host, port }, item.at));
                 }
                 Some((hosts, hv.at))
             }
@@ -89,11 +76,7 @@ impl Lowerer {
                 NetworkMode::Bridge
             }
             (Mode::Ir(m), Some((_, at))) => {
-                let name = if m == NetworkMode::Host {
-                    "host"
-                } else {
-                    "none"
-                };
+                let name = NETWORK_MODE.name_of(Mode::Ir(m));
                 self.err(
                     Code::EKwargConflict,
                     at,
@@ -152,13 +135,11 @@ impl Lowerer {
                     self.span(child(&ip, "host"), hv.at);
                     self.port_of(&a, "host", hv)?
                 }
-                None => 0,
+                None => tables::PORT_HOST,
             };
             let proto = match a.get("proto") {
-                Some(pv) => {
-                    self.one_of(&a, "proto", pv, &[("tcp", Proto::Tcp), ("udp", Proto::Udp)])?
-                }
-                None => Proto::Tcp,
+                Some(pv) => self.one_of(&a, pv, &PORT_PROTO)?,
+                None => PORT_PROTO.default_value(),
             };
             out.push(PortForward { guest, host, proto });
         }
@@ -223,7 +204,7 @@ impl Lowerer {
                         self.span(child(ptr, "port"), pv.at);
                         self.port_of(&a, "port", pv)?
                     }
-                    None => 53,
+                    None => tables::DNS_PORT,
                 };
                 Some(Dns::Resolver { host, port })
             }

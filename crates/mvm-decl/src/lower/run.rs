@@ -9,6 +9,7 @@ use super::args::Args;
 use super::{Lowerer, child, module_name};
 use crate::helpers::PHASES;
 use crate::lang::Lang;
+use crate::tables;
 use crate::value::{Declaration, Kind, Value};
 
 impl Lowerer {
@@ -134,7 +135,7 @@ impl Lowerer {
                     language: self.language(),
                     module: module_name(module_rel),
                     function,
-                    format: Format::Json,
+                    format: tables::FUNCTION_FORMAT,
                     working_dir: default_working_dir(),
                     primary: true,
                 }]
@@ -171,7 +172,7 @@ impl Lowerer {
                 self.span(child(ptr, field), fv.at);
             }
         }
-        let primary = self.opt_bool(&a, "primary")?.unwrap_or(false);
+        let primary = self.opt_bool(&a, "primary")?.unwrap_or(tables::PRIMARY);
         let name = self.opt_str(&a, "name")?;
         if call.helper == "entrypoint_function" {
             let module = self.req_str(&a, "module")?;
@@ -181,7 +182,7 @@ impl Lowerer {
                 language: self.language(),
                 module,
                 function,
-                format: Format::Json,
+                format: tables::FUNCTION_FORMAT,
                 working_dir: default_working_dir(),
                 primary,
             })
@@ -189,7 +190,7 @@ impl Lowerer {
             let cv = a.get("command")?;
             let command = self.str_list(&a, "command", cv, &child(ptr, "command"))?;
             Some(Entrypoint::Command {
-                name: name.unwrap_or_else(|| "main".into()),
+                name: name.unwrap_or_else(|| tables::COMMAND_NAME.into()),
                 command,
                 working_dir: default_working_dir(),
                 primary,
