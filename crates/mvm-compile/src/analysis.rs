@@ -3,12 +3,15 @@
 //! walk copies each selected file as it visits it (one pass over the
 //! source); `check` passes none and only looks.
 
+mod image;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use mvm_ir::text::escape_control;
 use mvm_ir::{App, Code, Finding, Source, Workload};
 
+use crate::bundle::addons::{self, BundledAddon};
 use crate::bundle::limits::{self, Limits};
 use crate::bundle::select::Selector;
 use crate::bundle::walk::{self, EntryKind};
@@ -58,7 +61,13 @@ pub fn analyse(
     let ir_hash = mvm_ir::ir_hash(workload);
 
     let app = single_app(workload);
+    // Before the bundle walk: an error here means nothing is copied.
+    if let Some(app) = app {
+        let found = image::findings(app, &req.origin, &findings);
+        findings.extend(found);
+    }
     let mut bundled = None;
+    let mut bundled_addons = Vec::new();
     let mut unpinned = Vec::new();
     if let Some(app) = app
         && let Source::LocalPath {
@@ -84,9 +93,11 @@ pub fn analyse(
             copy,
             skip,
             &req.extra_files,
+            &app.addons,
             &mut findings,
         )? {
             findings.extend(lockfile::missing(app, &scan.paths));
+            findings.extend(lockfile::project_missing(app, &scan.paths));
             if lockfile::is_requirements_file(app)
                 && let Some(name) = lockfile::declared(app)
                 && scan.paths.contains(name)
@@ -96,6 +107,7 @@ pub fn analyse(
                 unpinned = lockfile::unpinned_requirements(&text);
             }
             bundled = Some(scan.paths.len());
+            bundled_addons = scan.addons;
         }
     }
 
@@ -106,6 +118,7 @@ pub fn analyse(
             origin: &req.origin,
             bundled,
             unpinned_requirements: &unpinned,
+            addons: &bundled_addons,
             spans: &req.spans,
         };
         review::review(workload, app, &findings, &facts)
@@ -128,8 +141,9 @@ fn single_app(workload: &Workload) -> Option<&App> {
 
 struct Scan {
     root: PathBuf,
-    /// Selected files and symlinks, relative to the source root.
+    /// Selected files and symlinks, relative to `src/` (the addons' too).
     paths: BTreeSet<String>,
+    addons: Vec<BundledAddon>,
 }
 
 /// Walk the source bundle, copying into `copy` under `src/` when given.
@@ -142,6 +156,7 @@ fn scan(
     mut copy: Option<&mut StagedTree>,
     skip: &[PathBuf],
     extra_files: &BTreeMap<String, Vec<u8>>,
+    attached: &[mvm_ir::AddonUse],
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Scan>, CompileError> {
     let root = match root::resolve(base, path) {
@@ -272,5 +287,16 @@ fn scan(
                 .map_err(CompileError::write(tree.root().join(&dest)))?;
         }
     }
-    Ok(Some(Scan { root, paths }))
+    // After the app's own files and the front end's, so a clash with them is found.
+    let bounds = walk::Bounds {
+        skip,
+        limits: &limits,
+        start: tally,
+    };
+    let addons = addons::bundle(base, attached, &bounds, &mut paths, copy, findings)?;
+    Ok(Some(Scan {
+        root,
+        paths,
+        addons,
+    }))
 }

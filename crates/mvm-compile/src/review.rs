@@ -98,6 +98,8 @@ pub struct Facts<'a> {
     pub bundled: Option<usize>,
     /// Requirement lines of a pip-tools lockfile that are not pinned with `==`.
     pub unpinned_requirements: &'a [String],
+    /// The attached addons as bundled (their files are in `bundled` too).
+    pub addons: &'a [crate::bundle::addons::BundledAddon],
     pub spans: &'a BTreeMap<String, Location>,
 }
 
@@ -106,7 +108,7 @@ const BROAD_INCLUDES: [&str; 3] = ["**", "**/*", "./**"];
 
 pub fn review(workload: &Workload, app: &App, findings: &[Finding], facts: &Facts<'_>) -> Review {
     let mut checks = vec![
-        source_narrow(app, facts),
+        with_addons(source_narrow(app, facts), facts),
         network_closed(app),
         dependencies_pinned(app, facts),
         secrets_are_references(app),
@@ -158,6 +160,7 @@ fn owner(pointer: &str) -> Option<CheckName> {
         "env" => Some(CheckName::SecretsAreReferences),
         "hooks" => Some(CheckName::HooksPinned),
         "addons" if rest.split('/').nth(2) == Some("hooks") => Some(CheckName::HooksPinned),
+        "addons" if rest.split('/').nth(2) == Some("source") => Some(CheckName::SourceNarrow),
         _ => None,
     }
 }
@@ -189,7 +192,9 @@ fn source_narrow(app: &App, facts: &Facts<'_>) -> ReviewCheck {
         );
     };
     let dir = escape_control(dir);
-    let files = match facts.bundled {
+    // `bundled` counts the addons' files too; `with_addons` names them.
+    let addon_files: usize = facts.addons.iter().map(|a| a.files).sum();
+    let files = match facts.bundled.map(|n| n.saturating_sub(addon_files)) {
         Some(n) => format!("{n} file(s)"),
         None => "the files".to_string(),
     };
@@ -216,6 +221,25 @@ fn source_narrow(app: &App, facts: &Facts<'_>) -> ReviewCheck {
             format!("{files} under `{dir}` selected by include {include:?}{excluding}"),
         )
     }
+}
+
+/// The bundled addons, named in the source check's summary: their files
+/// go into the image as the app's do.
+fn with_addons(mut c: ReviewCheck, facts: &Facts<'_>) -> ReviewCheck {
+    if !facts.addons.is_empty() {
+        let each: Vec<String> = facts
+            .addons
+            .iter()
+            .map(|a| format!("`{}` ({} file(s))", a.name, a.files))
+            .collect();
+        let _ = write!(
+            c.summary,
+            "; plus addon(s) {} at {}/<name>/",
+            each.join(", "),
+            crate::bundle::addons::GUEST_DIR
+        );
+    }
+    c
 }
 
 fn network_closed(app: &App) -> ReviewCheck {

@@ -75,7 +75,7 @@ fn what_cannot_be_built_is_refused_by_the_plan() {
         "{err}"
     );
 
-    let (_w, plan) = plan_of(&["no-such-package-xyz"], "");
+    let (_w, plan) = plan_of(&["python313", "no-such-package-xyz"], "");
     let err = plan.err().expect("an unknown package").to_string();
     assert!(err.contains("no-such-package-xyz"), "{err}");
 }

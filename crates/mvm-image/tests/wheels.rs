@@ -12,7 +12,7 @@ fn node_and_uv_wheels_are_unpacked_and_locked() {
     common::compile(
         work.path(),
         &compiled,
-        &["nodejs_22", "uv"],
+        &["nodejs_22", "python3", "uv"],
         "",
         "def greet(n):\n    return n\n",
     );

@@ -58,6 +58,7 @@ codes! {
     ESecretNameInvalid = "E_SECRET_NAME_INVALID", Error, "secret_ref name does not match ^[a-z0-9][a-z0-9._-]{0,127}$";
     WSecretLiteral = "W_SECRET_LITERAL", Warning, "a literal env value whose key looks like a credential";
     ELockfileMissing = "E_LOCKFILE_MISSING", Error, "dependencies declare a lockfile that is not in the source bundle";
+    ELockfileNeedsProject = "E_LOCKFILE_NEEDS_PROJECT", Error, "the lockfile's installer needs its project file (pyproject.toml, package.json) beside it in the bundle";
     WHookUnpinnedFetch = "W_HOOK_UNPINNED_FETCH", Warning, "a hook that fetches code from the network without pinning";
     WOciMutable = "W_OCI_MUTABLE", Warning, "oci_base image without a digest";
     EEmptyCommand = "E_EMPTY_COMMAND", Error, "empty argv, empty shell line or empty command entrypoint";
@@ -75,6 +76,8 @@ codes! {
     ESourceUnreadable = "E_SOURCE_UNREADABLE", Error, "a source file that cannot be bundled (special file, escaping symlink, unreadable)";
     ESourceTooLarge = "E_SOURCE_TOO_LARGE", Error, "the source bundle is over its limit of files or bytes";
     WSourcePrivateFile = "W_SOURCE_PRIVATE_FILE", Warning, "a bundled file that only its owner may read on the host; in the bundle it is world-readable (0644)";
+    WImageUnbuildable = "W_IMAGE_UNBUILDABLE", Warning, "an image this mvm cannot build: a package name not in the package table, a language version nothing here provides, packages of two Debian releases, two Nodes, an oci_base image or an unsupported dependency tool (build refuses it with the same message)";
+    EImageNoRuntime = "E_IMAGE_NO_RUNTIME", Error, "a function entrypoint, a command entrypoint or an argv hook that runs on Python or Node (by its language, or by argv[0]: python, python3, python3.N, node, nodejs) in a nix_packages image with no package of that language";
     EDeclTooDeep = "E_DECL_TOO_DEEP", Error, "a declaration file nested deeper than the front end's limit";
     EHostRunRefused = "E_HOST_RUN_REFUSED", Error, "a Sandbox script that compile would have to run on the host, without --allow-host-run";
     EOutput = "E_OUTPUT", Error, "the output path cannot be written";

@@ -404,7 +404,8 @@ fn each_case_gives_exactly_its_findings() {
 #[test]
 fn every_validation_code_is_exercised() {
     // Codes validate() cannot raise: schema/version belong to decode, the
-    // lockfile check needs the bundle, the rest belong to front ends.
+    // lockfile check needs the bundle, the image checks need the package
+    // table (mvm-compile), the rest belong to front ends.
     let elsewhere = [
         Code::ESchema,
         Code::EUnsupportedVersion,
@@ -421,6 +422,9 @@ fn every_validation_code_is_exercised() {
         Code::ESourceUnreadable,
         Code::ESourceTooLarge,
         Code::WSourcePrivateFile,
+        Code::WImageUnbuildable,
+        Code::ELockfileNeedsProject,
+        Code::EImageNoRuntime,
         Code::EDeclTooDeep,
         Code::EHostRunRefused,
         Code::EOutput,

@@ -54,7 +54,14 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn leaf_crates_depend_on_nothing_of_ours() {
     let deps = dependencies();
-    for leaf in ["mvm-ir", "mvm-launch", "mvm-proto", "mvm-vmm", "mvm-guest"] {
+    for leaf in [
+        "mvm-ir",
+        "mvm-launch",
+        "mvm-proto",
+        "mvm-vmm",
+        "mvm-guest",
+        "mvm-packages",
+    ] {
         assert_eq!(
             deps[leaf],
             Vec::<String>::new(),

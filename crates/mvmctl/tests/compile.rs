@@ -130,7 +130,9 @@ fn launch_json_merges_addon_hooks_first_and_keeps_secrets_as_names() {
         json!([{ "kind": "argv", "argv": ["/bin/sh", "/app/addons/metrics/setup.sh"] }])
     );
     assert_eq!(launch["volumes"][0]["name"], "cache");
-    assert_eq!(launch["source"]["files"], 4);
+    // The app's four files, and the addon's directory bundled again at its place.
+    assert_eq!(launch["source"]["files"], 5);
+    assert!(out.join("src/.mvm/addons/metrics/setup.sh").is_file());
 
     let out = tmp.path().join("py");
     assert_eq!(
@@ -1314,4 +1316,233 @@ fn control_characters_in_names_are_escaped_when_printed() {
         "{:?}",
         r.stdout
     );
+}
+
+const ADDON_DECL: &str = r#"import mvm
+
+
+@mvm.app(
+    name="addon-app",
+    source=mvm.local_path(".", include=["app.py"]),
+    image=mvm.python_image(python="3.13"),
+    network=mvm.network(mode="none"),
+    addons=[
+        mvm.addon(name="tools", path="ADDON_PATH", before_start=["sh", "/app/.mvm/addons/tools/run.sh"]),
+    ],
+    before_start="test -s /run/tools-ran",
+)
+def f() -> str:
+    return "x"
+"#;
+
+fn addon_project(path: &str) -> Project {
+    Project::new(
+        &json!({}),
+        &[("app.py", &ADDON_DECL.replace("ADDON_PATH", path))],
+    )
+}
+
+/// An addon's `path` is checked like `source.path`, by `compile` and by
+/// `--check`, and pointed at in the declaration.
+#[test]
+fn addon_paths_are_checked_like_the_source_path() {
+    let p = addon_project("addons/tools");
+    let out = p.path().join("out");
+    for args in [vec!["--check"], vec!["--out", out.to_str().unwrap()]] {
+        let r = run(mvmctl()
+            .args(["compile", "app.py"])
+            .args(&args)
+            .current_dir(p.path()));
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(
+                "app.py:10:38: error[E_SOURCE_UNREADABLE]: the directory ./addons/tools of addon `tools` cannot be opened"
+            ),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("hint: the path `addons/tools` of addon `tools` is relative to"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!out.exists());
+
+    let p = Project::new(
+        &json!({}),
+        &[(
+            "project/app.py",
+            &ADDON_DECL.replace("ADDON_PATH", "../outside"),
+        )],
+    );
+    std::fs::create_dir(p.path().join("outside")).unwrap();
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--check"])
+        .current_dir(p.path().join("project")));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "app.py:10:38: error[E_SOURCE_ESCAPES]: the path `../outside` of addon `tools` resolves to {}/outside, outside {}/project\n",
+            p.path().canonicalize().unwrap().display(),
+            p.path().canonicalize().unwrap().display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn addon_files_are_bundled_and_reviewed() {
+    let p = addon_project("addons/tools");
+    p.write(
+        "addons/tools/run.sh",
+        "cat /app/.mvm/addons/tools/msg > /run/tools-ran\n",
+    );
+    p.write("addons/tools/msg", "hi from tools\n");
+    let out = p.path().join("out");
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--out"])
+        .arg(&out)
+        .current_dir(p.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("src/.mvm/addons/tools/msg")).unwrap(),
+        "hi from tools\n"
+    );
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for f in [
+        "src/app.py",
+        "src/.mvm/addons/tools/msg",
+        "src/.mvm/addons/tools/run.sh",
+    ] {
+        assert!(sums.contains(&format!("  {f}\n")), "{f} in {sums}");
+    }
+    let launch = read_json(&out.join("launch.json"));
+    assert_eq!(launch["source"]["files"], 3);
+    assert_eq!(
+        launch["hooks"]["before_start"],
+        json!([
+            { "kind": "argv", "argv": ["sh", "/app/.mvm/addons/tools/run.sh"] },
+            { "kind": "shell", "line": "test -s /run/tools-ran" }
+        ])
+    );
+    let review = read_json(&out.join("review.json"));
+    let source = &review["checks"][0];
+    assert_eq!(source["check"], "source_narrow");
+    assert!(
+        source["summary"].as_str().unwrap()
+            == "1 file(s) under `.` selected by include [\"app.py\"]; plus addon(s) `tools` (2 file(s)) at /app/.mvm/addons/<name>/",
+        "{source}"
+    );
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--check"])
+        .current_dir(p.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("; plus addon(s) `tools` (2 file(s))"),
+        "{}",
+        r.stdout
+    );
+
+    // The addon's files count towards the bundle's caps.
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--check"])
+        .env("MVM_TEST_BUNDLE_MAX_FILES", "2")
+        .current_dir(p.path()));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "error[E_SOURCE_TOO_LARGE]: run.sh: the bundle reaches 3 files here, over the limit of 2 files"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hint: keep only what the addon's hooks need"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A symlink in an addon is kept or refused by the app's rules.
+#[test]
+fn addon_symlinks_follow_the_bundle_rules() {
+    let (etc, secret) = host_secrets();
+    let p = addon_project("addons/tools");
+    p.write("addons/tools/run.sh", "true\n");
+    std::os::unix::fs::symlink(etc.path(), p.path().join("addons/tools/keys")).unwrap();
+    std::os::unix::fs::symlink("run.sh", p.path().join("addons/tools/again.sh")).unwrap();
+    let out = p.path().join("out");
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--out"])
+        .arg(&out)
+        .current_dir(p.path()));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "error[E_SOURCE_UNREADABLE]: keys: this symlink points to the absolute path {}, which is outside the addon's directory",
+            etc.path().display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    assert_eq!(files_containing(p.path(), secret), Vec::<String>::new());
+
+    std::fs::remove_file(p.path().join("addons/tools/keys")).unwrap();
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--out"])
+        .arg(&out)
+        .current_dir(p.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_link(out.join("src/.mvm/addons/tools/again.sh")).unwrap(),
+        Path::new("run.sh")
+    );
+}
+
+#[test]
+fn app_files_where_addons_go_are_refused() {
+    let p = addon_project("addons/tools");
+    p.write("addons/tools/run.sh", "true\n");
+    let decl = ADDON_DECL
+        .replace("ADDON_PATH", "addons/tools")
+        .replace(r#"include=["app.py"]"#, r#"include=["app.py", ".mvm/**"]"#);
+    p.write("app.py", &decl);
+    p.write(".mvm/addons/tools/run.sh", "mine\n");
+    let r = run(mvmctl()
+        .args(["compile", "app.py", "--check"])
+        .current_dir(p.path()));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "error[E_INVALID_VALUE]: .mvm/addons/tools/run.sh: the app's source bundle holds this path, but `.mvm/addons/` holds the attached addons"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// examples/python/addon-app (run end to end by e2e_addons.rs): the
+/// addon's files are in the bundle where its hook looks for them.
+#[test]
+fn the_addon_example_bundles_its_addon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let decl = examples().join("../python/addon-app/app.py");
+    let r = run(mvmctl().arg("compile").arg(&decl).arg("--out").arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let script = std::fs::read_to_string(out.join("hooks/before_start.sh")).unwrap();
+    let addon = script
+        .find("'sh' '/app/.mvm/addons/stamp/stamp.sh'")
+        .unwrap_or_else(|| panic!("{script}"));
+    let app = script.find("test -s /run/addon-stamp").unwrap();
+    assert!(addon < app, "{script}");
+    let stamp = std::fs::read_to_string(out.join("src/.mvm/addons/stamp/stamp.sh")).unwrap();
+    assert!(stamp.contains("message.txt"), "{stamp}");
+    assert!(out.join("src/.mvm/addons/stamp/message.txt").is_file());
+    assert_eq!(read_json(&out.join("launch.json"))["source"]["files"], 3);
 }

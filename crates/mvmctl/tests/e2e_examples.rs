@@ -6,99 +6,12 @@
 //! shared MVM_CACHE_DIR so only the first test pays for downloads. VM tests
 //! run one at a time: TCG boots stall when they fight for the two cores.
 
+#[path = "common/vm_env.rs"]
+mod vm_env;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-struct Env {
-    tmp: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            tmp: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.tmp.path().join("home")
-    }
-
-    fn mvmctl(&self, args: &[&str]) -> Output {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mvmctl"));
-        // A permissive umask: what mvm keeps private must be private
-        // whatever the user's umask is.
-        // SAFETY: umask is async-signal-safe and touches no memory.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::umask(0);
-                Ok(())
-            });
-        }
-        let out = cmd
-            .args(args)
-            .env("MVM_HOME", self.home())
-            .current_dir(repo_root())
-            .output()
-            .expect("run mvmctl");
-        eprintln!(
-            "$ mvmctl {}\n[exit {:?}]\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.mvmctl(args);
-        assert!(out.status.success(), "mvmctl {} failed", args.join(" "));
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
-    }
-
-    /// image.lock of the image `deploy(_, name)` built (a second build of
-    /// the same input is a store lookup that reports it).
-    fn image_lock(&self, name: &str) -> serde_json::Value {
-        let compiled = self.tmp.path().join(format!("{name}-compiled"));
-        let report = self.ok(&["build", &compiled.to_string_lossy(), "--json"]);
-        let report: serde_json::Value = serde_json::from_str(&report).expect("build --json");
-        let lock =
-            std::fs::read(report["lock_path"].as_str().expect("lock_path")).expect("image.lock");
-        serde_json::from_slice(&lock).expect("image.lock is JSON")
-    }
-
-    /// compile + build + up; returns the instance name.
-    fn deploy(&self, declaration: &str, name: &str) {
-        let out = self.tmp.path().join(format!("{name}-compiled"));
-        let out = out.to_str().unwrap();
-        self.ok(&["compile", declaration, "--out", out]);
-        self.ok(&["build", out]);
-        self.ok(&["up", name]);
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Never leave a VM behind, whatever the test did.
-        let _ = Command::new(env!("CARGO_BIN_EXE_mvmctl"))
-            .args(["down", "--all"])
-            .env("MVM_HOME", self.home())
-            .output();
-    }
-}
-
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-}
+use vm_env::{Env, repo_root, serial};
 
 /// Everything `up` and `build` made under a umask of 0 is owner-only:
 /// directories 0700, files and sockets 0600 (the QMP socket can run
@@ -147,9 +60,6 @@ fn assert_owner_only(home: &Path) {
     assert!(checked >= 6, "the store's files were checked");
 }
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[test]
 fn python_hello_app() {

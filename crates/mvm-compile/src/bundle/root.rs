@@ -1,11 +1,12 @@
-//! Resolving the app's `source.path` to the directory that gets bundled.
+//! Resolving the app's `source.path`, or an addon's `path`, to the
+//! directory that gets bundled.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use mvm_ir::text::escape_control;
 use mvm_ir::{Code, Finding};
 
-const PATH_POINTER: &str = "/apps/0/source/path";
+use super::owner::Owner;
 
 /// `base/path`, canonicalised. Symlinks are followed on purpose here, to
 /// find where the directory really is: it must lie inside `base` (the
@@ -15,20 +16,36 @@ const PATH_POINTER: &str = "/apps/0/source/path";
 /// `/` or the user's home directory (bundling either would copy far more
 /// than any workload needs, secrets included).
 pub fn resolve(base: &Path, path: &str) -> Result<PathBuf, Finding> {
+    resolve_for(Owner::App, base, path)
+}
+
+/// [`resolve`] for the app's source or an addon's directory: the same
+/// rules, findings at `owner`'s pointer in its words.
+pub fn resolve_for(owner: Owner<'_>, base: &Path, path: &str) -> Result<PathBuf, Finding> {
+    let pointer = owner.path_pointer();
     let joined = base.join(path);
-    let shown_path = escape_control(path);
+    let field = owner.field(path);
     let shown_base = escape_control(&base.to_string_lossy()).into_owned();
+    // Shown without the `.` components a relative base adds.
+    let shown_joined =
+        escape_control(&joined.components().collect::<PathBuf>().to_string_lossy()).into_owned();
     let root = joined.canonicalize().map_err(|e| {
+        let message = match owner {
+            Owner::App => format!("the source directory {shown_joined} cannot be opened: {e}"),
+            Owner::Addon { name, .. } => {
+                format!("the directory {shown_joined} of addon `{name}` cannot be opened: {e}")
+            }
+        };
+        let like = match owner {
+            Owner::App => "",
+            Owner::Addon { .. } => ", as for source.path",
+        };
         Finding::new(
             Code::ESourceUnreadable,
-            PATH_POINTER,
+            &pointer,
+            message,
             format!(
-                "the source directory {} cannot be opened: {e}",
-                // Shown without the `.` components a relative base adds.
-                escape_control(&joined.components().collect::<PathBuf>().to_string_lossy())
-            ),
-            format!(
-                "source.path `{shown_path}` is relative to {shown_base} (the declaration's or IR file's directory; \
+                "{field} is relative to {shown_base} (the declaration's or IR file's directory{like}; \
                  for IR on stdin, the current directory); pass --source-root DIR to resolve it elsewhere"
             ),
         )
@@ -37,37 +54,73 @@ pub fn resolve(base: &Path, path: &str) -> Result<PathBuf, Finding> {
     // `joined` canonicalised, so `base` can be too.
     let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
     if !root.starts_with(&base) {
+        // The app's source path has passed validation (no `..`, not
+        // absolute), so it can only leave through a symlink; an addon's may not have.
+        let how = if lexically_inside(path) {
+            " (through a symlink)"
+        } else {
+            ""
+        };
+        let what = match owner {
+            Owner::App => "the source",
+            Owner::Addon { .. } => "an addon's directory",
+        };
         return Err(Finding::new(
             Code::ESourceEscapes,
-            PATH_POINTER,
+            &pointer,
             format!(
-                "source.path `{shown_path}` resolves to {shown_root}, outside {} (through a symlink)",
+                "{field} resolves to {shown_root}, outside {}{how}",
                 escape_control(&base.to_string_lossy())
             ),
-            "the source must lie inside the declaration's or IR file's directory, or --source-root DIR; \
-             copy the files there instead of linking to them",
+            format!(
+                "{what} must lie inside the declaration's or IR file's directory, or --source-root DIR; \
+                 copy the files there instead of linking to them"
+            ),
         ));
     }
     if !root.is_dir() {
-        return Err(Finding::new(
-            Code::ESourceUnreadable,
-            PATH_POINTER,
-            format!("the source path {shown_root} is not a directory"),
-            "point source.path at the directory holding the workload's files and narrow it with include globs",
-        ));
+        return Err(match owner {
+            Owner::App => Finding::new(
+                Code::ESourceUnreadable,
+                &pointer,
+                format!("the source path {shown_root} is not a directory"),
+                "point source.path at the directory holding the workload's files and narrow it with include globs",
+            ),
+            Owner::Addon { .. } => Finding::new(
+                Code::ESourceUnreadable,
+                &pointer,
+                format!("{field} resolves to {shown_root}, which is not a directory"),
+                "point the addon's path at the directory holding its files",
+            ),
+        });
     }
     let home = std::env::var_os("HOME").and_then(|h| Path::new(&h).canonicalize().ok());
     if root == Path::new("/") || Some(&root) == home.as_ref() {
-        return Err(Finding::new(
-            Code::ESourceEscapes,
-            PATH_POINTER,
-            format!(
-                "the source path resolves to {shown_root}, which would bundle the whole directory"
+        return Err(match owner {
+            Owner::App => Finding::new(
+                Code::ESourceEscapes,
+                &pointer,
+                format!(
+                    "the source path resolves to {shown_root}, which would bundle the whole directory"
+                ),
+                "point source.path at a project directory, not `/` or your home directory",
             ),
-            "point source.path at a project directory, not `/` or your home directory",
-        ));
+            Owner::Addon { .. } => Finding::new(
+                Code::ESourceEscapes,
+                &pointer,
+                format!("{field} resolves to {shown_root}, which would bundle the whole directory"),
+                "point the addon's path at its own directory, not `/` or your home directory",
+            ),
+        });
     }
     Ok(root)
+}
+
+/// Whether `path` stays below its base as written: relative, no `..`.
+fn lexically_inside(path: &str) -> bool {
+    Path::new(path)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use std::path::{Component, Path, PathBuf};
 use mvm_ir::text::escape_control;
 use mvm_ir::{Code, Finding};
 
-use super::SOURCE_POINTER;
-use super::limits::{self, Limits, Tally};
+use super::limits::{Limits, Tally};
 use super::names;
+use super::owner::Owner;
 use super::select::Selector;
 
 /// `W_SOURCE_PRIVATE_FILE` findings listed one by one; more are summed up
@@ -63,12 +63,47 @@ pub fn walk(
     findings: &mut Vec<Finding>,
     visit: &mut dyn FnMut(&Path, &Entry) -> Result<(), Finding>,
 ) -> Tally {
+    let bounds = Bounds {
+        skip,
+        limits,
+        start: Tally::default(),
+    };
+    walk_for(Owner::App, root, selector, &bounds, findings, visit)
+}
+
+/// What a walk stays within besides its root.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<'a> {
+    /// Never visited (see [`walk`]).
+    pub skip: &'a [PathBuf],
+    pub limits: &'a Limits,
+    /// What the bundle already holds: an addon's files count with the app's.
+    pub start: Tally,
+}
+
+/// [`walk`] of the app's source or an addon's directory, with findings at
+/// `owner`'s pointer, in its words.
+pub fn walk_for(
+    owner: Owner<'_>,
+    root: &Path,
+    selector: &Selector,
+    bounds: &Bounds<'_>,
+    findings: &mut Vec<Finding>,
+    visit: &mut dyn FnMut(&Path, &Entry) -> Result<(), Finding>,
+) -> Tally {
+    let Bounds {
+        skip,
+        limits,
+        start,
+    } = *bounds;
     let mut w = Walker {
+        owner,
+        pointer: owner.source_pointer(),
         root,
         selector,
         skip,
         limits,
-        tally: Tally::default(),
+        tally: start,
         over_limit: false,
         private: 0,
         findings,
@@ -79,18 +114,18 @@ pub fn walk(
         let more = w.private - PRIVATE_LISTED;
         w.findings.push(Finding::new(
             Code::WSourcePrivateFile,
-            SOURCE_POINTER,
+            &w.pointer,
             format!("{more} more file(s) only their owner may read on the host are world-readable (0644) in the bundle"),
-            PRIVATE_HINT,
+            owner.private_hint(),
         ));
     }
     w.tally
 }
 
-const PRIVATE_HINT: &str = "exclude it if it is a secret (the workload gets secrets through mvm.secret references); \
-     otherwise make it readable to others (chmod o+r) to show it is meant to be shared";
-
 struct Walker<'a> {
+    owner: Owner<'a>,
+    /// `owner`'s source pointer, where every finding points.
+    pointer: String,
     root: &'a Path,
     selector: &'a Selector,
     skip: &'a [PathBuf],
@@ -186,9 +221,9 @@ impl Walker<'_> {
                 self.over_limit = true;
                 self.findings.push(Finding::new(
                     Code::ESourceTooLarge,
-                    SOURCE_POINTER,
+                    &self.pointer,
                     format!("{}: {problem}", escape_control(&rel)),
-                    limits::HINT,
+                    self.owner.too_large_hint(),
                 ));
                 return;
             }
@@ -211,16 +246,15 @@ impl Walker<'_> {
             .ok_or("this symlink's target is not valid UTF-8")?
             .to_string();
         let shown = escape_control(&text);
+        let root_name = self.owner.root_name();
         if target.is_absolute() {
             return Err(format!(
-                "this symlink points to the absolute path {shown}, which is outside the source root \
+                "this symlink points to the absolute path {shown}, which is outside {root_name} \
                  (the bundle is mounted at /app in the guest)"
             ));
         }
         if !stays_inside(rel, &target) {
-            return Err(format!(
-                "this symlink points outside the source root ({shown})"
-            ));
+            return Err(format!("this symlink points outside {root_name} ({shown})"));
         }
         // Lexically inside; the target may still go through another link that leaves.
         let resolved = abs
@@ -231,7 +265,7 @@ impl Walker<'_> {
             .map_err(|e| format!("this symlink's target {shown} cannot be resolved: {e}"))?;
         if !resolved.starts_with(self.root) {
             return Err(format!(
-                "this symlink resolves to {}, outside the source root",
+                "this symlink resolves to {}, outside {root_name}",
                 escape_control(&resolved.to_string_lossy())
             ));
         }
@@ -242,9 +276,9 @@ impl Walker<'_> {
         let shown = if rel.is_empty() { "." } else { rel };
         self.findings.push(Finding::new(
             Code::ESourceUnreadable,
-            SOURCE_POINTER,
+            &self.pointer,
             format!("{}: {problem}", escape_control(shown)),
-            "remove it from the source directory or add it to the source's exclude globs",
+            self.owner.unreadable_hint(),
         ));
     }
 
@@ -270,12 +304,12 @@ impl Walker<'_> {
         if self.private <= PRIVATE_LISTED {
             self.findings.push(Finding::new(
                 Code::WSourcePrivateFile,
-                SOURCE_POINTER,
+                &self.pointer,
                 format!(
                     "{}: {why}; in the bundle it is world-readable (0644)",
                     escape_control(rel)
                 ),
-                PRIVATE_HINT,
+                self.owner.private_hint(),
             ));
         }
     }

@@ -1,5 +1,7 @@
-//! Dependency lockfiles: present in the bundle (`E_LOCKFILE_MISSING`), and
-//! for pip-tools requirement files, every requirement pinned with `==`.
+//! Dependency lockfiles: present in the bundle (`E_LOCKFILE_MISSING`), with
+//! the project file their installer reads beside them
+//! (`E_LOCKFILE_NEEDS_PROJECT`), and for pip-tools requirement files, every
+//! requirement pinned with `==`.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +36,44 @@ pub fn missing(app: &App, bundled: &BTreeSet<String>) -> Option<Finding> {
             "create it (e.g. `uv lock`, `npm install --package-lock-only`) next to the workload's files, \
              and make sure the source's include globs select `{lockfile}`"
         ),
+    ))
+}
+
+/// The project file the installer of `lockfile` reads next to it: `uv sync`
+/// reads pyproject.toml with uv.lock; `npm ci` (and pnpm and yarn through
+/// npm) read package.json. A requirements file needs none.
+fn project_file(app: &App, lockfile: &str) -> Option<&'static str> {
+    let name = lockfile.rsplit('/').next().unwrap_or(lockfile);
+    match &app.dependencies {
+        Dependencies::Python { .. } if name == "uv.lock" => Some("pyproject.toml"),
+        Dependencies::Node { .. } => Some("package.json"),
+        _ => None,
+    }
+}
+
+/// `E_LOCKFILE_NEEDS_PROJECT` when the lockfile is bundled but the project
+/// file its installer needs beside it is not: the install could only fail,
+/// in the builder microVM, after the build had started.
+pub fn project_missing(app: &App, bundled: &BTreeSet<String>) -> Option<Finding> {
+    let lockfile = declared(app)?;
+    let project = project_file(app, lockfile)?;
+    let wanted = match lockfile.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{project}"),
+        None => project.to_string(),
+    };
+    if !bundled.contains(lockfile) || bundled.contains(&wanted) {
+        return None;
+    }
+    let (lockfile, wanted) = (escape_control(lockfile), escape_control(&wanted));
+    let installer = if project == "pyproject.toml" { "`uv sync`" } else { "`npm ci`" };
+    Some(Finding::new(
+        Code::ELockfileNeedsProject,
+        POINTER,
+        format!(
+            "the lockfile `{lockfile}` is bundled without `{wanted}`: {installer} installs a lockfile \
+             for the project that file describes, so the install could not run"
+        ),
+        format!("add \"{wanted}\" to the source's include globs, next to `{lockfile}`"),
     ))
 }
 
@@ -83,5 +123,41 @@ mod tests {
     fn ranges_and_bare_names_are_unpinned() {
         let text = "flask>=3\nnumpy  # latest\nrich==13.7.1\n";
         assert_eq!(unpinned_requirements(text), ["flask>=3", "numpy"]);
+    }
+
+    fn app(deps: Dependencies) -> App {
+        let text = r#"{"schema_version":"0.1","id":"w","apps":[{"name":"w","source":{"kind":"local_path","path":"."},
+            "image":{"kind":"nix_packages","packages":["python313","uv"]},
+            "entrypoints":[{"kind":"command","name":"main","command":["true"],"primary":true}]}]}"#;
+        let mut app = mvm_ir::decode::from_str(text).unwrap().apps.remove(0);
+        app.dependencies = deps;
+        app
+    }
+
+    fn bundled(paths: &[&str]) -> BTreeSet<String> {
+        paths.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_lockfile_needs_the_project_file_its_installer_reads() {
+        let uv = app(Dependencies::Python { lockfile: "uv.lock".into(), tool: PythonTool::Uv });
+        let f = project_missing(&uv, &bundled(&["worker.py", "uv.lock"])).unwrap();
+        assert_eq!(f.code, Code::ELockfileNeedsProject);
+        assert!(f.message.contains("`uv sync`"), "{}", f.message);
+        assert!(f.hint.contains("\"pyproject.toml\""), "{}", f.hint);
+        assert!(project_missing(&uv, &bundled(&["uv.lock", "pyproject.toml"])).is_none());
+        // Missing lockfiles are E_LOCKFILE_MISSING's to report, once.
+        assert!(project_missing(&uv, &bundled(&["pyproject.toml"])).is_none());
+
+        let nested = app(Dependencies::Python { lockfile: "svc/uv.lock".into(), tool: PythonTool::Uv });
+        assert!(project_missing(&nested, &bundled(&["svc/uv.lock", "pyproject.toml"])).is_some());
+        assert!(project_missing(&nested, &bundled(&["svc/uv.lock", "svc/pyproject.toml"])).is_none());
+
+        let npm = app(Dependencies::Node { lockfile: "package-lock.json".into(), tool: mvm_ir::NodeTool::Npm });
+        let f = project_missing(&npm, &bundled(&["package-lock.json"])).unwrap();
+        assert!(f.message.contains("`npm ci`") && f.hint.contains("package.json"), "{f:?}");
+
+        let reqs = app(Dependencies::Python { lockfile: "requirements.txt".into(), tool: PythonTool::PipTools });
+        assert!(project_missing(&reqs, &bundled(&["requirements.txt"])).is_none());
     }
 }

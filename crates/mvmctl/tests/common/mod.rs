@@ -62,7 +62,7 @@ pub fn workload(include: &[&str], exclude: &[&str]) -> Value {
         "apps": [{
             "name": "demo",
             "source": { "kind": "local_path", "path": ".", "include": include, "exclude": exclude },
-            "image": { "kind": "nix_packages", "packages": ["python312"] },
+            "image": { "kind": "nix_packages", "packages": ["python313"] },
             "resources": {},
             "entrypoints": [{
                 "kind": "function", "name": "run", "language": "python",

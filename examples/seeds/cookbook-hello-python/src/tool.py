@@ -1,0 +1,2 @@
+def run(prompt: str) -> str:
+    return prompt.upper()
