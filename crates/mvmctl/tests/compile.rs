@@ -127,11 +127,11 @@ fn launch_json_merges_addon_hooks_first_and_keeps_secrets_as_names() {
     assert_eq!(launch["primary_entrypoint"], "main");
     assert_eq!(
         launch["hooks"]["before_start"],
-        json!([{ "kind": "argv", "argv": ["/bin/sh", "/app/addons/metrics/setup.sh"] }])
+        json!([{ "kind": "argv", "argv": ["/bin/sh", "/app/.mvm/addons/metrics/setup.sh"] }])
     );
     assert_eq!(launch["volumes"][0]["name"], "cache");
-    // The app's four files, and the addon's directory bundled again at its place.
-    assert_eq!(launch["source"]["files"], 5);
+    // The app's three files, and the addon's one at /app/.mvm/addons/metrics/.
+    assert_eq!(launch["source"]["files"], 4);
     assert!(out.join("src/.mvm/addons/metrics/setup.sh").is_file());
 
     let out = tmp.path().join("py");
@@ -344,7 +344,7 @@ fn warnings_are_printed_and_kept_in_the_review() {
 
 #[test]
 fn a_missing_lockfile_is_an_error() {
-    let mut ir = workload(&["app.py", "uv.lock"], &[]);
+    let mut ir = workload(&["app.py", "uv.lock", "pyproject.toml"], &[]);
     ir["apps"][0]["dependencies"] =
         json!({ "kind": "python", "lockfile": "uv.lock", "tool": "uv" });
     let p = Project::new(&ir, &[("app.py", "")]);
@@ -361,6 +361,11 @@ fn a_missing_lockfile_is_an_error() {
     std::fs::write(p.ir(), narrow.to_string()).unwrap();
     assert_eq!(compile(&p.ir(), &out).code, 2);
     std::fs::write(p.ir(), ir.to_string()).unwrap();
+    // Bundled, but `uv sync` needs the project file beside it.
+    let r = compile(&p.ir(), &out);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("error[E_LOCKFILE_NEEDS_PROJECT]"), "{}", r.stderr);
+    p.write("pyproject.toml", "[project]\nname = \"w\"\nversion = \"0\"\n");
     assert_eq!(compile(&p.ir(), &out).code, 0);
 }
 

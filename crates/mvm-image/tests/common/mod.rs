@@ -22,6 +22,7 @@ pub fn compile(work: &Path, out: &Path, packages: &[&str], extra: &str, body: &s
     std::fs::write(src.join("app.py"), body).unwrap();
     // Present so that workloads declaring Python dependencies compile.
     std::fs::write(src.join("uv.lock"), "version = 1\n").unwrap();
+    std::fs::write(src.join("pyproject.toml"), "[project]\nname = \"hello\"\nversion = \"0\"\n").unwrap();
     let packages = serde_json::to_string(packages).unwrap();
     // A before_start hook unless the caller brings its own hooks.
     let hooks = if extra.contains("\"hooks\"") {
@@ -30,7 +31,7 @@ pub fn compile(work: &Path, out: &Path, packages: &[&str], extra: &str, body: &s
         r#","hooks":{"before_start":[{"kind":"shell","line":"echo starting"}]}"#
     };
     let ir = format!(
-        r#"{{"schema_version":"0.1","id":"hello-wl","apps":[{{"name":"hello","source":{{"kind":"local_path","path":".","include":["app.py","uv.lock"]}},
+        r#"{{"schema_version":"0.1","id":"hello-wl","apps":[{{"name":"hello","source":{{"kind":"local_path","path":".","include":["app.py","uv.lock","pyproject.toml"]}},
         "image":{{"kind":"nix_packages","packages":{packages}}},
         "resources":{{"cpu_cores":1,"memory_mb":256,"rootfs_size_mb":512}},
         "entrypoints":[{{"kind":"function","name":"greet","language":"python","module":"app","function":"greet","primary":true}}]
