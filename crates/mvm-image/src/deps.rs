@@ -89,6 +89,9 @@ pub struct Install {
     pub allow_private: Vec<Grant>,
 }
 
+/// Adds pip to the venv from the wheel Debian's python3-venv bundles.
+const ENSUREPIP: &[&str] = &[".venv/bin/python", "-m", "ensurepip", "--default-pip"];
+
 impl Install {
     /// The install for a declaration, or `None` when nothing is declared.
     /// `lockfile_text` is the lockfile as bundled; `allow_private` the
@@ -147,9 +150,12 @@ impl Install {
         match self.tool {
             // uv.lock: the project's own environment in /app/.venv,
             // without dev dependencies.
-            DepsTool::Uv if self.lockfile.ends_with("uv.lock") => {
-                vec![v(&["uv", "sync", "--frozen", "--no-dev"])]
-            }
+            // Then pip in that venv, from Debian's bundled wheel (no
+            // network): users expect `pip` where a venv exists.
+            DepsTool::Uv if self.lockfile.ends_with("uv.lock") => vec![
+                v(&["uv", "sync", "--frozen", "--no-dev"]),
+                v(ENSUREPIP),
+            ],
             // A requirements-style lockfile (pip-tools or `uv pip compile`).
             DepsTool::Uv | DepsTool::PipTools => vec![
                 v(&["uv", "venv", ".venv"]),
@@ -161,6 +167,7 @@ impl Install {
                     ".venv/bin/python",
                     &self.lockfile,
                 ]),
+                v(ENSUREPIP),
             ],
             DepsTool::Npm => vec![v(&["npm", "ci", "--omit=dev"])],
             DepsTool::Yarn => vec![v(&[
@@ -509,7 +516,8 @@ source = { registry = "https://pypi.org/simple" }
     #[test]
     fn commands_follow_the_tool_and_lockfile() {
         let uv = Install::plan(&py("uv.lock"), "", &[]).unwrap().unwrap();
-        assert_eq!(uv.commands(), [["uv", "sync", "--frozen", "--no-dev"]]);
+        assert_eq!(uv.commands()[0], ["uv", "sync", "--frozen", "--no-dev"]);
+        assert_eq!(uv.commands()[1], ENSUREPIP);
         let req = Install::plan(&py("requirements.lock"), "", &[])
             .unwrap()
             .unwrap();

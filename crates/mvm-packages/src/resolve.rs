@@ -256,6 +256,9 @@ fn resolve_debian(packages: &[String], deps: DepsTool) -> Result<RootPlan, Vec<P
                 Some(Provision::Wheel(w)) => w,
                 _ => unreachable!("the table provides uv as a wheel"),
             });
+            // ensurepip and the pip wheel it installs offline, so the venv
+            // uv makes has `pip` too, as python:3.x images' environments do.
+            debs.insert("python3-venv".into());
         }
         DepsTool::PipTools => problems.push(Problem {
             subject: Subject::DepsTool,

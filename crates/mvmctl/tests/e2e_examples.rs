@@ -159,10 +159,14 @@ fn python_app_with_a_locked_dependency() {
     let lock = env.image_lock("deps-app");
     let deps = &lock["dependencies"];
     assert_eq!(deps["tool"], "uv");
-    assert_eq!(
-        deps["packages"],
-        serde_json::json!([{"name": "humanize", "version": "4.17.0"}])
-    );
+    // The lockfile's package, and the pip the venv gets from Debian's wheel.
+    let packages = deps["packages"].as_array().unwrap();
+    let names: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["humanize", "pip"], "{packages:?}");
+    assert_eq!(packages[0]["version"], "4.17.0");
+    // `python` and `pip` are commands, as in python:3.x images; the venv's first.
+    let which = env.ok(&["exec", "deps-app", "--", "sh", "-c", "command -v python pip"]);
+    assert_eq!(which, "/app/.venv/bin/python\n/app/.venv/bin/pip\n");
     assert_eq!(
         deps["egress"],
         serde_json::json!(["files.pythonhosted.org:443", "pypi.org:443"])
