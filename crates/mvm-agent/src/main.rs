@@ -4,6 +4,7 @@
 //! process, for tests without a VM.
 
 mod files;
+mod hook_env;
 mod hooks;
 mod launch;
 mod layout;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use mvm_proto::frame::{self, FrameError};
 use mvm_proto::{
-    AgentError, ErrorKind, ExecRequest, GuestFrame, Hello, HostFrame, PROTOCOL_VERSION, Request,
-    Response,
+    AgentError, ErrorKind, ExecRequest, GuestFrame, Hello, HookPhase, HostFrame, PROTOCOL_VERSION,
+    Request, Response,
 };
 
 use crate::launch::{self, Entrypoint};
@@ -33,6 +33,12 @@ pub struct Agent {
     pub layout: Layout,
     /// Set by `Configure`.
     env: RwLock<BTreeMap<String, String>>,
+    /// What the last successful `before_start` exported (see
+    /// [`crate::hook_env`]); cleared by `Configure`.
+    exported: RwLock<BTreeMap<String, String>>,
+    /// One `before_start` at a time, without blocking `env()` meanwhile
+    /// (an `exec` into an instance whose hook hangs must still work).
+    before_start_running: Mutex<()>,
     pub runners: Runners,
     pub services: Services,
     shutting_down: AtomicBool,
@@ -44,6 +50,8 @@ impl Agent {
             mode,
             layout,
             env: RwLock::default(),
+            exported: RwLock::default(),
+            before_start_running: Mutex::default(),
             runners: Runners::default(),
             services: Services::default(),
             shutting_down: AtomicBool::new(false),
@@ -62,12 +70,59 @@ impl Agent {
         }
     }
 
-    /// The base environment plus what the host configured.
+    /// What every child gets: the configured environment plus what
+    /// `before_start` exported (never a configured name, so the host's
+    /// values stand).
     fn env(&self) -> BTreeMap<String, String> {
+        let mut env = self.configured_env();
+        env.extend(
+            self.exported
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        env
+    }
+
+    /// The base environment plus what the host configured: what
+    /// `before_start` starts from, at every run.
+    fn configured_env(&self) -> BTreeMap<String, String> {
         let mut env = process::base_env();
         process::add_project_envs(&mut env, &self.layout.app_dir());
-        env.extend(self.env.read().unwrap_or_else(|p| p.into_inner()).clone());
+        env.extend(self.configured());
         env
+    }
+
+    fn configured(&self) -> BTreeMap<String, String> {
+        self.env.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `before_start` and keeps what it exported for every later
+    /// child; a failed run leaves nothing exported.
+    fn before_start(&self, timeout: Option<Duration>) -> Result<Response, AgentError> {
+        let _one = self
+            .before_start_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let result = hooks::run_before_start(
+            &self.layout,
+            &self.configured_env(),
+            &self.configured(),
+            timeout,
+        );
+        let now = match &result {
+            Ok((_, exports)) => exports.vars.clone(),
+            Err(_) => BTreeMap::new(),
+        };
+        let changed = {
+            let mut exported = self.exported.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *exported, now) != *exported
+        };
+        if changed {
+            // Warm runners hold the old environment.
+            self.runners.stop_all();
+        }
+        result.map(|(response, _)| response)
     }
 }
 
@@ -185,6 +240,8 @@ fn answer(
         Request::Hello => Ok(Response::Hello(agent.hello())),
         Request::Configure { env } => {
             *agent.env.write().unwrap_or_else(|p| p.into_inner()) = env;
+            // A new configuration starts over: before_start runs again on it.
+            agent.exported.write().unwrap_or_else(|p| p.into_inner()).clear();
             // Warm runners hold the old environment.
             agent.runners.stop_all();
             Ok(Response::Ok)
@@ -213,6 +270,9 @@ fn answer(
                     message: format!("`{name}` is a command entrypoint; it runs as a service and cannot be invoked"),
                 }),
             }
+        }
+        Request::RunHook { phase: HookPhase::BeforeStart, timeout_ms } => {
+            agent.before_start(timeout_ms.map(Duration::from_millis))
         }
         Request::RunHook { phase, timeout_ms } => {
             hooks::run(&agent.layout, &agent.env(), phase, timeout_ms.map(Duration::from_millis))

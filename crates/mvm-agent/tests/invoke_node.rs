@@ -36,7 +36,11 @@ fn setup(root: &Path) {
     // Entrypoint names follow the IR's grammar (the agent reads launch.json
     // strictly); the function keeps its JavaScript name.
     let function = |function: &str, module: &str, primary: bool| {
-        let name = if function == "notJson" { "not-json" } else { function };
+        let name = if function == "notJson" {
+            "not-json"
+        } else {
+            function
+        };
         json!({"kind": "function", "name": name, "language": "node", "module": module, "function": function,
                "format": "json", "working_dir": app, "primary": primary})
     };
