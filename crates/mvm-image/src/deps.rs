@@ -11,8 +11,8 @@ use mvm_egress::Grant;
 use mvm_ir::validate::host::host_class;
 use serde::{Deserialize, Serialize};
 
-use mvm_launch::Dependencies;
 use crate::table::DepsTool;
+use mvm_launch::Dependencies;
 
 /// Where the workload's source lives in the guest; installs run here.
 pub const APP_DIR: &str = "/app";
@@ -152,10 +152,9 @@ impl Install {
             // without dev dependencies.
             // Then pip in that venv, from Debian's bundled wheel (no
             // network): users expect `pip` where a venv exists.
-            DepsTool::Uv if self.lockfile.ends_with("uv.lock") => vec![
-                v(&["uv", "sync", "--frozen", "--no-dev"]),
-                v(ENSUREPIP),
-            ],
+            DepsTool::Uv if self.lockfile.ends_with("uv.lock") => {
+                vec![v(&["uv", "sync", "--frozen", "--no-dev"]), v(ENSUREPIP)]
+            }
             // A requirements-style lockfile (pip-tools or `uv pip compile`).
             DepsTool::Uv | DepsTool::PipTools => vec![
                 v(&["uv", "venv", ".venv"]),
@@ -360,7 +359,11 @@ wheels = [{ url = "https://*.bad/x.whl" }]
             crate::digest::sha256_bytes(lock.as_bytes()),
             "image.lock names the lockfile that was installed"
         );
-        assert!(Install::plan(&Dependencies::None, "", &[]).unwrap().is_none());
+        assert!(
+            Install::plan(&Dependencies::None, "", &[])
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// The attack: a lockfile that mentions the host's Docker API

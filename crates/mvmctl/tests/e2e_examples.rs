@@ -60,7 +60,6 @@ fn assert_owner_only(home: &Path) {
     assert!(checked >= 6, "the store's files were checked");
 }
 
-
 #[test]
 fn python_hello_app() {
     let _g = serial();
@@ -161,12 +160,22 @@ fn python_app_with_a_locked_dependency() {
     assert_eq!(deps["tool"], "uv");
     // The lockfile's package, and the pip the venv gets from Debian's wheel.
     let packages = deps["packages"].as_array().unwrap();
-    let names: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["humanize", "pip"], "{packages:?}");
     assert_eq!(packages[0]["version"], "4.17.0");
     // `python` and `pip` are commands, as in python:3.x images; the venv's first.
-    let which = env.ok(&["exec", "deps-app", "--", "sh", "-c", "command -v python pip"]);
-    assert_eq!(which, "/app/.venv/bin/python\n/app/.venv/bin/pip\n");
+    let which = env.ok(&[
+        "exec",
+        "deps-app",
+        "--",
+        "sh",
+        "-c",
+        "command -v python; command -v pip; pip --version | cut -c1-4",
+    ]);
+    assert_eq!(which, "/app/.venv/bin/python\n/app/.venv/bin/pip\npip \n");
     assert_eq!(
         deps["egress"],
         serde_json::json!(["files.pythonhosted.org:443", "pypi.org:443"])
@@ -320,7 +329,12 @@ fn a_failing_hooks_terminal_escapes_are_shown_not_sent() {
     let file = src.join("workload.json");
     std::fs::write(&file, ir.to_string()).unwrap();
     let out = env.tmp.path().join("escapes-compiled");
-    env.ok(&["compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    env.ok(&[
+        "compile",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     env.ok(&["build", out.to_str().unwrap()]);
     let up = env.mvmctl(&["up", "escapes"]);
     assert!(!up.status.success());

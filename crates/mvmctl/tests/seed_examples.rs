@@ -51,7 +51,10 @@ fn unbuildable(declaration: &str, name: &str, expected: &str) {
     let build = env.mvmctl(&["build", out.to_str().unwrap()]);
     assert!(!build.status.success());
     let stderr = String::from_utf8_lossy(&build.stderr);
-    assert!(stderr.contains(message), "build must fail with the compile warning's words:\n{stderr}");
+    assert!(
+        stderr.contains(message),
+        "build must fail with the compile warning's words:\n{stderr}"
+    );
 }
 
 #[test]
@@ -82,8 +85,14 @@ fn sdk_hello_app_in_typescript_is_refused_at_compile() {
     assert_ne!(code, 0, "{report:#}");
     let refused = findings(&report, "E_IMAGE_NO_RUNTIME");
     assert_eq!(refused.len(), 1, "{report:#}");
-    assert!(refused[0]["hint"].as_str().unwrap().contains("node_image"), "{report:#}");
-    assert!(!env.tmp.path().join("hello-app-compiled").exists(), "nothing half-written");
+    assert!(
+        refused[0]["hint"].as_str().unwrap().contains("node_image"),
+        "{report:#}"
+    );
+    assert!(
+        !env.tmp.path().join("hello-app-compiled").exists(),
+        "nothing half-written"
+    );
 }
 
 /// `uv sync` needs pyproject.toml next to uv.lock; the worker's include
@@ -95,7 +104,13 @@ fn cookbook_worker_is_refused_at_compile_for_its_lockfile() {
     assert_ne!(code, 0, "{report:#}");
     let refused = findings(&report, "E_LOCKFILE_NEEDS_PROJECT");
     assert_eq!(refused.len(), 1, "{report:#}");
-    assert!(refused[0]["hint"].as_str().unwrap().contains("pyproject.toml"), "{report:#}");
+    assert!(
+        refused[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("pyproject.toml"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -105,7 +120,16 @@ fn cookbook_math_runs_both_entrypoints() {
     env.deploy(&format!("{SEEDS}/cookbook-math/math_app.py"), "math");
     let add = env.ok(&["invoke", "math", "--input", "a=6", "--input", "b=7"]);
     assert_eq!(add.trim_end(), "13");
-    let mul = env.ok(&["invoke", "math", "--entrypoint", "mul", "--input", "a=6", "--input", "b=7"]);
+    let mul = env.ok(&[
+        "invoke",
+        "math",
+        "--entrypoint",
+        "mul",
+        "--input",
+        "a=6",
+        "--input",
+        "b=7",
+    ]);
     assert_eq!(mul.trim_end(), "42");
     env.ok(&["down", "math"]);
 }
@@ -123,8 +147,18 @@ fn cookbook_service_runs_with_its_hooks() {
         "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/health').read().decode(), end='')",
     ]);
     assert_eq!(health.trim_end(), "ok migrated");
-    let venv = env.ok(&["exec", "service", "--", "sh", "-c", "command -v python; python --version"]);
-    assert!(venv.starts_with("/app/.venv/bin/python\n"), "uv sync made the venv first on PATH: {venv}");
+    let venv = env.ok(&[
+        "exec",
+        "service",
+        "--",
+        "sh",
+        "-c",
+        "command -v python; python --version",
+    ]);
+    assert!(
+        venv.starts_with("/app/.venv/bin/python\n"),
+        "uv sync made the venv first on PATH: {venv}"
+    );
     env.ok(&["down", "service"]);
 }
 
@@ -136,8 +170,18 @@ fn cookbook_env_runs_and_the_secret_is_a_token() {
     env.deploy(&format!("{SEEDS}/cookbook-env/app.py"), "chat");
     let out = env.ok(&["invoke", "chat", "--input", "prompt=hi"]);
     assert_eq!(out.trim_end(), r#""hi""#);
-    let seen = env.ok(&["exec", "chat", "--", "sh", "-c", "echo $MODEL $OPENAI_API_KEY"]);
-    assert!(seen.starts_with("gpt-4.1-mini mvm-secret-ref:openai-api-key:"), "{seen}");
+    let seen = env.ok(&[
+        "exec",
+        "chat",
+        "--",
+        "sh",
+        "-c",
+        "echo $MODEL $OPENAI_API_KEY",
+    ]);
+    assert!(
+        seen.starts_with("gpt-4.1-mini mvm-secret-ref:openai-api-key:"),
+        "{seen}"
+    );
     env.ok(&["down", "chat"]);
 }
 
@@ -150,12 +194,20 @@ fn cookbook_network_is_refused_at_up_with_a_clear_message() {
     let env = Env::new();
     let out = env.tmp.path().join("fetcher-compiled");
     let out = out.to_str().unwrap();
-    env.ok(&["compile", &format!("{SEEDS}/cookbook-network/app.py"), "--out", out]);
+    env.ok(&[
+        "compile",
+        &format!("{SEEDS}/cookbook-network/app.py"),
+        "--out",
+        out,
+    ]);
     env.ok(&["build", out]);
     let up = env.mvmctl(&["up", "fetcher"]);
     assert!(!up.status.success());
     let stderr = String::from_utf8_lossy(&up.stderr);
-    assert!(stderr.contains("network mode `bridge` is not supported by this runtime yet"), "{stderr}");
+    assert!(
+        stderr.contains("network mode `bridge` is not supported by this runtime yet"),
+        "{stderr}"
+    );
     let ps = env.ok(&["ps", "--json"]);
     assert!(!ps.contains("fetcher"), "nothing left running: {ps}");
 }
@@ -167,7 +219,10 @@ fn cookbook_network_is_refused_at_up_with_a_clear_message() {
 fn sdk_hello_app_runs_and_sees_the_before_start_export() {
     let _g = serial();
     let env = Env::new();
-    env.deploy(&format!("{SEEDS}/sdk-hello-app-runnable/app.py"), "hello-app");
+    env.deploy(
+        &format!("{SEEDS}/sdk-hello-app-runnable/app.py"),
+        "hello-app",
+    );
     let out = env.ok(&["invoke", "hello-app", "--input", "name=ari"]);
     assert_eq!(out.trim_end(), r#""hello ari (hi)""#);
     env.ok(&["down", "hello-app"]);

@@ -65,7 +65,11 @@ pub fn project_missing(app: &App, bundled: &BTreeSet<String>) -> Option<Finding>
         return None;
     }
     let (lockfile, wanted) = (escape_control(lockfile), escape_control(&wanted));
-    let installer = if project == "pyproject.toml" { "`uv sync`" } else { "`npm ci`" };
+    let installer = if project == "pyproject.toml" {
+        "`uv sync`"
+    } else {
+        "`npm ci`"
+    };
     Some(Finding::new(
         Code::ELockfileNeedsProject,
         POINTER,
@@ -140,7 +144,10 @@ mod tests {
 
     #[test]
     fn a_lockfile_needs_the_project_file_its_installer_reads() {
-        let uv = app(Dependencies::Python { lockfile: "uv.lock".into(), tool: PythonTool::Uv });
+        let uv = app(Dependencies::Python {
+            lockfile: "uv.lock".into(),
+            tool: PythonTool::Uv,
+        });
         let f = project_missing(&uv, &bundled(&["worker.py", "uv.lock"])).unwrap();
         assert_eq!(f.code, Code::ELockfileNeedsProject);
         assert!(f.message.contains("`uv sync`"), "{}", f.message);
@@ -149,15 +156,29 @@ mod tests {
         // Missing lockfiles are E_LOCKFILE_MISSING's to report, once.
         assert!(project_missing(&uv, &bundled(&["pyproject.toml"])).is_none());
 
-        let nested = app(Dependencies::Python { lockfile: "svc/uv.lock".into(), tool: PythonTool::Uv });
+        let nested = app(Dependencies::Python {
+            lockfile: "svc/uv.lock".into(),
+            tool: PythonTool::Uv,
+        });
         assert!(project_missing(&nested, &bundled(&["svc/uv.lock", "pyproject.toml"])).is_some());
-        assert!(project_missing(&nested, &bundled(&["svc/uv.lock", "svc/pyproject.toml"])).is_none());
+        assert!(
+            project_missing(&nested, &bundled(&["svc/uv.lock", "svc/pyproject.toml"])).is_none()
+        );
 
-        let npm = app(Dependencies::Node { lockfile: "package-lock.json".into(), tool: mvm_ir::NodeTool::Npm });
+        let npm = app(Dependencies::Node {
+            lockfile: "package-lock.json".into(),
+            tool: mvm_ir::NodeTool::Npm,
+        });
         let f = project_missing(&npm, &bundled(&["package-lock.json"])).unwrap();
-        assert!(f.message.contains("`npm ci`") && f.hint.contains("package.json"), "{f:?}");
+        assert!(
+            f.message.contains("`npm ci`") && f.hint.contains("package.json"),
+            "{f:?}"
+        );
 
-        let reqs = app(Dependencies::Python { lockfile: "requirements.txt".into(), tool: PythonTool::PipTools });
+        let reqs = app(Dependencies::Python {
+            lockfile: "requirements.txt".into(),
+            tool: PythonTool::PipTools,
+        });
         assert!(project_missing(&reqs, &bundled(&["requirements.txt"])).is_none());
     }
 }
