@@ -86,10 +86,12 @@ pub fn analyse(
             copy
         };
         if let Some(scan) = scan(
-            &req.source_root,
-            path,
-            include,
-            exclude,
+            LocalSource {
+                base: &req.source_root,
+                path,
+                include,
+                exclude,
+            },
             copy,
             skip,
             &req.extra_files,
@@ -146,19 +148,30 @@ struct Scan {
     addons: Vec<BundledAddon>,
 }
 
+/// The app's `local_path` source, resolved against `base`.
+struct LocalSource<'a> {
+    base: &'a Path,
+    path: &'a str,
+    include: &'a [String],
+    exclude: &'a [String],
+}
+
 /// Walk the source bundle, copying into `copy` under `src/` when given.
 /// `None` when the source root itself cannot be used (a finding says why).
 fn scan(
-    base: &Path,
-    path: &str,
-    include: &[String],
-    exclude: &[String],
+    source: LocalSource<'_>,
     mut copy: Option<&mut StagedTree>,
     skip: &[PathBuf],
     extra_files: &BTreeMap<String, Vec<u8>>,
     attached: &[mvm_ir::AddonUse],
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Scan>, CompileError> {
+    let LocalSource {
+        base,
+        path,
+        include,
+        exclude,
+    } = source;
     let root = match root::resolve(base, path) {
         Ok(r) => r,
         Err(f) => {

@@ -244,7 +244,8 @@ fn archives_cannot_write_outside_their_extraction_directory() {
     std::fs::create_dir(&outside).unwrap();
     let link_target = outside.to_str().unwrap().as_bytes().to_vec();
     let secret = c.secret.to_str().unwrap().as_bytes().to_vec();
-    let cases: Vec<(&str, Vec<(&str, tar::EntryType, &[u8])>, &str)> = vec![
+    type Entry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
         (
             "dotdot.tgz",
             vec![("out/../../../outside/pwn", tar::EntryType::Regular, b"x")],

@@ -136,7 +136,9 @@ impl StagedTree {
             .min(todo.len().div_ceil(FILES_PER_WORKER))
             .max(1);
         let (root, mtime, exact) = (&self.root, self.mtime, self.exact_modes);
-        let copied: Vec<(usize, Result<(u64, String), CopyError>)> = std::thread::scope(|scope| {
+        // Per file: its index in `todo`, and its size and hash or why not.
+        type Copied = Vec<(usize, Result<(u64, String), CopyError>)>;
+        let copied: Copied = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
                     let mine: Vec<usize> = todo.iter().copied().skip(w).step_by(workers).collect();
@@ -370,7 +372,7 @@ fn umask_keeps_modes() -> bool {
     // SAFETY: umask cannot fail; the old mask is restored at once.
     let old = unsafe { libc::umask(0o022) };
     unsafe { libc::umask(old) };
-    u32::from(old) & EXEC_MODE == 0
+    old & EXEC_MODE == 0
 }
 
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
