@@ -27,5 +27,11 @@ if git rev-parse --git-dir >/dev/null 2>&1 &&
 fi
 
 echo "== Rust workspace"
+# Formatting drift fails early (rustfmt ships with rustup's default profile).
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --all --check
+else
+    echo "rustfmt is not installed: formatting not checked (rustup component add rustfmt)" >&2
+fi
 cargo build --workspace --all-targets
 cargo test --workspace

@@ -113,7 +113,9 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
         assert!(text.contains("\\x1b]0;owned"), "{text:?}");
-        let ImageError::Step { tail, .. } = err else { panic!() };
+        let ImageError::Step { tail, .. } = err else {
+            panic!()
+        };
         assert!(!tail.contains('\x1b'), "{tail:?}");
     }
 }

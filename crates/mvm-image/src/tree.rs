@@ -58,8 +58,13 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Dir,
-    File { mode: u32, size: u64 },
-    Symlink { target: std::ffi::OsString },
+    File {
+        mode: u32,
+        size: u64,
+    },
+    Symlink {
+        target: std::ffi::OsString,
+    },
     /// Device, fifo or socket.
     Special,
 }
@@ -274,7 +279,12 @@ impl Tree {
 
     /// Creates `rel` as a symlink to `target` (stored as data; never
     /// resolved here), replacing whatever was there.
-    pub fn symlink(&self, rel: &Path, target: &OsStr, owner: Option<Owner>) -> Result<(), TreeError> {
+    pub fn symlink(
+        &self,
+        rel: &Path,
+        target: &OsStr,
+        owner: Option<Owner>,
+    ) -> Result<(), TreeError> {
         let (dir, name) = self.parent(rel)?;
         remove_at(&dir, name, 0).map_err(self.err("replacing", rel))?;
         rustix::fs::symlinkat(target, &dir, name).map_err(self.err("creating the link", rel))?;
@@ -440,7 +450,13 @@ impl Tree {
         Ok(())
     }
 
-    fn finish(&self, fd: &impl AsFd, rel: &Path, mode: u32, owner: Option<Owner>) -> Result<(), TreeError> {
+    fn finish(
+        &self,
+        fd: &impl AsFd,
+        rel: &Path,
+        mode: u32,
+        owner: Option<Owner>,
+    ) -> Result<(), TreeError> {
         if let (Some(o), true) = (owner, self.as_root) {
             rustix::fs::fchown(
                 fd,

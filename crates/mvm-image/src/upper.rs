@@ -42,9 +42,13 @@ pub enum UpperError {
     NoUpper,
     #[error("reading `{path}` from the builder's scratch disk: {detail}")]
     Entry { path: String, detail: String },
-    #[error("the builder's writes hold more than {MAX_ENTRIES} entries or nest deeper than {MAX_DEPTH}; refusing to merge them")]
+    #[error(
+        "the builder's writes hold more than {MAX_ENTRIES} entries or nest deeper than {MAX_DEPTH}; refusing to merge them"
+    )]
     TooMany,
-    #[error("the builder's writes hold more than {MAX_BYTES} bytes of files (sparse files and hard links count in full); refusing to merge them")]
+    #[error(
+        "the builder's writes hold more than {MAX_BYTES} bytes of files (sparse files and hard links count in full); refusing to merge them"
+    )]
     TooLarge,
     #[error(transparent)]
     Tree(#[from] crate::tree::TreeError),
@@ -122,7 +126,12 @@ pub fn merge(scratch: &Path, tree: &Tree) -> Result<Merged, UpperError> {
                         return Err(UpperError::TooLarge);
                     }
                     let mut file = fs.open(entry.path().as_path()).map_err(failed)?;
-                    tree.write_file(&rel, &mut std::io::Read::take(&mut file, meta.len()), mode, owner)?;
+                    tree.write_file(
+                        &rel,
+                        &mut std::io::Read::take(&mut file, meta.len()),
+                        mode,
+                        owner,
+                    )?;
                     tree.set_mtime(&rel, mtime.seconds(), mtime.nanoseconds())?;
                     merged.files += 1;
                 }
@@ -213,15 +222,27 @@ mod tests {
         let tree = Tree::open(&tree_dir).unwrap();
         let merged = merge(&scratch, &tree).unwrap();
         // Then what build does next: write image.lock.
-        tree.ensure_parents(Path::new("etc/mvm/image.lock")).unwrap();
-        tree.write_file(Path::new("etc/mvm/image.lock"), &mut &b"lock"[..], 0o644, None)
+        tree.ensure_parents(Path::new("etc/mvm/image.lock"))
             .unwrap();
+        tree.write_file(
+            Path::new("etc/mvm/image.lock"),
+            &mut &b"lock"[..],
+            0o644,
+            None,
+        )
+        .unwrap();
 
         assert_eq!(std::fs::read(&victim).unwrap(), b"the host's awk");
         assert_eq!(std::fs::read(&lock).unwrap(), b"host lock");
         assert_eq!(std::fs::read_dir(&host).unwrap().count(), 2);
-        assert_eq!(std::fs::read(tree_dir.join("usr/bin/awk")).unwrap(), b"guest awk");
-        assert_eq!(std::fs::read(tree_dir.join("etc/mvm/image.lock")).unwrap(), b"lock");
+        assert_eq!(
+            std::fs::read(tree_dir.join("usr/bin/awk")).unwrap(),
+            b"guest awk"
+        );
+        assert_eq!(
+            std::fs::read(tree_dir.join("etc/mvm/image.lock")).unwrap(),
+            b"lock"
+        );
         assert_eq!(std::fs::read_link(tree_dir.join("mnt")).unwrap(), host);
         assert_eq!(
             std::fs::read_link(tree_dir.join("loop-a")).unwrap(),
@@ -252,7 +273,10 @@ mod tests {
             .args(["c", "0", "0"])
             .status()
             .unwrap();
-        assert!(made.success(), "mknod needs root; the test suite runs as root");
+        assert!(
+            made.success(),
+            "mknod needs root; the test suite runs as root"
+        );
         let scratch = dir.path().join("scratch.ext4");
         image_of(&up, &scratch);
         let tree = Tree::open(&tree_dir).unwrap();

@@ -151,14 +151,19 @@ fn links_planted_by_before_build_never_reach_the_host() {
     assert_eq!(std::fs::read(victim_dir.join("mvm/keep")).unwrap(), b"keep");
     assert_eq!(before, host_files(&watched), "a host file changed");
 
-    let replaced = String::from_utf8(common::debugfs_cat(&built.image.rootfs, "/app/replaced"))
-        .unwrap();
-    assert!(replaced.lines().count() > 0, "the base has absolute links to replace");
+    let replaced =
+        String::from_utf8(common::debugfs_cat(&built.image.rootfs, "/app/replaced")).unwrap();
+    assert!(
+        replaced.lines().count() > 0,
+        "the base has absolute links to replace"
+    );
     let first = replaced.lines().next().unwrap();
     assert_eq!(common::debugfs_cat(&built.image.rootfs, first), b"guest\n");
-    let lock: serde_json::Value =
-        serde_json::from_slice(&common::debugfs_cat(&built.image.rootfs, "/etc/mvm/image.lock"))
-            .expect("image.lock is the real one, not a link");
+    let lock: serde_json::Value = serde_json::from_slice(&common::debugfs_cat(
+        &built.image.rootfs,
+        "/etc/mvm/image.lock",
+    ))
+    .expect("image.lock is the real one, not a link");
     assert!(lock["image_id"].is_string(), "{lock}");
     assert_eq!(
         common::debugfs_cat(&built.image.rootfs, "/etc/mvm/launch.json"),

@@ -51,7 +51,9 @@ impl Case {
     /// nothing and the secret's bytes are in no file under the work dir
     /// but the secret itself.
     fn refused(&self, input: &Path, needle: &str) -> String {
-        let err = self.build(input).expect_err("a tampered output must be refused");
+        let err = self
+            .build(input)
+            .expect_err("a tampered output must be refused");
         let text = err.to_string();
         assert!(text.contains(needle), "expected `{needle}` in: {text}");
         let home = self.work.path().join("home");
@@ -79,7 +81,12 @@ fn reseal(out: &Path) {
     let mut lines = Vec::new();
     for file in walk(out) {
         let meta = std::fs::symlink_metadata(&file).unwrap();
-        let rel = file.strip_prefix(out).unwrap().to_str().unwrap().to_string();
+        let rel = file
+            .strip_prefix(out)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         if meta.is_file() && rel != "SHA256SUMS" {
             let hash = hex(&Sha256::digest(std::fs::read(&file).unwrap()));
             lines.push(format!("{hash}  {rel}\n"));
@@ -298,7 +305,10 @@ fn launch_values_out_of_range_are_refused_where_they_are_read() {
     let mut v = c.launch();
     v["resources"]["memory_mib"] = 4_000_000.into();
     c.set_launch(&v);
-    c.refused(&c.out, "resources.memory_mib: 4000000 is outside 64..=65536");
+    c.refused(
+        &c.out,
+        "resources.memory_mib: 4000000 is outside 64..=65536",
+    );
 
     let mut v = c.launch();
     v["resources"]["memory_mb"] = 256.into();
@@ -315,8 +325,11 @@ fn links_and_executable_bits_added_after_compile_are_refused() {
 
     let c = case();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(c.out.join("src/app.py"), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        c.out.join("src/app.py"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     c.refused(&c.out, "tree hash");
 }
 

@@ -78,7 +78,11 @@ mod tests {
             .env("MVM_PRIVATE_TEST_DIR", dir.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().mode() & 0o777;
         assert_eq!(mode("a"), 0o700);
         assert_eq!(mode("a/b"), 0o700);

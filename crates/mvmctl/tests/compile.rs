@@ -364,8 +364,15 @@ fn a_missing_lockfile_is_an_error() {
     // Bundled, but `uv sync` needs the project file beside it.
     let r = compile(&p.ir(), &out);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("error[E_LOCKFILE_NEEDS_PROJECT]"), "{}", r.stderr);
-    p.write("pyproject.toml", "[project]\nname = \"w\"\nversion = \"0\"\n");
+    assert!(
+        r.stderr.contains("error[E_LOCKFILE_NEEDS_PROJECT]"),
+        "{}",
+        r.stderr
+    );
+    p.write(
+        "pyproject.toml",
+        "[project]\nname = \"w\"\nversion = \"0\"\n",
+    );
     assert_eq!(compile(&p.ir(), &out).code, 0);
 }
 

@@ -22,7 +22,11 @@ pub fn compile(work: &Path, out: &Path, packages: &[&str], extra: &str, body: &s
     std::fs::write(src.join("app.py"), body).unwrap();
     // Present so that workloads declaring Python dependencies compile.
     std::fs::write(src.join("uv.lock"), "version = 1\n").unwrap();
-    std::fs::write(src.join("pyproject.toml"), "[project]\nname = \"hello\"\nversion = \"0\"\n").unwrap();
+    std::fs::write(
+        src.join("pyproject.toml"),
+        "[project]\nname = \"hello\"\nversion = \"0\"\n",
+    )
+    .unwrap();
     let packages = serde_json::to_string(packages).unwrap();
     // A before_start hook unless the caller brings its own hooks.
     let hooks = if extra.contains("\"hooks\"") {
