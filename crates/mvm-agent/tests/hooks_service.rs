@@ -86,7 +86,7 @@ fn the_primary_command_runs_as_a_restarted_service() {
             root,
             json!([
                 {"kind": "command", "name": "main", "command": command, "working_dir": "/", "primary": true},
-                {"kind": "function", "name": "f", "language": "python", "module": "app", "function": "f", "working_dir": "/app", "primary": false},
+                {"kind": "function", "name": "f", "language": "python", "module": "app", "function": "f", "format": "json", "working_dir": "/app", "primary": false},
             ]),
             "main",
         );

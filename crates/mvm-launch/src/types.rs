@@ -224,7 +224,6 @@ pub enum Entrypoint {
         /// Dotted module path, resolved from `working_dir`.
         module: String,
         function: String,
-        #[serde(default)]
         format: Format,
         working_dir: String,
         primary: bool,
@@ -276,10 +275,9 @@ impl Language {
 }
 
 /// How a function's arguments and result travel; JSON is the only one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
-    #[default]
     Json,
 }
 

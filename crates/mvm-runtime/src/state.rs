@@ -231,6 +231,20 @@ mod tests {
         assert_eq!(listed[0].1.as_ref().unwrap(), &st);
     }
 
+    /// The accelerator is typed: state.json keeps "tcg"/"kvm", and another
+    /// word is refused when the record is read, naming the file.
+    #[test]
+    fn an_unknown_accelerator_in_a_record_is_refused_on_load() {
+        let home = tempfile::tempdir().unwrap();
+        let p = home.path().join("state.json");
+        sample("one").save(&p).unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(text.contains(r#""accel": "tcg""#), "{text}");
+        fs::write(&p, text.replace(r#""accel": "tcg""#, r#""accel": "hvf""#)).unwrap();
+        let err = InstanceState::load(&p).unwrap_err().to_string();
+        assert!(err.contains("state.json") && err.contains("hvf"), "{err}");
+    }
+
     #[test]
     fn corrupt_record_names_the_file() {
         let home = tempfile::tempdir().unwrap();

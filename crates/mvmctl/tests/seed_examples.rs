@@ -4,7 +4,9 @@
 //! any build. Nothing may fail for the first time after a build, apart
 //! from what the documents themselves mark as runtime admission (network
 //! egress, until the runtime provides it, is refused at `up` with a clear
-//! message). The README's example table lists the same outcomes.
+//! message). The README's example table lists the same outcomes. The
+//! cookbook's two-entrypoint example is `examples/python/math/mathsvc.py`
+//! as written; `e2e_examples.rs` runs it.
 
 #[path = "common/vm_env.rs"]
 mod vm_env;
@@ -111,27 +113,6 @@ fn cookbook_worker_is_refused_at_compile_for_its_lockfile() {
             .contains("pyproject.toml"),
         "{report:#}"
     );
-}
-
-#[test]
-fn cookbook_math_runs_both_entrypoints() {
-    let _g = serial();
-    let env = Env::new();
-    env.deploy(&format!("{SEEDS}/cookbook-math/math_app.py"), "math");
-    let add = env.ok(&["invoke", "math", "--input", "a=6", "--input", "b=7"]);
-    assert_eq!(add.trim_end(), "13");
-    let mul = env.ok(&[
-        "invoke",
-        "math",
-        "--entrypoint",
-        "mul",
-        "--input",
-        "a=6",
-        "--input",
-        "b=7",
-    ]);
-    assert_eq!(mul.trim_end(), "42");
-    env.ok(&["down", "math"]);
 }
 
 /// The hooks example as written: `python` is a command in Python images,

@@ -71,12 +71,17 @@ impl Env {
         serde_json::from_slice(&lock).expect("image.lock is JSON")
     }
 
-    /// compile + build + up; returns the instance name.
-    pub fn deploy(&self, declaration: &str, name: &str) {
+    /// compile + build, into `<tmp>/<name>-compiled`.
+    pub fn compile_and_build(&self, declaration: &str, name: &str) {
         let out = self.tmp.path().join(format!("{name}-compiled"));
         let out = out.to_str().unwrap();
         self.ok(&["compile", declaration, "--out", out]);
         self.ok(&["build", out]);
+    }
+
+    /// compile + build + up of instance `name`.
+    pub fn deploy(&self, declaration: &str, name: &str) {
+        self.compile_and_build(declaration, name);
         self.ok(&["up", name]);
     }
 }
