@@ -1,0 +1,197 @@
+//! The writer. Everything happens under an exclusive flock on `dir/lock`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+
+use crate::format::{ZERO_HASH, encode_line, now_rfc3339, sha256_hex};
+use crate::fsutil::{ensure_dir, lock, open_private, write_staged};
+use crate::head::Head;
+use crate::{AuditError, Event};
+
+pub const LOG: &str = "log.jsonl";
+pub const HEAD: &str = "head.json";
+
+pub struct AuditLog {
+    dir: PathBuf,
+    key: SigningKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl std::fmt::Debug for AuditLog {
+    // Hand-written so the signing key can never end up in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Create `dir` (0700) if needed. Files are created lazily on first append.
+    pub fn open(dir: &Path, key: SigningKey) -> Result<AuditLog, AuditError> {
+        ensure_dir(dir)?;
+        Ok(AuditLog {
+            dir: dir.to_path_buf(),
+            key,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn append(&self, instance: Option<&str>, event: &Event) -> Result<Appended, AuditError> {
+        let _lock = lock(&self.dir)?;
+        let path = self.dir.join(LOG);
+        let mut log = open_private(&path, true, true)?;
+        let (mut seq, mut prev, mut len) = self.previous(&mut log, &path)?;
+        if let Some((dropped, complete_len)) = torn_tail(&mut log, &path)? {
+            // A writer died mid-write: drop the partial line, then say so in the chain.
+            log.set_len(complete_len)
+                .map_err(|e| AuditError::io(&path, "truncate torn line", e))?;
+            len = complete_len;
+            let repair = Event::Repair {
+                dropped_bytes: dropped.len() as u64,
+                dropped_sha256: sha256_hex(&dropped),
+            };
+            (seq, prev, len) =
+                self.write_record(&mut log, &path, seq + 1, &prev, len, None, &repair)?;
+        }
+        let (seq, hash, _) =
+            self.write_record(&mut log, &path, seq + 1, &prev, len, instance, event)?;
+        Ok(Appended { seq, hash })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_record(
+        &self,
+        log: &mut File,
+        path: &Path,
+        seq: u64,
+        prev: &str,
+        len: u64,
+        instance: Option<&str>,
+        event: &Event,
+    ) -> Result<(u64, String, u64), AuditError> {
+        let line = encode_line(seq, &now_rfc3339(), prev, instance, event)?;
+        let hash = sha256_hex(&line);
+        let mut buf = line;
+        buf.push(b'\n');
+        // One write() on an O_APPEND fd: a crash leaves at worst a torn last line.
+        let n = log
+            .write(&buf)
+            .map_err(|e| AuditError::io(path, "append", e))?;
+        if n != buf.len() {
+            return Err(AuditError::ShortWrite {
+                path: path.to_path_buf(),
+                written: n,
+                len: buf.len(),
+            });
+        }
+        log.sync_data()
+            .map_err(|e| AuditError::io(path, "fdatasync", e))?;
+        let len = len + buf.len() as u64;
+        let head = Head::sign(&self.key, seq, hash.clone(), len);
+        let json = serde_json::to_vec(&head).map_err(AuditError::Encode)?;
+        write_staged(&self.dir, HEAD, &json)?;
+        Ok((seq, hash, len))
+    }
+
+    /// (seq, hash, length of complete lines) of the last complete record.
+    fn previous(&self, log: &mut File, path: &Path) -> Result<(u64, String, u64), AuditError> {
+        let file_len = log
+            .metadata()
+            .map_err(|e| AuditError::io(path, "stat", e))?
+            .len();
+        // Fast path: the head we (or another writer) signed still describes the file.
+        if let Ok(bytes) = std::fs::read(self.dir.join(HEAD))
+            && let Ok(head) = serde_json::from_slice::<Head>(&bytes)
+            && head.log_len == file_len
+        {
+            return Ok((head.seq, head.hash, file_len));
+        }
+        let tail = read_tail(log, path, file_len)?;
+        // Complete part ends at the last '\n'.
+        let complete = match tail.bytes.iter().rposition(|&b| b == b'\n') {
+            Some(i) => &tail.bytes[..=i],
+            None if tail.start == 0 => return Ok((0, ZERO_HASH.to_string(), 0)),
+            None => &[][..],
+        };
+        let complete_len = tail.start + complete.len() as u64;
+        let body = &complete[..complete.len().saturating_sub(1)];
+        let line_start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line = &body[line_start..];
+        if line.is_empty() {
+            return Ok((0, ZERO_HASH.to_string(), complete_len));
+        }
+        let seq = serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("seq")?.as_u64())
+            .ok_or_else(|| AuditError::Malformed {
+                path: path.to_path_buf(),
+                line: 0,
+                detail: "last complete record has no numeric seq; refusing to extend a damaged log"
+                    .into(),
+            })?;
+        Ok((seq, sha256_hex(line), complete_len))
+    }
+}
+
+struct Tail {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// Enough of the end of the file to hold a torn line plus the last full one
+/// (each <= 16 KiB); the whole file if that isn't enough.
+fn read_tail(log: &mut File, path: &Path, file_len: u64) -> Result<Tail, AuditError> {
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = file_len.saturating_sub(window);
+        let mut bytes = Vec::new();
+        log.seek(SeekFrom::Start(start))
+            .and_then(|_| {
+                Read::by_ref(log)
+                    .take(file_len - start)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|e| AuditError::io(path, "read tail", e))?;
+        let newlines = bytes.iter().filter(|&&b| b == b'\n').count();
+        if start == 0 || newlines >= 2 {
+            return Ok(Tail { start, bytes });
+        }
+        window *= 4;
+    }
+}
+
+/// If the file doesn't end in '\n', the dropped partial bytes and the length to keep.
+fn torn_tail(log: &mut File, path: &Path) -> Result<Option<(Vec<u8>, u64)>, AuditError> {
+    let file_len = log
+        .metadata()
+        .map_err(|e| AuditError::io(path, "stat", e))?
+        .len();
+    if file_len == 0 {
+        return Ok(None);
+    }
+    let tail = read_tail(log, path, file_len)?;
+    if tail.bytes.last() == Some(&b'\n') {
+        return Ok(None);
+    }
+    let keep = tail
+        .bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    Ok(Some((
+        tail.bytes[keep..].to_vec(),
+        tail.start + keep as u64,
+    )))
+}
