@@ -52,7 +52,11 @@ impl AuditLog {
         let _lock = lock(&self.dir)?;
         let path = self.dir.join(LOG);
         let mut log = open_private(&path, true, true)?;
-        let (mut seq, mut prev, mut len) = self.previous(&mut log, &path)?;
+        let (mut seq, mut prev, mut len, diverged) = self.previous(&mut log, &path)?;
+        if let Some(event) = diverged {
+            (seq, prev, len) =
+                self.write_record(&mut log, &path, seq + 1, &prev, len, None, &event)?;
+        }
         if let Some((dropped, complete_len)) = torn_tail(&mut log, &path)? {
             // A writer died mid-write: drop the partial line, then say so in the chain.
             log.set_len(complete_len)
@@ -105,43 +109,74 @@ impl AuditLog {
         Ok((seq, hash, len))
     }
 
-    /// (seq, hash, length of complete lines) of the last complete record.
-    fn previous(&self, log: &mut File, path: &Path) -> Result<(u64, String, u64), AuditError> {
+    /// (seq, hash, length of complete lines) of the last complete record,
+    /// and the divergence to record first when the log does not continue
+    /// from the signed head in one of the ways a crash can leave it.
+    fn previous(
+        &self,
+        log: &mut File,
+        path: &Path,
+    ) -> Result<(u64, String, u64, Option<Event>), AuditError> {
         let file_len = log
             .metadata()
             .map_err(|e| AuditError::io(path, "stat", e))?
             .len();
+        let head = std::fs::read(self.dir.join(HEAD))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Head>(&b).ok())
+            .filter(|h| h.check(&self.key.verifying_key()).is_ok());
         // Fast path: the head we (or another writer) signed still describes the file.
-        if let Ok(bytes) = std::fs::read(self.dir.join(HEAD))
-            && let Ok(head) = serde_json::from_slice::<Head>(&bytes)
-            && head.log_len == file_len
+        if let Some(h) = &head
+            && h.log_len == file_len
         {
-            return Ok((head.seq, head.hash, file_len));
+            return Ok((h.seq, h.hash.clone(), file_len, None));
         }
         let tail = read_tail(log, path, file_len)?;
         // Complete part ends at the last '\n'.
         let complete = match tail.bytes.iter().rposition(|&b| b == b'\n') {
             Some(i) => &tail.bytes[..=i],
-            None if tail.start == 0 => return Ok((0, ZERO_HASH.to_string(), 0)),
             None => &[][..],
         };
         let complete_len = tail.start + complete.len() as u64;
         let body = &complete[..complete.len().saturating_sub(1)];
         let line_start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let line = &body[line_start..];
-        if line.is_empty() {
-            return Ok((0, ZERO_HASH.to_string(), complete_len));
-        }
-        let seq = serde_json::from_slice::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("seq")?.as_u64())
-            .ok_or_else(|| AuditError::Malformed {
-                path: path.to_path_buf(),
-                line: 0,
-                detail: "last complete record has no numeric seq; refusing to extend a damaged log"
-                    .into(),
-            })?;
-        Ok((seq, sha256_hex(line), complete_len))
+        let (seq, hash, prev) = if line.is_empty() {
+            (0, ZERO_HASH.to_string(), String::new())
+        } else {
+            let v = serde_json::from_slice::<serde_json::Value>(line).ok();
+            let seq = v
+                .as_ref()
+                .and_then(|v| v.get("seq")?.as_u64())
+                .ok_or_else(|| AuditError::Malformed {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    detail:
+                        "last complete record has no numeric seq; refusing to extend a damaged log"
+                            .into(),
+                })?;
+            let prev = v
+                .as_ref()
+                .and_then(|v| Some(v.get("prev")?.as_str()?.to_string()))
+                .unwrap_or_default();
+            (seq, sha256_hex(line), prev)
+        };
+        let line_offset = tail.start + line_start as u64;
+        let (head_seq, head_hash, head_len) = match &head {
+            Some(h) => (h.seq, h.hash.as_str(), h.log_len),
+            None => (0, ZERO_HASH, 0),
+        };
+        // What a crash can leave: nothing new but a torn tail, or one
+        // record appended whose head was never rewritten.
+        let unchanged = complete_len == head_len && seq == head_seq && hash == head_hash;
+        let lags_by_one = seq == head_seq + 1 && prev == head_hash && line_offset == head_len;
+        let diverged = (!unchanged && !lags_by_one).then(|| Event::HeadDiverged {
+            head_seq: head.as_ref().map(|h| h.seq),
+            head_log_len: head.as_ref().map(|h| h.log_len),
+            found_seq: seq,
+            found_log_len: complete_len,
+        });
+        Ok((seq, hash, complete_len, diverged))
     }
 }
 

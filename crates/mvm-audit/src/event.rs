@@ -42,6 +42,18 @@ pub enum Event {
     Crash {
         detail: String,
     },
+    /// Written by the next writer when the log does not continue from the
+    /// signed head (records edited, removed or added since it was signed,
+    /// or the head replaced): the chain goes on, and this record keeps the
+    /// break visible to every later verification.
+    HeadDiverged {
+        /// What the signed head said (`None`: no valid head).
+        head_seq: Option<u64>,
+        head_log_len: Option<u64>,
+        /// What the writer found: the last complete record and the log's length.
+        found_seq: u64,
+        found_log_len: u64,
+    },
     /// Written by the next writer after a torn (crashed mid-write) last line.
     Repair {
         dropped_bytes: u64,

@@ -19,10 +19,29 @@
 //! head is staged and renamed. A writer that crashed mid-write leaves a line with no
 //! `'\n'` (torn); [`verify`] reports it without failing, and the next append truncates
 //! it and first writes a [`Event::Repair`] record naming the dropped bytes' length and hash.
+//!
+//! A writer that stopped after the record's `fdatasync` but before the head's rename
+//! leaves a log with exactly one complete, well-linked record more than the signed
+//! head describes. [`verify`] reports that as [`ProblemKind::HeadLags`] (not ok: no
+//! signature covers that record yet, and anyone able to write the file could have
+//! added it). The next append repairs it without a record of its own: the head no
+//! longer matches the file's length, so the writer takes the last complete line as
+//! the previous record, appends after it and signs a head covering both; verify is
+//! then clean.
+//!
+//! Any other state (the head missing, replaced or badly signed; the log shorter,
+//! longer or otherwise not continuing from the head) is not something a crash
+//! leaves. The next writer continues the chain from the last complete line but
+//! first appends [`Event::HeadDiverged`] stating what the head said and what it
+//! found, and [`verify`] reports every such record as [`ProblemKind::Diverged`]:
+//! signing a new head never hides tampering the old one would have shown.
+//!
+//! [`Follower`] reads the log as it grows, for viewers (`mvmctl audit --follow`).
 
 mod append;
 mod error;
 mod event;
+mod follow;
 mod format;
 mod fsutil;
 mod head;
@@ -31,6 +50,7 @@ mod verify;
 pub use append::{Appended, AuditLog};
 pub use error::AuditError;
 pub use event::{Decision, Event};
+pub use follow::{Followed, Follower};
 pub use format::MAX_LINE;
 pub use head::{Head, key_id};
 pub use verify::{Problem, ProblemKind, Record, Report, read, verify};

@@ -16,9 +16,16 @@ pub enum ProblemKind {
     Malformed,
     BadLink,
     HeadMismatch,
+    /// The log has exactly one complete, well-linked record more than the signed
+    /// head: what a writer leaves when it stops between appending a record and
+    /// rewriting head.json. The next append signs a head covering it.
+    HeadLags,
     BadHeadSignature,
     /// Incomplete last line: a writer crashed mid-write; the next append repairs it.
     Torn,
+    /// A `head_diverged` record: a writer found the log not continuing
+    /// from the signed head, so what came before it was altered.
+    Diverged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +44,31 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
+impl ProblemKind {
+    /// Stable snake_case name, for output people and scripts read.
+    pub fn code(self) -> &'static str {
+        match self {
+            ProblemKind::Malformed => "malformed",
+            ProblemKind::BadLink => "bad_link",
+            ProblemKind::HeadMismatch => "head_mismatch",
+            ProblemKind::HeadLags => "head_lags",
+            ProblemKind::BadHeadSignature => "bad_head_signature",
+            ProblemKind::Torn => "torn",
+            ProblemKind::Diverged => "diverged",
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 impl Report {
     /// True when nothing but a torn last line (which the next writer repairs) was found.
+    /// [`ProblemKind::HeadLags`] is not ok: until the next append signs it, nothing
+    /// vouches for the last record (anyone who can write the file could have added it).
     pub fn ok(&self) -> bool {
         self.problems.iter().all(|p| p.kind == ProblemKind::Torn)
     }
@@ -55,6 +85,8 @@ pub struct Record {
     pub instance: Option<String>,
     /// The whole record object (includes "event" and its fields).
     pub event: Value,
+    /// The line exactly as stored (without its '\n'): `hash` is its sha256.
+    pub raw: String,
 }
 
 impl Record {
@@ -96,34 +128,42 @@ fn read_log(dir: &Path) -> Result<Vec<u8>, AuditError> {
     }
 }
 
+/// Parse one complete line (without its '\n'); `n` is its 1-based line number.
+pub(crate) fn parse_record(line: &[u8], n: usize, path: &Path) -> Result<Record, AuditError> {
+    let bad = |detail: &str| AuditError::Malformed {
+        path: path.to_path_buf(),
+        line: n,
+        detail: detail.to_string(),
+    };
+    let raw = std::str::from_utf8(line).map_err(|_| bad("not UTF-8"))?;
+    let v: Value = serde_json::from_str(raw).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    let seq = v
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("no numeric seq"))?;
+    let str_field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(Record {
+        line: n,
+        seq,
+        ts: str_field("ts").ok_or_else(|| bad("no ts"))?,
+        prev: str_field("prev").ok_or_else(|| bad("no prev"))?,
+        hash: sha256_hex(line),
+        instance: str_field("instance"),
+        raw: raw.to_string(),
+        event: v,
+    })
+}
+
 /// All complete records in order. A torn last line is skipped; a malformed line is an error.
 pub fn read(dir: &Path) -> Result<Vec<Record>, AuditError> {
     let bytes = read_log(dir)?;
     let path = dir.join(LOG);
-    let mut out = Vec::new();
-    for (i, line) in split(&bytes).lines.into_iter().enumerate() {
-        let bad = |detail: &str| AuditError::Malformed {
-            path: path.clone(),
-            line: i + 1,
-            detail: detail.to_string(),
-        };
-        let v: Value = serde_json::from_slice(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
-        let seq = v
-            .get("seq")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| bad("no numeric seq"))?;
-        let str_field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        out.push(Record {
-            line: i + 1,
-            seq,
-            ts: str_field("ts").ok_or_else(|| bad("no ts"))?,
-            prev: str_field("prev").ok_or_else(|| bad("no prev"))?,
-            hash: sha256_hex(line),
-            instance: str_field("instance"),
-            event: v,
-        });
-    }
-    Ok(out)
+    split(&bytes)
+        .lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| parse_record(line, i + 1, &path))
+        .collect()
 }
 
 /// Check the chain and the signed head. Problems are collected, not fatal;
@@ -135,8 +175,25 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
     let parsed: Vec<Option<(u64, String)>> = sp
         .lines
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
             let v: Value = serde_json::from_slice(l).ok()?;
+            if v.get("event").and_then(Value::as_str) == Some("head_diverged") {
+                report.problems.push(Problem {
+                    line: i + 1,
+                    kind: ProblemKind::Diverged,
+                    detail: format!(
+                        "a writer found the log not continuing from its signed head \
+                         (head seq {}, log length {}; found seq {}, length {}): \
+                         records before this line were edited, removed or added",
+                        v.get("head_seq").map_or("none".into(), Value::to_string),
+                        v.get("head_log_len")
+                            .map_or("none".into(), Value::to_string),
+                        v.get("found_seq").map_or("?".into(), Value::to_string),
+                        v.get("found_log_len").map_or("?".into(), Value::to_string),
+                    ),
+                });
+            }
             Some((
                 v.get("seq")?.as_u64()?,
                 v.get("prev")?.as_str()?.to_string(),
@@ -216,14 +273,42 @@ fn check_head(
 ) -> Result<(), AuditError> {
     let path = dir.join(HEAD);
     let last_line = sp.lines.len();
+    let last_seq = report.last_seq.unwrap_or(0);
     let mismatch = |detail: String| Problem {
         line: last_line,
         kind: ProblemKind::HeadMismatch,
         detail,
     };
+    // Does the log hold exactly one more record than a head (seq, hash, log_len)
+    // describes, linked to it? Its chain link was already checked above.
+    let last_linked = !report.problems.iter().any(|p| {
+        p.line == last_line && matches!(p.kind, ProblemKind::BadLink | ProblemKind::Malformed)
+    });
+    let lags_by_one = |seq: u64, hash: &str, log_len: u64| {
+        last_line >= 1
+            && last_linked
+            && last_seq == seq + 1
+            && hash
+                == hashes
+                    .len()
+                    .checked_sub(2)
+                    .map_or(ZERO_HASH, |i| hashes[i].as_str())
+            && log_len == sp.complete_len - sp.lines[last_line - 1].len() as u64 - 1
+    };
+    let lags = |head_seq: u64| Problem {
+        line: last_line,
+        kind: ProblemKind::HeadLags,
+        detail: format!(
+            "line {last_line} (seq {last_seq}) is not covered by the signed head (seq {head_seq}): \
+             a writer appended it and stopped before rewriting head.json (crashed or killed); \
+             the next append signs it, and until then nothing vouches for it"
+        ),
+    };
     let head: Head = match std::fs::read(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if last_line > 0 {
+            if lags_by_one(0, ZERO_HASH, 0) {
+                report.problems.push(lags(0));
+            } else if last_line > 0 {
                 report
                     .problems
                     .push(mismatch("log has records but head.json is missing".into()));
@@ -251,16 +336,17 @@ fn check_head(
         });
         return Ok(());
     }
-    let last_seq = report.last_seq.unwrap_or(0);
     let last_hash = hashes.last().map_or(ZERO_HASH, String::as_str);
     if head.seq > last_seq || head.log_len > sp.complete_len {
         report.problems.push(mismatch(format!(
             "log ends at seq {last_seq} but the signed head is seq {}: truncated",
             head.seq
         )));
+    } else if lags_by_one(head.seq, &head.hash, head.log_len) {
+        report.problems.push(lags(head.seq));
     } else if head.seq < last_seq {
         report.problems.push(mismatch(format!(
-            "log ends at seq {last_seq} but the signed head is seq {}: records after it are unsigned (appended by hand, or a writer crashed before updating the head)",
+            "log ends at seq {last_seq} but the signed head is seq {}: records after it are unsigned (added without the audit key; a crashed writer leaves at most one, linked to the head)",
             head.seq
         )));
     } else if head.hash != last_hash {

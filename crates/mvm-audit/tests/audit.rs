@@ -222,16 +222,51 @@ fn torn_line_reported_then_repaired() {
     }
 }
 
+/// A crash cannot lose head.json (it is renamed into place after the first
+/// record), so a log with records and no head was tampered with: the next
+/// writer continues the chain but records the divergence first.
 #[test]
-fn writer_recovers_without_head_fast_path() {
-    // Head lost (e.g. crash before it was written): the writer reads the tail instead.
+fn a_lost_head_is_recorded_by_the_next_writer() {
     let t = tempfile::tempdir().unwrap();
     fill(t.path(), 3);
     std::fs::remove_file(t.path().join("head.json")).unwrap();
     fill(t.path(), 1);
     let r = check(t.path());
-    assert!(r.problems.is_empty(), "{:?}", r.problems);
-    assert_eq!(r.last_seq, Some(4));
+    assert_eq!(only(&r, ProblemKind::Diverged).line, 4);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert_eq!(r.last_seq, Some(5));
+    assert!(!r.ok());
+}
+
+/// Truncating the tail or editing the last record is caught by the signed
+/// head; an append after it must not hide that.
+#[test]
+fn tampering_the_head_catches_stays_visible_after_more_appends() {
+    for case in ["truncate", "edit last, same length", "edit last, longer"] {
+        let t = tempfile::tempdir().unwrap();
+        fill(t.path(), 5);
+        let mut l = lines(t.path());
+        match case {
+            "truncate" => l.truncate(3),
+            "edit last, same length" => l[4] = l[4].replace("\"web\"", "\"wep\""),
+            _ => l[4] = l[4].replace("\"web\"", "\"webb\""),
+        }
+        write_lines(t.path(), &l);
+        fill(t.path(), 2);
+        let r = check(t.path());
+        assert!(!r.ok(), "{case}");
+        if case == "edit last, same length" {
+            // The head still matches the file's length, so the writer
+            // chains to the hash the head signed: the edited line's
+            // successor names it.
+            let p = only(&r, ProblemKind::BadLink);
+            assert!(p.detail.contains("line 5 was edited"), "{}", p.detail);
+        } else {
+            let p = only(&r, ProblemKind::Diverged);
+            assert_eq!(p.line, l.len() + 1, "{case}");
+            assert!(p.detail.contains("head seq 5"), "{case}: {}", p.detail);
+        }
+    }
 }
 
 const CHILD_ENV: &str = "MVM_AUDIT_TEST_CHILD_DIR";
@@ -290,4 +325,110 @@ fn owner_only_even_with_umask_zero() {
     for f in ["log.jsonl", "head.json", "lock"] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
+}
+
+/// A writer stopped between appending a record and rewriting head.json:
+/// simulated by putting back the head from before the append.
+#[test]
+fn head_lags_after_a_crash_then_the_next_append_signs_it() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 3);
+    let head = t.path().join("head.json");
+    let before = std::fs::read(&head).unwrap();
+    fill(t.path(), 1);
+    std::fs::write(&head, &before).unwrap();
+    let r = check(t.path());
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    let p = only(&r, ProblemKind::HeadLags);
+    assert_eq!(p.line, 4);
+    assert!(
+        p.detail.contains("stopped before rewriting head.json"),
+        "{}",
+        p.detail
+    );
+    assert!(!r.ok(), "an unsigned record must not verify as ok");
+    assert_eq!(r.last_seq, Some(4));
+
+    // The next writer re-signs: both records are covered, nothing extra is written.
+    fill(t.path(), 1);
+    let r = check(t.path());
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!((r.records, r.last_seq), (5, Some(5)));
+}
+
+#[test]
+fn head_lags_for_the_first_record_when_head_was_never_written() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 1);
+    std::fs::remove_file(t.path().join("head.json")).unwrap();
+    let r = check(t.path());
+    assert_eq!(only(&r, ProblemKind::HeadLags).line, 1);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+}
+
+#[test]
+fn two_unsigned_records_are_a_mismatch_not_a_lag() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 3);
+    let head = t.path().join("head.json");
+    let before = std::fs::read(&head).unwrap();
+    fill(t.path(), 2);
+    std::fs::write(&head, &before).unwrap();
+    let r = check(t.path());
+    assert!(r.problems.iter().all(|p| p.kind != ProblemKind::HeadLags));
+    let p = only(&r, ProblemKind::HeadMismatch);
+    assert!(p.detail.contains("unsigned"), "{}", p.detail);
+}
+
+#[test]
+fn an_unlinked_extra_record_is_not_a_lag() {
+    // One more record than the head, but its prev doesn't name the head's record.
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 3);
+    let mut l = lines(t.path());
+    let forged = l[2].replace("\"seq\":3", "\"seq\":4");
+    l.push(forged);
+    write_lines(t.path(), &l);
+    let r = check(t.path());
+    assert!(
+        r.problems.iter().all(|p| p.kind != ProblemKind::HeadLags),
+        "{:?}",
+        r.problems
+    );
+    assert_eq!(only(&r, ProblemKind::BadLink).line, 4);
+    only(&r, ProblemKind::HeadMismatch);
+}
+
+#[test]
+fn head_lag_and_a_torn_line_together() {
+    // Crash after the record but before the head, then a second crash mid-write.
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 2);
+    let head = t.path().join("head.json");
+    let before = std::fs::read(&head).unwrap();
+    fill(t.path(), 1);
+    std::fs::write(&head, &before).unwrap();
+    let path = t.path().join("log.jsonl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":4,");
+    std::fs::write(&path, &bytes).unwrap();
+    let r = check(t.path());
+    assert_eq!(only(&r, ProblemKind::HeadLags).line, 3);
+    assert_eq!(only(&r, ProblemKind::Torn).line, 4);
+    fill(t.path(), 1);
+    let r = check(t.path());
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.last_seq, Some(5)); // 3, repair 4, then 5
+}
+
+#[test]
+fn read_keeps_the_raw_line() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 2);
+    let recs = read(t.path()).unwrap();
+    assert_eq!(
+        recs.iter().map(|r| r.raw.clone()).collect::<Vec<_>>(),
+        lines(t.path())
+    );
+    assert_eq!(mvm_audit::ProblemKind::HeadLags.code(), "head_lags");
 }

@@ -9,7 +9,7 @@ pub enum KeyError {
     InvalidName { name: String },
     #[error("key {name:?} already exists at {}\n  hint: pick another name, or delete both files of the old key first", path.display())]
     Exists { name: String, path: PathBuf },
-    #[error("no key {name:?}: {} does not exist\n  hint: `mvmctl keys generate {name}` makes one", path.display())]
+    #[error("no key {name:?}: {} does not exist\n  hint: `mvmctl key generate {name}` makes one", path.display())]
     NotFound { name: String, path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
@@ -19,7 +19,7 @@ pub enum KeyError {
     },
     #[error("{} is a symlink; a key file must be a regular file\n  hint: replace the link with the file itself", path.display())]
     Symlink { path: PathBuf },
-    #[error("{} is not a regular file\n  hint: a key file is a plain file written by `mvmctl keys generate`", path.display())]
+    #[error("{} is not a regular file\n  hint: a key file is a plain file written by `mvmctl key generate`", path.display())]
     NotRegular { path: PathBuf },
     #[error("{} has mode {mode:04o}: a private key must not be readable by group or other\n  hint: chmod 600 {}", path.display(), path.display())]
     Permissions { path: PathBuf, mode: u32 },

@@ -5,26 +5,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::PlanError;
 use crate::replay::hex;
-
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("{}: {source}\n  hint: check the path exists and is readable", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl PlanError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        PlanError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
 
 /// sha256 of big files, cached by (path, dev, ino, size, mtime, ctime):
 /// any write changes mtime/ctime, so a changed file is rehashed.

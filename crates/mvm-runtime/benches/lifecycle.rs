@@ -1,6 +1,7 @@
 //! Instance lifecycle figures under real QEMU: cold `up` split into phases,
-//! warm invoke and `exec true` round trips, and QEMU's memory beyond the
-//! guest's. Few samples: each cold start is a full VM boot.
+//! warm invoke and `exec true` round trips, QEMU's memory beyond the
+//! guest's, and what the audit trail costs an invoke. Few samples: each
+//! cold start is a full VM boot.
 //!
 //! `cargo bench -p mvm-runtime --bench lifecycle`. Like the VM tests, this
 //! binary is also the supervisor (`<bench> __supervise NAME`).
@@ -12,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mvm_runtime::InstanceName;
+use mvm_runtime::admission::AdmissionRequest;
 use mvm_runtime::assets::{self, Progress};
 use mvm_runtime::call::{self, InvokeOutcome};
 use mvm_runtime::state::ImageRef;
@@ -21,6 +23,8 @@ use serde_json::json;
 const COLD_SAMPLES: usize = 3;
 const INVOKE_SAMPLES: usize = 200;
 const EXEC_SAMPLES: usize = 100;
+/// Sequential invokes per instance in the audit on/off comparison.
+const AUDIT_INVOKES: usize = 200;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -58,6 +62,7 @@ fn measure(home: &Path) {
         id: "bench-image".into(),
         name: "rt-test".into(),
         rootfs: support::fixture::rootfs(),
+        lock: None,
         launch_json: support::fixture::write_launch(&launch_dir, json!({})),
     };
     let opts = UpOptions {
@@ -67,6 +72,7 @@ fn measure(home: &Path) {
             program: std::env::current_exe().unwrap(),
             args: vec!["__supervise".into()],
         },
+        admission: None,
     };
     let name = InstanceName::parse("bench").unwrap();
 
@@ -131,6 +137,92 @@ fn measure(home: &Path) {
         "QEMU RSS {rss} MiB for a {mem} MiB guest: {} MiB beyond guest memory",
         rss as i64 - mem as i64
     );
+
+    audit_cost(home, &boot, &image, &opts, &name);
+}
+
+/// Invoke throughput with the audit trail off and on: the same image up
+/// twice, `bench` (admission `None`: no audit) and `bench-audit` (the
+/// default policy: every invoke appended, fdatasync'd and the head
+/// re-signed before the client hears back). Both run at once and the
+/// invokes alternate between them, so drift on a shared machine hits both
+/// series alike.
+fn audit_cost(
+    home: &Path,
+    boot: &mvm_runtime::up::BootAssets,
+    image: &ImageRef,
+    plain: &UpOptions,
+    plain_name: &InstanceName,
+) {
+    let audited_name = InstanceName::parse("bench-audit").unwrap();
+    let audited = UpOptions {
+        name: Some(audited_name.clone()),
+        admission: Some(AdmissionRequest::from_home(home).expect("the default policy")),
+        ..plain.clone()
+    };
+    assert!(
+        audited.admission.as_ref().is_some_and(|a| a.policy.audit),
+        "the default policy audits"
+    );
+    let up = up_image(home, image.clone(), boot, &audited).expect("audited up");
+    println!(
+        "audited up (admission + up record): ready {} ms",
+        up.timings.total_ms
+    );
+    // Starts the audited instance's Python runner; `bench` has one already.
+    call::invoke(home, &audited_name, Some("noop".into()), Default::default()).expect("invoke");
+
+    let mut off = Vec::with_capacity(AUDIT_INVOKES);
+    let mut on = Vec::with_capacity(AUDIT_INVOKES);
+    for _ in 0..AUDIT_INVOKES {
+        for (name, times) in [(plain_name, &mut off), (&audited_name, &mut on)] {
+            let t = Instant::now();
+            let out =
+                call::invoke(home, name, Some("noop".into()), Default::default()).expect("invoke");
+            times.push(t.elapsed());
+            assert_eq!(out, InvokeOutcome::Value(serde_json::Value::Null));
+        }
+    }
+
+    // The comparison means something only if exactly one side audited.
+    let records = mvm_audit::read(&mvm_runtime::audit::audit_dir(home)).expect("audit trail");
+    let invokes_of = |n: &InstanceName| {
+        records
+            .iter()
+            .filter(|r| r.instance.as_deref() == Some(n.as_str()))
+            .filter(|r| matches!(r.typed(), Some(mvm_audit::Event::Invoke { .. })))
+            .count()
+    };
+    assert_eq!(
+        invokes_of(&audited_name),
+        AUDIT_INVOKES + 1,
+        "every audited invoke recorded"
+    );
+    assert_eq!(
+        invokes_of(plain_name),
+        0,
+        "the unaudited instance records nothing"
+    );
+
+    let rate = |t: &[Duration]| t.len() as f64 / t.iter().sum::<Duration>().as_secs_f64();
+    let (rate_off, rate_on) = (rate(&off), rate(&on));
+    off.sort();
+    on.sort();
+    println!(
+        "invoke with the audit trail off vs on ({AUDIT_INVOKES} sequential invokes each, alternating):"
+    );
+    let off_p = report("  audit off (admission None)", &off);
+    println!("    {rate_off:.1} invokes/s");
+    let on_p = report("  audit on (default policy)", &on);
+    println!("    {rate_on:.1} invokes/s");
+    println!(
+        "  on/off: throughput {:.3}x, p50 latency {:.3}x (+{:.2} ms), p99 latency {:.3}x (+{:.2} ms)",
+        rate_on / rate_off,
+        on_p.0.as_secs_f64() / off_p.0.as_secs_f64(),
+        (on_p.0.as_secs_f64() - off_p.0.as_secs_f64()) * 1000.0,
+        on_p.1.as_secs_f64() / off_p.1.as_secs_f64(),
+        (on_p.1.as_secs_f64() - off_p.1.as_secs_f64()) * 1000.0,
+    );
 }
 
 fn sample(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
@@ -145,7 +237,8 @@ fn sample(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
     times
 }
 
-fn report(what: &str, sorted: &[Duration]) {
+/// Prints p50/p99/max of `sorted` and returns (p50, p99).
+fn report(what: &str, sorted: &[Duration]) -> (Duration, Duration) {
     let pct =
         |p: f64| sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -156,4 +249,5 @@ fn report(what: &str, sorted: &[Duration]) {
         ms(pct(0.99)),
         ms(*sorted.last().unwrap())
     );
+    (pct(0.50), pct(0.99))
 }

@@ -91,6 +91,20 @@ pub enum RuntimeError {
         message: String,
     },
 
+    /// Admission refused the launch: a check of the policy or the plan.
+    #[error("not admitted: {refusal}")]
+    Refused { refusal: mvm_plan::Refusal },
+
+    /// The policy, a plan or the host's trust stores could not be read.
+    #[error("{0}")]
+    Plan(#[from] mvm_plan::PlanError),
+
+    /// The audit trail could not be written, so nothing unaudited runs.
+    #[error(
+        "writing the audit trail: {detail}\n  hint: check {dir} is writable by you, or set [audit] enabled = false in policy.toml"
+    )]
+    Audit { dir: PathBuf, detail: String },
+
     #[error("control channel: {detail}")]
     Control { detail: String },
 }

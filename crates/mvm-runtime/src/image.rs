@@ -20,6 +20,7 @@ pub fn resolve(home: &Path, target: &str) -> Result<ImageRef, RuntimeError> {
         id: image.id,
         name: image.meta.name,
         rootfs: image.rootfs,
+        lock: Some(image.lock),
         launch_json: image.launch_json,
     })
 }

@@ -10,10 +10,14 @@
 //! - [`supervisor`]: the per-instance process behind `control.sock`;
 //!   [`supervisor::run`] is what `mvmctl __supervise NAME` calls;
 //! - [`image`], [`assets`]: what an instance boots;
+//! - [`admission`], [`audit`]: the operator's policy and signed plans
+//!   checked at `up`, and the audit trail every instance writes;
 //! - [`secrets`], [`input`]: secret tokens and invoke arguments;
 //! - [`error`]: every failure, as a message a person can act on.
 
+pub mod admission;
 pub mod assets;
+pub mod audit;
 pub mod call;
 pub mod control;
 pub mod down;

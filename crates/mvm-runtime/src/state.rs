@@ -33,7 +33,20 @@ pub struct ImageRef {
     /// The workload name the image was built for.
     pub name: String,
     pub rootfs: PathBuf,
+    /// The image's `image.lock`; images made outside the store (test
+    /// fixtures) have none, and no plan can name their digest.
+    #[serde(default)]
+    pub lock: Option<PathBuf>,
     pub launch_json: PathBuf,
+}
+
+/// What the audit trail says about an instance; `None` in the record when
+/// the policy turned auditing off (or the caller admitted nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditInfo {
+    pub ir_hash: String,
+    /// The admitted plan's SHA-256 (of its envelope file), if up had one.
+    pub plan_sha256: Option<String>,
 }
 
 /// Wall-clock milliseconds of each start-up phase, measured on the host.
@@ -65,6 +78,9 @@ pub struct InstanceState {
     pub qemu: Option<ProcessRef>,
     pub timings: Timings,
     pub persist: Persisted,
+    /// Whether (and with what) this instance's events are audited.
+    #[serde(default)]
+    pub audit: Option<AuditInfo>,
 }
 
 /// What `ps` shows: the record checked against the processes it names.
@@ -193,6 +209,7 @@ mod tests {
                 id: "abc".into(),
                 name: "hello".into(),
                 rootfs: "/images/abc/rootfs.ext4".into(),
+                lock: None,
                 launch_json: "/images/abc/launch.json".into(),
             },
             supervisor: Some(ProcessRef::current()),
@@ -213,6 +230,7 @@ mod tests {
                 },
                 guest: GuestConfig::default(),
             },
+            audit: None,
         }
     }
 

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::admission::AdmissionRequest;
 use crate::control::UpReport;
 use crate::error::RuntimeError;
 use crate::home::{InstanceDir, instances_root};
@@ -17,7 +18,7 @@ use crate::logs;
 use crate::name::InstanceName;
 use crate::persist::{GuestConfig, NetworkConfig, Persisted, VmConfig};
 use crate::secrets;
-use crate::state::{ImageRef, InstanceState, Observed, Status, Timings, now_unix_ms};
+use crate::state::{AuditInfo, ImageRef, InstanceState, Observed, Status, Timings, now_unix_ms};
 
 /// Default for `--timeout-ready`: a TCG cold boot takes 6–10 s here, so
 /// this leaves room for a busy machine and for slow readiness probes.
@@ -62,6 +63,10 @@ pub struct UpOptions {
     pub name: Option<InstanceName>,
     pub ready_timeout: Duration,
     pub supervisor: SupervisorCommand,
+    /// Admission against a policy (and plan); `None` admits without
+    /// checks or audit, for callers that built the image themselves
+    /// (tests, benchmarks). `mvmctl up` always passes one.
+    pub admission: Option<AdmissionRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -85,7 +90,25 @@ pub fn up_image(
         None => InstanceName::parse(&image.name)?,
     };
     let dir = claim(home, &name)?;
-    let state = initial_state(&dir, image, &launch, assets, opts.ready_timeout);
+    // Admission after the claim, so a plan's nonce is not spent on a name
+    // that was taken.
+    let audit = match &opts.admission {
+        None => None,
+        Some(req) => {
+            match crate::admission::admit(home, name.as_str(), req, &launch, &image, assets) {
+                Ok(admitted) => req.policy.audit.then(|| AuditInfo {
+                    ir_hash: launch.ir_hash.clone(),
+                    plan_sha256: admitted.plan_sha256,
+                }),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir.dir);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let mut state = initial_state(&dir, image, &launch, assets, opts.ready_timeout);
+    state.audit = audit;
     if let Err(e) = state.save(&dir.state_json()) {
         let _ = std::fs::remove_dir_all(&dir.dir);
         return Err(e);
@@ -201,6 +224,7 @@ fn initial_state(
         qemu: None,
         timings: Timings::default(),
         persist: Persisted { vm, guest },
+        audit: None,
     }
 }
 

@@ -7,12 +7,14 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use mvm_runtime::InstanceName;
+use mvm_runtime::admission::AdmissionRequest;
 use mvm_runtime::call::{self, InvokeOutcome};
 use mvm_runtime::state::{ImageRef, InstanceState};
 use mvm_runtime::up::{BootAssets, SupervisorCommand, UpOptions, up_image};
@@ -73,6 +75,10 @@ fn main() {
             secrets_reach_the_guest_as_tokens,
         ),
         Trial::test("name_collision_is_refused", name_collision_is_refused),
+        Trial::test(
+            "eight_audited_instances_share_one_verified_trail",
+            eight_audited_instances_share_one_verified_trail,
+        ),
     ];
     libtest_mimic::run(&args, tests).exit();
 }
@@ -105,6 +111,7 @@ impl Env {
             id: "test-image".into(),
             name: "rt-test".into(),
             rootfs: rootfs().clone(),
+            lock: None,
             launch_json: fixture::write_launch(&dir, env),
         }
     }
@@ -115,10 +122,22 @@ impl Env {
         env: Value,
         timeout: Duration,
     ) -> Result<mvm_runtime::up::UpOutcome, mvm_runtime::RuntimeError> {
+        self.up_admitted(name, env, timeout, None)
+    }
+
+    /// `up` with admission (and so, by the default policy, auditing).
+    fn up_admitted(
+        &self,
+        name: &str,
+        env: Value,
+        timeout: Duration,
+        admission: Option<AdmissionRequest>,
+    ) -> Result<mvm_runtime::up::UpOutcome, mvm_runtime::RuntimeError> {
         let opts = UpOptions {
             name: Some(InstanceName::parse(name).unwrap()),
             ready_timeout: timeout,
             supervisor: supervisor(),
+            admission,
         };
         up_image(self.home(), self.image(env), assets(), &opts)
     }
@@ -548,5 +567,184 @@ fn name_collision_is_refused() -> Result<(), Failed> {
         err.contains("already running") && err.contains("--name"),
         err.clone(),
     )?;
+    Ok(())
+}
+
+const AUDITED_INSTANCES: usize = 8;
+const INVOKES_EACH: usize = 50;
+
+/// Eight instances under the default policy (so audited) boot at once,
+/// take 50 invokes each concurrently, and go down: their supervisors and
+/// the `up` callers all append to one chain, which must verify with the
+/// host audit key and hold exactly each instance's admission, up, 50
+/// invokes and down, in that order, with strictly increasing seq.
+fn eight_audited_instances_share_one_verified_trail() -> Result<(), Failed> {
+    // 8 TCG boots share two cores: far slower than one boot alone.
+    const TIMEOUT: Duration = Duration::from_secs(300);
+    let env = Env::new();
+    let names: Vec<String> = (0..AUDITED_INSTANCES).map(|i| format!("aud-{i}")).collect();
+    let admission = AdmissionRequest::from_home(env.home())?;
+    check(
+        admission.policy.audit && admission.policy.source.is_none(),
+        "the default policy audits",
+    )?;
+
+    let started = Instant::now();
+    let ups = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let admission = admission.clone();
+                s.spawn(|| env.up_admitted(name, json!({}), TIMEOUT, Some(admission)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let boot_wall = started.elapsed();
+    let slowest = ups.iter().map(|u| u.timings.total_ms).max().unwrap_or(0);
+    eprintln!(
+        "{AUDITED_INSTANCES} audited ups at once: wall {} ms, slowest ready {slowest} ms",
+        boot_wall.as_millis()
+    );
+
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let env = &env;
+                s.spawn(move || -> Result<(), Failed> {
+                    for i in 0..INVOKES_EACH {
+                        let who = format!("{name}-{i}");
+                        let args = mvm_runtime::input::from_pairs(&[format!("name={who}")])?;
+                        let out = call::invoke(env.home(), &n(name), None, args)?;
+                        check(
+                            out == InvokeOutcome::Value(json!(format!("hello {who}"))),
+                            format!("{name} invoke {i}: {out:?}"),
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| Failed::from("an invoke thread panicked"))?
+        })
+    })?;
+    let invoke_wall = started.elapsed();
+    let total = AUDITED_INSTANCES * INVOKES_EACH;
+    eprintln!(
+        "{total} invokes across {AUDITED_INSTANCES} instances: wall {} ms ({:.1} invokes/s)",
+        invoke_wall.as_millis(),
+        total as f64 / invoke_wall.as_secs_f64()
+    );
+
+    // Whether each supervisor answered its stop decides how many `down`
+    // records it may have (src/down.rs, needs_down_record).
+    let started = Instant::now();
+    let mut answered = BTreeMap::new();
+    for name in &names {
+        let down = mvm_runtime::down::down(env.home(), &n(name), Duration::from_secs(20))?;
+        answered.insert(name.clone(), down.before_stop.is_some());
+    }
+    eprintln!("downs: wall {} ms", started.elapsed().as_millis());
+    check(qemus_under(env.home()).is_empty(), "no QEMU left")?;
+
+    let audit = mvm_runtime::audit::audit_dir(env.home());
+    let key = mvm_keys::KeyRing::new(&mvm_runtime::audit::keys_dir(env.home()))?
+        .public(mvm_keys::AUDIT_KEY)?;
+    let started = Instant::now();
+    let report = mvm_audit::verify(&audit, &key.key)?;
+    eprintln!(
+        "verify of {} records: {} ms",
+        report.records,
+        started.elapsed().as_millis()
+    );
+    check(
+        report.ok(),
+        format!("audit trail verifies: {:?}", report.problems),
+    )?;
+    let records = mvm_audit::read(&audit)?;
+    check(
+        report.records == records.len(),
+        format!(
+            "verify saw {} records, read {}",
+            report.records,
+            records.len()
+        ),
+    )?;
+    check(
+        records.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq strictly increasing",
+    )?;
+
+    // Per instance, the kinds of its records in log order.
+    let mut kinds: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    for r in &records {
+        let instance = r
+            .instance
+            .clone()
+            .ok_or_else(|| format!("record {} names no instance: {}", r.seq, r.raw))?;
+        let event = r
+            .typed()
+            .ok_or_else(|| format!("record {} is no known event: {}", r.seq, r.raw))?;
+        let kind = match event {
+            mvm_audit::Event::Admission {
+                decision: mvm_audit::Decision::Admitted,
+                check: None,
+                plan_sha256: None,
+                ref ir_hash,
+                ..
+            } if *ir_hash == "0".repeat(64) => "admission",
+            mvm_audit::Event::Up {
+                ref image_id,
+                plan_sha256: None,
+                ref accel,
+                ..
+            } if image_id == "test-image" && *accel == assets().accel.as_str() => "up",
+            mvm_audit::Event::Invoke {
+                ref entrypoint,
+                ok: true,
+                ..
+            } if entrypoint == "greet" => "invoke",
+            mvm_audit::Event::Down {} => "down",
+            other => return Err(format!("unexpected record {}: {other:?}", r.seq).into()),
+        };
+        kinds.entry(instance).or_default().push(kind);
+    }
+    check(
+        kinds.keys().eq(names.iter()),
+        format!("instances in the trail: {:?}", kinds.keys()),
+    )?;
+    let count = |k: &str| kinds.values().flatten().filter(|x| **x == k).count();
+    eprintln!(
+        "trail: {} records: {} admission, {} up, {} invoke, {} down",
+        records.len(),
+        count("admission"),
+        count("up"),
+        count("invoke"),
+        count("down")
+    );
+    for (name, got) in &kinds {
+        let mut want = vec!["admission", "up"];
+        want.extend(std::iter::repeat_n("invoke", INVOKES_EACH));
+        want.push("down");
+        // A supervisor that recorded its stop but whose answer was lost
+        // leaves `down` to record a second one; one that answered, never.
+        let second_down_allowed = !answered[name];
+        let mut with_second = want.clone();
+        with_second.push("down");
+        check(
+            *got == want || (second_down_allowed && *got == with_second),
+            format!("{name}: records {got:?}"),
+        )?;
+    }
+    check(count("up") == AUDITED_INSTANCES, "8 up")?;
+    check(count("invoke") == total, "400 invoke")?;
+    check(count("admission") == AUDITED_INSTANCES, "8 admission")?;
     Ok(())
 }

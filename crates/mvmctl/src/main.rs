@@ -39,6 +39,17 @@ enum Command {
     Down(commands::down::DownArgs),
     /// Check whether this host can run mvm, and what to fix if not.
     Doctor(commands::doctor::DoctorArgs),
+    /// Manage signing keys (Ed25519) under the mvm home.
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
+    /// Describe exactly what `up TARGET` would run, as a plan to review and sign.
+    Plan(commands::plan::PlanArgs),
+    /// Sign a plan with a key (adds a DSSE signature).
+    Sign(commands::plan::SignArgs),
+    /// Check a plan's signatures, key trust and digests; print who signed what.
+    Verify(commands::plan::VerifyArgs),
+    /// Show or verify the audit trail.
+    Audit(commands::audit::AuditArgs),
     /// Work with Workload IR files.
     #[command(subcommand)]
     Ir(commands::ir::IrCommand),
@@ -77,6 +88,11 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(args),
         Command::Down(args) => commands::down::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Key(cmd) => commands::key::run(cmd),
+        Command::Plan(args) => commands::plan::plan(args),
+        Command::Sign(args) => commands::plan::sign(args),
+        Command::Verify(args) => commands::plan::verify(args),
+        Command::Audit(args) => commands::audit::run(args),
         Command::Ir(cmd) => commands::ir::run(cmd),
         Command::Supervise(args) => commands::supervise::run(args),
         Command::EgressProxy(args) => commands::egress::run(args),

@@ -174,6 +174,7 @@ fn the_named_untrusted_input_readers_exist() {
         "crates/mvm-decl/src/typescript.rs",
         "crates/mvm-recording/src/format.rs",
         "crates/mvm-launch/src/lib.rs",
+        "crates/mvm-plan/src/envelope.rs",
         "crates/mvm-image/src/compiled.rs",
         "crates/mvm-image/src/upper.rs",
         "crates/mvm-proto/src/frame.rs",

@@ -70,6 +70,10 @@ pub enum SupervisorError {
 
     #[error("{0}")]
     State(#[from] crate::error::RuntimeError),
+
+    /// Auditing is on for the instance and its trail cannot be written.
+    #[error("not starting an unaudited instance: {0}")]
+    Audit(#[from] crate::audit::AuditTrailError),
 }
 
 fn last_output(output: &str) -> String {

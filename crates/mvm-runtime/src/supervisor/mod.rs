@@ -7,11 +7,13 @@ mod boot;
 mod error;
 mod machine;
 mod serve;
+mod trail;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use error::SupervisorError;
+use trail::Trail;
 
 use crate::control::{self, UpReport};
 use crate::home::InstanceDir;
@@ -43,9 +45,9 @@ pub fn run(home: &Path, name: &InstanceName) -> i32 {
 
 async fn supervise(home: &Path, name: &InstanceName) -> i32 {
     let dir = InstanceDir::new(home, name.clone());
-    match start(&dir).await {
-        Ok((listener, started)) => {
-            serve::serve(listener, started.agent, started.machine, dir).await
+    match start(home, &dir).await {
+        Ok((listener, started, trail)) => {
+            serve::serve(listener, started.agent, started.machine, dir, trail).await
         }
         Err(e) => {
             tracing::error!("start-up failed: {e}");
@@ -64,11 +66,15 @@ async fn supervise(home: &Path, name: &InstanceName) -> i32 {
 }
 
 async fn start(
+    home: &Path,
     dir: &InstanceDir,
-) -> Result<(tokio::net::UnixListener, boot::Started), SupervisorError> {
+) -> Result<(tokio::net::UnixListener, boot::Started, Option<Trail>), SupervisorError> {
     let mut st = InstanceState::load(&dir.state_json())?;
     st.supervisor = Some(ProcessRef::current());
     st.save(&dir.state_json())?;
+    // Before the working directory changes (a relative MVM_HOME) and
+    // before boot, so an unusable audit trail costs no boot.
+    let audit = Trail::open(home, &st)?;
     // QEMU gets socket paths relative to the instance directory, so they
     // stay within the 108-byte unix socket limit however deep MVM_HOME is.
     std::env::set_current_dir(&dir.dir).map_err(|source| SupervisorError::Io {
@@ -79,18 +85,31 @@ async fn start(
     // connect once the record says ready.
     let listener = bind_control(dir)?;
     let mut started = boot::start(dir, &mut st).await?;
+    // Before the record says ready: clients connect only after that, so
+    // nothing of this instance can be recorded ahead of its `up`.
+    if let Some((trail, info)) = &audit
+        && let Err(e) = trail.up(&st, info).await
+    {
+        started.machine.kill().await;
+        return Err(e);
+    }
     st.status = Status::Ready;
     st.ready_unix_ms = Some(now_unix_ms());
     st.timings = started.timings;
     if let Err(e) = st.save(&dir.state_json()) {
         started.machine.kill().await;
+        if let Some((trail, _)) = &audit {
+            trail
+                .crash(format!("start-up failed after the up record: {e}"))
+                .await;
+        }
         return Err(e.into());
     }
     tracing::info!(?st.timings, "ready");
     report(&UpReport::Ready {
         timings: started.timings,
     });
-    Ok((listener, started))
+    Ok((listener, started, audit.map(|(trail, _)| trail)))
 }
 
 fn bind_control(dir: &InstanceDir) -> Result<tokio::net::UnixListener, SupervisorError> {

@@ -1,7 +1,7 @@
 //! Serving CLI clients on `control.sock` once the instance is ready, and
 //! stopping it when asked.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mvm_proto::{FrameError, HookPhase, frame};
 
@@ -16,6 +16,7 @@ use crate::state::{InstanceState, Status};
 
 use super::agent::Agent;
 use super::machine::Machine;
+use super::trail::Trail;
 
 /// A `stop` request handed from a client connection to the main loop,
 /// which owns the machine and answers on the client's stream itself: the
@@ -29,12 +30,14 @@ struct StopRequest {
 const BEFORE_STOP_LIMIT: Duration = Duration::from_secs(30);
 
 /// Serves until the instance is stopped (returns 0) or QEMU exits on its
-/// own (returns 1; the record then shows the instance as dead).
+/// own (returns 1; the record then shows the instance as dead). With a
+/// `trail`, each client request, the stop and a crash are audited.
 pub async fn serve(
     listener: UnixListener,
     agent: Agent,
     mut machine: Machine,
     dir: InstanceDir,
+    trail: Option<Trail>,
 ) -> i32 {
     let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
     loop {
@@ -42,7 +45,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match admit(&stream) {
                     Ok(()) => {
-                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone()));
+                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone(), trail.clone()));
                     }
                     Err(why) => tracing::warn!("refused a control connection: {why}"),
                 },
@@ -50,10 +53,18 @@ pub async fn serve(
             },
             status = machine.exited() => {
                 tracing::error!("QEMU exited on its own ({status}); the instance is dead");
+                if let Some(trail) = &trail {
+                    trail.crash(format!("QEMU exited on its own ({status})")).await;
+                }
                 return 1;
             }
             Some(StopRequest { grace, mut stream }) = stop_rx.recv() => {
                 let before_stop = stop_instance(&agent, &mut machine, &dir, grace).await;
+                // Before the answer: once `down` hears back it leaves the
+                // `down` record to us.
+                if let Some(trail) = &trail {
+                    trail.down().await;
+                }
                 if let Err(e) = write_frame(&mut stream, &Event::Stopped { before_stop }).await {
                     tracing::debug!("the client of the stop went away: {e}");
                 }
@@ -116,7 +127,12 @@ async fn stop_instance(
     before_stop
 }
 
-async fn client(mut stream: UnixStream, agent: Agent, stop: mpsc::Sender<StopRequest>) {
+async fn client(
+    mut stream: UnixStream,
+    agent: Agent,
+    stop: mpsc::Sender<StopRequest>,
+    trail: Option<Trail>,
+) {
     let request = match read_frame::<Request>(&mut stream).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
@@ -132,42 +148,73 @@ async fn client(mut stream: UnixStream, agent: Agent, stop: mpsc::Sender<StopReq
         }
     };
     let result = match request {
-        Request::Invoke { entrypoint, args } => match agent.invoke(entrypoint, args).await {
-            Ok(ev) => write_frame(&mut stream, &ev).await,
-            Err(e) => {
-                write_frame(
-                    &mut stream,
-                    &Event::Failed {
-                        message: e.to_string(),
-                    },
-                )
-                .await
+        Request::Invoke { entrypoint, args } => {
+            let asked = entrypoint.clone();
+            let t = Instant::now();
+            let outcome = agent.invoke(entrypoint, args).await;
+            let took = t.elapsed();
+            // Recorded before the answer (see Trail::invoke for the cost).
+            if let Some(trail) = &trail {
+                trail.invoke(asked.as_deref(), &outcome, took).await;
             }
-        },
+            match outcome {
+                Ok(ev) => write_frame(&mut stream, &ev).await,
+                Err(e) => {
+                    write_frame(
+                        &mut stream,
+                        &Event::Failed {
+                            message: e.to_string(),
+                        },
+                    )
+                    .await
+                }
+            }
+        }
         Request::Exec {
             argv,
             env,
             timeout_ms,
-        } => match agent.exec(argv, env, timeout_ms).await {
-            Ok(mut events) => {
-                let mut r = Ok(());
-                while let Some(ev) = events.recv().await {
-                    // A client that went away stops receiving, but the
-                    // command still runs to its end in the guest.
-                    r = r.and(write_frame(&mut stream, &ev).await);
+        } => {
+            // Only the argv is audited: env values may be secrets.
+            let audited_argv = trail.as_ref().map(|_| argv.clone());
+            let t = Instant::now();
+            match agent.exec(argv, env, timeout_ms).await {
+                Ok(mut events) => {
+                    let mut r = Ok(());
+                    let mut recorded = false;
+                    while let Some(ev) = events.recv().await {
+                        // Exit or Failed is the last event and the client's
+                        // final answer: recorded before it is sent.
+                        if matches!(ev, Event::Exit { .. } | Event::Failed { .. })
+                            && let (Some(trail), Some(argv)) = (&trail, &audited_argv)
+                        {
+                            trail.exec(argv.clone(), Some(&ev), t.elapsed()).await;
+                            recorded = true;
+                        }
+                        // A client that went away stops receiving, but the
+                        // command still runs to its end in the guest.
+                        r = r.and(write_frame(&mut stream, &ev).await);
+                    }
+                    // The relay ended without a final event (it died).
+                    if !recorded && let (Some(trail), Some(argv)) = (&trail, audited_argv) {
+                        trail.exec(argv, None, t.elapsed()).await;
+                    }
+                    r
                 }
-                r
+                Err(e) => {
+                    if let (Some(trail), Some(argv)) = (&trail, audited_argv) {
+                        trail.exec(argv, None, t.elapsed()).await;
+                    }
+                    write_frame(
+                        &mut stream,
+                        &Event::Failed {
+                            message: e.to_string(),
+                        },
+                    )
+                    .await
+                }
             }
-            Err(e) => {
-                write_frame(
-                    &mut stream,
-                    &Event::Failed {
-                        message: e.to_string(),
-                    },
-                )
-                .await
-            }
-        },
+        }
         Request::Stop { grace_ms } => {
             let grace = Duration::from_millis(grace_ms);
             // Only fails once the main loop has stopped, i.e. another stop won.

@@ -21,6 +21,28 @@ pub struct BuildArgs {
     pub allow_private_egress: Vec<String>,
 }
 
+/// Every successful build is recorded, a cached one too: the record says
+/// this image id stands for these inputs, so an image made before the
+/// trail existed gets its record the next time it is built. Build does
+/// not read the policy (auditing there is per instance, decided at `up`).
+/// The image is in the store either way, so a trail that cannot be
+/// written is a warning here, not a failed build.
+fn record_build(home: &std::path::Path, meta: &mvm_image::Meta) {
+    let event = mvm_audit::Event::Build {
+        image_id: meta.image_id.clone(),
+        ir_hash: meta.ir_hash.clone(),
+        workload_id: meta.workload_id.clone(),
+        inputs_sha256: meta.sums_sha256.clone(),
+    };
+    let recorded = mvm_runtime::audit::Recorder::open(home).and_then(|r| r.record(None, &event));
+    if let Err(e) = recorded {
+        eprintln!(
+            "warning: the build was not recorded in the audit trail: {}",
+            mvm_ir::text::for_terminal(&e.to_string())
+        );
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     image_id: &'a str,
@@ -56,6 +78,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
     };
     let built = mvm_image::build(&req)?;
     let image = &built.image;
+    record_build(&home, &image.meta);
     if args.json {
         let report = Report {
             image_id: &image.id,

@@ -2,6 +2,7 @@
 //! returning the process exit status: 0 success, 2 when the user's input
 //! was rejected (findings printed), errors for anything unexpected.
 
+pub mod audit;
 pub mod build;
 pub mod compile;
 pub mod doctor;
@@ -11,7 +12,9 @@ pub mod exec;
 pub mod findings;
 pub mod invoke;
 pub mod ir;
+pub mod key;
 pub mod logs;
+pub mod plan;
 pub mod ps;
 pub mod supervise;
 pub mod up;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mvm_runtime::InstanceName;
+use mvm_runtime::admission::AdmissionRequest;
 use mvm_runtime::assets::{self, Progress};
 use mvm_runtime::up::{self, SupervisorCommand, UpOptions, UpOutcome};
 
@@ -10,11 +11,20 @@ use mvm_runtime::up::{self, SupervisorCommand, UpOptions, UpOutcome};
 /// probe to pass, and return; the instance keeps running in the background.
 ///
 /// TARGET is an image id, a built workload's name, or a compiled directory
-/// (its newest image is used). On failure nothing is left running.
+/// (its newest image is used); with --plan it may be left out (the plan
+/// names its image). Admission checks the operator's policy first
+/// ($MVM_HOME/policy.toml). On failure nothing is left running.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// Image id, workload name, or compiled directory.
-    pub target: String,
+    #[arg(required_unless_present = "plan")]
+    pub target: Option<String>,
+    /// A plan (`mvmctl plan`, signed with `mvmctl sign`) this launch must match.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<std::path::PathBuf>,
+    /// Policy file instead of $MVM_HOME/policy.toml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
     /// Instance name (default: the workload's app name).
     #[arg(long)]
     pub name: Option<String>,
@@ -29,7 +39,21 @@ pub struct UpArgs {
 pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let home = mvm_runtime::home::mvm_home();
     let name = args.name.as_deref().map(InstanceName::parse).transpose()?;
-    let image = mvm_runtime::image::resolve(&home, &args.target)?;
+    let policy = match &args.policy {
+        Some(p) => mvm_plan::Policy::load(p)?,
+        None => mvm_plan::Policy::load_or_default(&home)?,
+    };
+    let plan = args
+        .plan
+        .as_deref()
+        .map(mvm_plan::PlanFile::read)
+        .transpose()?;
+    let target = match (&args.target, &plan) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => plan_image_id(p)?,
+        (None, None) => unreachable!("clap requires TARGET without --plan"),
+    };
+    let image = mvm_runtime::image::resolve(&home, &target)?;
     let progress = if args.json {
         Progress::Hidden
     } else {
@@ -40,6 +64,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         name,
         ready_timeout: Duration::from_secs(args.timeout_ready),
         supervisor: SupervisorCommand::current_exe()?,
+        admission: Some(AdmissionRequest { policy, plan }),
     };
     let outcome = up::up_image(&home, image, &boot, &opts)?;
     if args.json {
@@ -48,6 +73,21 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         print_ready(&outcome);
     }
     Ok(0)
+}
+
+/// The image a plan names, to look it up before admission verifies the
+/// plan (which then checks the image is exactly that one). Only an image
+/// id is accepted: the plan is not yet trusted to name anything else.
+fn plan_image_id(plan: &mvm_plan::PlanFile) -> anyhow::Result<String> {
+    let id = plan.plan()?.image.id;
+    if id.len() != 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        anyhow::bail!(
+            "{}: image.id `{}` is not an image id\n  hint: make plans with `mvmctl plan`",
+            plan.path.display(),
+            mvm_ir::text::for_terminal(&id)
+        );
+    }
+    Ok(id)
 }
 
 fn print_ready(o: &UpOutcome) {
