@@ -32,7 +32,10 @@ pub fn write(path: &str, data: &[u8], mode: u32, append: bool) -> Result<Respons
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("file");
-        let temp = target.with_file_name(format!(".{file_name}.mvm-write-{}", std::process::id()));
+        // Unique per write: concurrent writes to one target must not share it.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = target.with_file_name(format!(".{file_name}.mvm-write-{n}"));
         let result = fs::write(&temp, data)
             .and_then(|()| fs::set_permissions(&temp, fs::Permissions::from_mode(mode)))
             .and_then(|()| fs::rename(&temp, target));

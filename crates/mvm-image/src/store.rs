@@ -143,7 +143,10 @@ impl Store {
         }
         let names = self.root.join(NAMES);
         private_dir_all(&names).map_err(ImageError::io(&names))?;
-        let tmp = names.join(format!(".{name}.{}", std::process::id()));
+        // Unique per call: two threads naming images at once must not share it.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = names.join(format!(".{name}.{}.{n}", std::process::id()));
         private_write(&tmp, format!("{id}\n").as_bytes()).map_err(ImageError::io(&tmp))?;
         let dest = names.join(name);
         std::fs::rename(&tmp, &dest).map_err(ImageError::io(&dest))

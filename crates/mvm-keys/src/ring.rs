@@ -95,10 +95,11 @@ impl KeyRing {
     /// so two racing `generate`s cannot overwrite each other.
     fn install(&self, name: &str, dest: &Path, bytes: &[u8]) -> Result<(), KeyError> {
         let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+        // Unique per call, not per process: threads of one process (a
+        // runtime starting instances in parallel) stage at the same time.
         let stage = self
             .dir
-            .join(format!(".{file_name}.{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&stage);
+            .join(format!(".{file_name}.{}.tmp", random_suffix()));
         let result = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -241,4 +242,11 @@ fn read_capped(f: &mut File, path: &Path) -> Result<String, KeyError> {
         path: path.to_path_buf(),
         detail: "not UTF-8 text".into(),
     })
+}
+
+/// 64 random bits, hex: a staging name no other writer picks.
+fn random_suffix() -> String {
+    use rand_core::RngCore;
+    let n = rand_core::OsRng.next_u64();
+    format!("{}-{n:016x}", std::process::id())
 }

@@ -100,3 +100,25 @@ fn public_text_round_trip_and_errors() {
         assert!(PublicKey::parse(bad).is_err(), "{bad}");
     }
 }
+
+/// Threads of one process (a runtime starting instances in parallel) all
+/// asking for the host audit key at once get the same key, none an error.
+#[test]
+fn threads_racing_for_the_audit_key_all_get_the_same_one() {
+    for _ in 0..20 {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("keys");
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let ring = mvm_keys::KeyRing::new(&dir).unwrap();
+                        ring.host_audit_key().unwrap().public().key_id()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    }
+}

@@ -48,6 +48,7 @@ fn main() -> Result<(), Error> {
             br#"{"lock_version":1,"packages":["python3"]}"#,
         )?),
         launch_json: write_file(&t.path().join("launch.json"), launch_json().as_bytes())?,
+        launch_json_sha256: None,
         kernel: write_real_bytes(&t.path().join("vmlinuz"), KERNEL_MIB * MIB, 2)?,
         initramfs: write_real_bytes(&t.path().join("initramfs.cpio"), INITRAMFS_MIB * MIB, 3)?,
     };
@@ -94,9 +95,11 @@ fn main() -> Result<(), Error> {
     let signed_bytes = bare.sign(&signer)?;
     std::fs::write(&plan_path, &signed_bytes)?;
     let plan_file = PlanFile::read(&plan_path)?;
-    let mut policy = Policy::default();
-    policy.require_signed = true;
-    policy.trusted_keys = vec![ring.public("operator")?];
+    let policy = Policy {
+        require_signed: true,
+        trusted_keys: vec![ring.public("operator")?],
+        ..Policy::default()
+    };
 
     // As `up` does it: the stores opened, then every check, per launch.
     let digests_dir = home.join("trust").join("digests");

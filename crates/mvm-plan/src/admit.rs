@@ -20,6 +20,9 @@ pub struct LaunchFiles {
     /// `None` for an image without one (made outside the store).
     pub image_lock: Option<PathBuf>,
     pub launch_json: PathBuf,
+    /// The SHA-256 of the launch.json bytes the caller parsed, when it
+    /// has them: compared instead of hashing the file again by path.
+    pub launch_json_sha256: Option<String>,
     pub kernel: PathBuf,
     pub initramfs: PathBuf,
 }
@@ -231,14 +234,21 @@ pub fn check_digests(
     ];
     let mut cached = 0;
     for (what, path, want) in pinned {
-        let (got, hit) = cache.sha256_file(path).map_err(|e| {
-            refuse(
-                "A_DIGEST_MISMATCH",
-                what,
-                format!("cannot hash {what}: {e}"),
-                "the files the plan pins must be present and readable",
-            )
-        })?;
+        let known = match what {
+            "launch.json" => files.launch_json_sha256.clone().map(|d| (d, false)),
+            _ => None,
+        };
+        let (got, hit) = known
+            .map(Ok)
+            .unwrap_or_else(|| cache.sha256_file(path))
+            .map_err(|e| {
+                refuse(
+                    "A_DIGEST_MISMATCH",
+                    what,
+                    format!("cannot hash {what}: {e}"),
+                    "the files the plan pins must be present and readable",
+                )
+            })?;
         cached += hit as usize;
         if got != want {
             return Err(refuse(
@@ -257,8 +267,10 @@ pub fn check_digests(
     Ok((pinned.len(), cached))
 }
 
-fn short(h: &str) -> &str {
-    &h[..h.len().min(16)]
+/// The first 16 characters, for messages (never a byte slice: a digest
+/// from an unchecked file may hold anything).
+fn short(h: &str) -> String {
+    h.chars().take(16).collect()
 }
 
 /// Everything admission checks, in order: a plan when one is required,
@@ -425,6 +437,7 @@ mod tests {
                 rootfs: f("rootfs.ext4"),
                 image_lock: Some(f("image.lock")),
                 launch_json: f("launch.json"),
+                launch_json_sha256: None,
                 kernel: f("vmlinuz"),
                 initramfs: f("initrd"),
             };
@@ -545,5 +558,28 @@ mod tests {
         // And to plain ones when no plan is required.
         tight.require_signed = false;
         assert_eq!(code(fx.admit(&tight, None)), "A_LIMIT_CPUS");
+    }
+
+    /// `up` parses launch.json once and hands admission the digest of
+    /// those bytes: a file swapped for the planned one after the parse
+    /// does not make the parsed (unplanned) launch pass.
+    #[test]
+    fn launch_json_is_checked_as_parsed_not_as_read_again() {
+        let mut fx = Fixture::new();
+        let pol = fx.policy();
+        let plan = fx.plan(|_| {});
+        fx.files.launch_json_sha256 = Some("e".repeat(64)); // what was parsed
+        let r = fx.admit(&pol, Some(&plan)).unwrap_err();
+        assert_eq!(
+            (r.code, r.check.as_str()),
+            ("A_DIGEST_MISMATCH", "launch.json")
+        );
+        let on_disk = DigestCache::new(&fx.t.path().join("c2"))
+            .unwrap()
+            .sha256_file(&fx.files.launch_json)
+            .unwrap()
+            .0;
+        fx.files.launch_json_sha256 = Some(on_disk);
+        assert!(fx.admit(&pol, Some(&plan)).is_ok());
     }
 }

@@ -62,7 +62,11 @@ impl DigestCache {
         // Cache only if the file did not change while we read it.
         let after = f.metadata().map_err(|e| PlanError::io(&canon, e))?;
         if stamp(&canon, &after) == stamp(&canon, &before) {
-            let stage = self.dir.join(format!(".stage.{}", std::process::id()));
+            // Unique per call: threads of one process hash at the same time,
+            // and a shared staging name would swap their answers.
+            let stage = self
+                .dir
+                .join(format!(".stage.{}", crate::plan::new_nonce()));
             let ok = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -98,5 +102,38 @@ mod tests {
         let (d2, hit2) = c.sha256_file(&f).unwrap();
         assert!(!hit2);
         assert_ne!(d1, d2);
+    }
+
+    /// Threads hashing different files at once each cache their own answer.
+    #[test]
+    fn threads_never_swap_cached_digests() {
+        let t = tempfile::tempdir().unwrap();
+        let c = super::DigestCache::new(&t.path().join("c")).unwrap();
+        let files: Vec<_> = (0..8)
+            .map(|i| {
+                let f = t.path().join(format!("f{i}"));
+                std::fs::write(&f, vec![i as u8; 1 << 16]).unwrap();
+                f
+            })
+            .collect();
+        for _ in 0..10 {
+            std::fs::remove_dir_all(t.path().join("c")).unwrap();
+            let c = super::DigestCache::new(&t.path().join("c")).unwrap();
+            std::thread::scope(|s| {
+                for f in &files {
+                    let c = &c;
+                    s.spawn(move || c.sha256_file(f).unwrap());
+                }
+            });
+            for f in &files {
+                let (cached, hit) = c.sha256_file(f).unwrap();
+                assert!(hit);
+                let fresh = super::hex(&<sha2::Sha256 as sha2::Digest>::digest(
+                    std::fs::read(f).unwrap(),
+                ));
+                assert_eq!(cached, fresh, "{}", f.display());
+            }
+        }
+        drop(c);
     }
 }

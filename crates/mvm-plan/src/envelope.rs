@@ -22,6 +22,9 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.mvm.plan.v1+json";
 /// Larger than any plan mvm writes by orders of magnitude.
 pub const MAX_BYTES: u64 = 1 << 20;
 
+/// Signatures on one plan: each costs a verification per trusted key.
+pub const MAX_SIGNATURES: usize = 16;
+
 /// A DSSE envelope, field names as the DSSE specification spells them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +126,29 @@ impl PlanFile {
                 ),
             ));
         }
+        if env.signatures.len() > MAX_SIGNATURES {
+            return Err(json_err(
+                "signatures".into(),
+                format!(
+                    "{} signatures; a plan carries at most {MAX_SIGNATURES}",
+                    env.signatures.len()
+                ),
+            ));
+        }
+        for (i, s) in env.signatures.iter().enumerate() {
+            if s.keyid.len() != 16
+                || !s
+                    .keyid
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(json_err(
+                    format!("signatures[{i}].keyid"),
+                    "must be a key id: 16 lowercase hex digits (`mvmctl key list` shows them)"
+                        .into(),
+                ));
+            }
+        }
         let payload = B64
             .decode(env.payload.as_bytes())
             .map_err(|e| json_err("payload".into(), format!("not base64: {e}")))?;
@@ -151,13 +177,17 @@ impl PlanFile {
     /// The plan in the payload, parsed strictly, without looking at
     /// signatures: for `mvmctl plan` output and for display after verify.
     pub fn plan(&self) -> Result<Plan, PlanError> {
-        let de = &mut serde_json::Deserializer::from_slice(&self.payload);
-        serde_path_to_error::deserialize(de).map_err(|e| PlanError::Json {
+        let err = |json_path: String, message: String| PlanError::Json {
             file: self.path.clone(),
-            json_path: e.path().to_string(),
-            message: e.into_inner().to_string(),
+            json_path,
+            message,
             hint: "write plans with `mvmctl plan`; a signed plan cannot be edited".into(),
-        })
+        };
+        let de = &mut serde_json::Deserializer::from_slice(&self.payload);
+        let plan: Plan = serde_path_to_error::deserialize(de)
+            .map_err(|e| err(e.path().to_string(), e.into_inner().to_string()))?;
+        plan.check_shape().map_err(|(p, m)| err(p, m))?;
+        Ok(plan)
     }
 
     /// The envelope with one more signature, by `signer`, as file bytes.
@@ -196,7 +226,15 @@ impl PlanFile {
         let mut signers = Vec::new();
         let mut untrusted = Vec::new();
         for (i, s) in self.signatures.iter().enumerate() {
-            let sig = B64.decode(s.sig.as_bytes()).unwrap_or_default();
+            let Ok(sig) = B64.decode(s.sig.as_bytes()) else {
+                return Err(Refusal {
+                    code: "A_BAD_SIGNATURE",
+                    check: "signature".into(),
+                    detail: format!("signatures[{i}].sig is not base64"),
+                    hint: "get the plan again from its signer; a signed plan cannot be edited"
+                        .into(),
+                });
+            };
             // The key id is a hint: a signature whose id names no trusted
             // key is still tried against every trusted key.
             let claimed = trusted.iter().find(|k| k.key_id() == s.keyid);
@@ -342,7 +380,7 @@ mod tests {
 
         // The key id relabelled: still found by trying the trusted keys.
         let mut e = env.clone();
-        e.signatures[0].keyid = "0000000000000000".into();
+        e.signatures[0].keyid = "0000000000000000".into(); // valid shape, names no key
         let f = PlanFile::parse(p, &serde_json::to_vec(&e).unwrap()).unwrap();
         assert_eq!(f.verify(trusted, true).unwrap().signers.len(), 1);
 
@@ -368,6 +406,51 @@ mod tests {
         assert!(err.to_string().contains("at `resources.gpus`"), "{err}");
         let err = PlanFile::parse(Path::new("p.json"), b"{\"payloadType\": 1}").unwrap_err();
         assert!(err.to_string().contains("payloadType"), "{err}");
+
+        // Digests are SHA-256 hex, whatever else serde would accept (a
+        // multi-byte character once made a message slice panic).
+        for field in ["rootfs_sha256", "id"] {
+            let mut v: serde_json::Value = serde_json::from_slice(&bare()).unwrap();
+            v["image"][field] = format!("{}é", "a".repeat(15)).into();
+            let err = PlanFile::parse(Path::new("p.json"), v.to_string().as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("at `image.{field}`")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_envelopes_are_refused_at_parse() {
+        let (_t, r) = ring();
+        r.generate("alice").unwrap();
+        let p = Path::new("plan.json");
+        let signed = PlanFile::parse(p, &bare())
+            .unwrap()
+            .sign(&r.signer("alice").unwrap())
+            .unwrap();
+        let env: Envelope = serde_json::from_slice(&signed).unwrap();
+
+        // A key id that would drive a terminal ("signed by: alice ... ok").
+        let mut e = env.clone();
+        e.signatures[0].keyid = "\r\u{1b}[2K  signed by: alice\nok".into();
+        let err = PlanFile::parse(p, &serde_json::to_vec(&e).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("signatures[0].keyid"), "{err}");
+
+        // Unbounded signature work.
+        let mut e = env.clone();
+        e.signatures = vec![e.signatures[0].clone(); MAX_SIGNATURES + 1];
+        let err = PlanFile::parse(p, &serde_json::to_vec(&e).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("at most 16"), "{err}");
+
+        // A signature that is not base64 says so.
+        let mut e = env.clone();
+        e.signatures[0].sig = "not base64!".into();
+        let f = PlanFile::parse(p, &serde_json::to_vec(&e).unwrap()).unwrap();
+        let alice = r.public("alice").unwrap();
+        let refusal = f.verify(&[alice], true).unwrap_err();
+        assert_eq!(refusal.code, "A_BAD_SIGNATURE");
+        assert!(refusal.detail.contains("not base64"), "{refusal}");
     }
 
     #[test]

@@ -103,6 +103,38 @@ impl Plan {
         }
     }
 
+    /// What serde cannot say about a plan's values: every digest is 64
+    /// lowercase hex digits, a nonce is short printable ASCII. The first
+    /// violation as (JSON path, message).
+    pub fn check_shape(&self) -> Result<(), (String, String)> {
+        let digests = [
+            ("ir_hash", &self.ir_hash),
+            ("image.id", &self.image.id),
+            ("image.rootfs_sha256", &self.image.rootfs_sha256),
+            ("image.image_lock_sha256", &self.image.image_lock_sha256),
+            ("image.launch_json_sha256", &self.image.launch_json_sha256),
+            ("boot.kernel_sha256", &self.boot.kernel_sha256),
+            ("boot.initramfs_sha256", &self.boot.initramfs_sha256),
+        ];
+        for (path, v) in digests {
+            if !is_sha256_hex(v) {
+                return Err((
+                    path.into(),
+                    "must be 64 lowercase hex digits (a SHA-256)".into(),
+                ));
+            }
+        }
+        if let Some(n) = &self.nonce
+            && (n.is_empty() || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err((
+                "nonce".into(),
+                "must be 1 to 128 printable ASCII characters".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The plan's window, parsed; a malformed time is an error naming the field.
     pub fn window(&self) -> Result<Window, String> {
         let parse = |field: &str, v: &Option<String>| -> Result<Option<OffsetDateTime>, String> {
@@ -140,6 +172,11 @@ impl Plan {
         ];
         checks.iter().find(|(_, same)| !same).map(|(f, _)| *f)
     }
+}
+
+/// 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The distinct secret names `launch`'s environment references, sorted.

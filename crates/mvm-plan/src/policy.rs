@@ -108,6 +108,18 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Policy, PlanError> {
         let (file, bytes) = crate::file::read_regular(path, MAX_BYTES)?;
         let meta = file.metadata().map_err(|e| PlanError::io(path, e))?;
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(PlanError::File {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "belongs to uid {}, not to you (uid {me}) or root; whoever owns it decides what runs",
+                    meta.uid()
+                ),
+                hint: format!("chown {me} {}", path.display()),
+            });
+        }
         if meta.mode() & 0o022 != 0 {
             return Err(PlanError::File {
                 path: path.to_path_buf(),
@@ -255,5 +267,19 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let err = Policy::load(&path).unwrap_err().to_string();
         assert!(err.contains("writable by group or others"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_someone_else_owns_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join(FILE_NAME);
+        std::fs::write(&path, "require_signed = false\n").unwrap();
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give a file away; CI runs as root
+        }
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = Policy::load(&path).unwrap_err().to_string();
+        assert!(err.contains("belongs to uid 65534"), "{err}");
     }
 }

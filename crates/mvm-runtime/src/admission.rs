@@ -38,10 +38,12 @@ pub fn admit(
     instance: &str,
     req: &AdmissionRequest,
     launch: &Launch,
+    launch_json_sha256: &str,
     image: &ImageRef,
     assets: &BootAssets,
 ) -> Result<Admitted, RuntimeError> {
-    let files = launch_files(image, assets);
+    let mut files = launch_files(image, assets);
+    files.launch_json_sha256 = Some(launch_json_sha256.to_string());
     let stores = TrustStores::open(home)?;
     let now = time::OffsetDateTime::now_utc();
     let outcome = mvm_plan::admit(&req.policy, req.plan.as_ref(), launch, &files, &stores, now);
@@ -85,7 +87,10 @@ pub fn admit(
             },
         )?;
     }
-    outcome.map_err(|refusal| RuntimeError::Refused { refusal })
+    outcome.map_err(|refusal| RuntimeError::Refused {
+        plan: req.plan.as_ref().map(|p| p.path.clone()),
+        refusal,
+    })
 }
 
 /// The files a launch of `image` with `assets` boots, as a plan pins them.
@@ -95,6 +100,7 @@ pub fn launch_files(image: &ImageRef, assets: &BootAssets) -> LaunchFiles {
         rootfs: image.rootfs.clone(),
         image_lock: image.lock.clone(),
         launch_json: image.launch_json.clone(),
+        launch_json_sha256: None,
         kernel: assets.kernel.clone(),
         initramfs: assets.initrd.clone(),
     }

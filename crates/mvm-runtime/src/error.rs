@@ -92,8 +92,11 @@ pub enum RuntimeError {
     },
 
     /// Admission refused the launch: a check of the policy or the plan.
-    #[error("not admitted: {refusal}")]
-    Refused { refusal: mvm_plan::Refusal },
+    #[error("not admitted{}: {refusal}", plan.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    Refused {
+        plan: Option<PathBuf>,
+        refusal: mvm_plan::Refusal,
+    },
 
     /// The policy, a plan or the host's trust stores could not be read.
     #[error("{0}")]

@@ -9,18 +9,40 @@ use crate::error::RuntimeError;
 
 /// The image's launch contract, validated, or why it cannot be run here.
 pub fn load(path: &Path) -> Result<Launch, RuntimeError> {
+    load_with_digest(path).map(|(launch, _)| launch)
+}
+
+/// [`load`], and the SHA-256 of the very bytes parsed: admission pins
+/// launch.json by digest, and hashing the file again by path could see
+/// another file than the one that was read.
+pub fn load_with_digest(path: &Path) -> Result<(Launch, String), RuntimeError> {
+    use sha2::Digest;
     let bad = |detail: String| RuntimeError::BadLaunch {
         path: path.to_path_buf(),
         detail,
     };
-    let launch = mvm_launch::read(path).map_err(|e| bad(e.to_string()))?;
+    let bytes = read_capped(path).map_err(|e| bad(e.to_string()))?;
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let launch = mvm_launch::parse(&bytes).map_err(|e| bad(e.to_string()))?;
     if launch.network.mode != NetworkMode::None {
         return Err(bad(format!(
             "network mode `{}` is not supported by this runtime yet; only `none` (no network device) is",
             launch.network.mode.as_str()
         )));
     }
-    Ok(launch)
+    Ok((launch, digest))
+}
+
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(mvm_launch::MAX_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub fn up_image(
     assets: &BootAssets,
     opts: &UpOptions,
 ) -> Result<UpOutcome, RuntimeError> {
-    let launch = launch::load(&image.launch_json)?;
+    let (launch, launch_sha256) = launch::load_with_digest(&image.launch_json)?;
     let name = match &opts.name {
         Some(n) => n.clone(),
         None => InstanceName::parse(&image.name)?,
@@ -95,7 +95,15 @@ pub fn up_image(
     let audit = match &opts.admission {
         None => None,
         Some(req) => {
-            match crate::admission::admit(home, name.as_str(), req, &launch, &image, assets) {
+            match crate::admission::admit(
+                home,
+                name.as_str(),
+                req,
+                &launch,
+                &launch_sha256,
+                &image,
+                assets,
+            ) {
                 Ok(admitted) => req.policy.audit.then(|| AuditInfo {
                     ir_hash: launch.ir_hash.clone(),
                     plan_sha256: admitted.plan_sha256,

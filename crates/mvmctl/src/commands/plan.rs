@@ -110,7 +110,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
             eprintln!(
                 "wrote the plan for `{}` (image {}) to {}; review it, then `mvmctl sign {} --key NAME`",
                 plan.app_name,
-                &plan.image.id[..16],
+                plan.image.id.chars().take(16).collect::<String>(),
                 out.display(),
                 out.display()
             );
@@ -131,7 +131,7 @@ pub fn sign(args: SignArgs) -> anyhow::Result<i32> {
     let public = signer.public();
     eprintln!(
         "signed plan {} with key {} ({}); wrote {}",
-        &file.plan_sha256()[..16],
+        file.plan_sha256().chars().take(16).collect::<String>(),
         public.label(),
         public.key_id(),
         out.display()
@@ -247,25 +247,41 @@ fn check(
 }
 
 fn print_report(r: &VerifyReport, path: &Path) {
-    println!("plan {} ({})", &r.plan_sha256[..16], path.display());
+    // Everything here came from the plan or the policy: escaped, so no
+    // field can forge a line or drive the terminal.
+    let t = |s: &str| mvm_ir::text::for_terminal(s).into_owned();
+    let short = |s: &str| t(&s.chars().take(16).collect::<String>());
+    println!(
+        "plan {} ({})",
+        short(&r.plan_sha256),
+        t(&path.display().to_string())
+    );
     if let (Some(app), Some(image)) = (&r.app_name, &r.image_id) {
-        println!("  workload: {app}, image {}", &image[..image.len().min(16)]);
+        println!("  workload: {}, image {}", t(app), short(image));
     }
     for s in &r.signed_by {
-        println!("  signed by: {} (key {}), trusted", s.label, s.key_id);
+        println!(
+            "  signed by: {} (key {}), trusted",
+            t(&s.label),
+            t(&s.key_id)
+        );
     }
     for k in &r.untrusted_key_ids {
-        println!("  signed by: key {k}, NOT trusted here");
+        println!("  signed by: key {}, NOT trusted here", t(k));
     }
     if let Some(w) = &r.window {
-        println!("  {w}{}", if r.single_use { "; single use" } else { "" });
+        println!(
+            "  {}{}",
+            t(w),
+            if r.single_use { "; single use" } else { "" }
+        );
     }
     if let Some(n) = r.digests {
         println!("  digests: {n} files match (rootfs, image.lock, launch.json, kernel, initramfs)");
     }
     match &r.problem {
         None => println!("ok"),
-        Some(p) => println!("REFUSED: {p}"),
+        Some(p) => println!("REFUSED: {}", t(p)),
     }
 }
 
