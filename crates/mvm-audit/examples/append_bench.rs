@@ -18,11 +18,8 @@ fn main() {
     let log = AuditLog::open(dir.path(), key).expect("open");
     let mut us: Vec<u128> = Vec::with_capacity(n);
     for i in 0..n {
-        let ev = Event::Exec {
-            argv: vec!["python".into(), "-m".into(), format!("job{i}")],
-            exit_code: Some(0),
-            duration_ms: i as u64,
-        };
+        let argv = ["python".to_string(), "-m".into(), format!("job{i}")];
+        let ev = Event::exec(&argv, Some(0), i as u64);
         let t = Instant::now();
         log.append(Some("bench"), &ev).expect("append");
         us.push(t.elapsed().as_micros());

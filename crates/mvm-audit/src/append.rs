@@ -1,18 +1,22 @@
 //! The writer. Everything happens under an exclusive flock on `dir/lock`.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 
 use crate::format::{ZERO_HASH, encode_line, now_rfc3339, sha256_hex};
-use crate::fsutil::{ensure_dir, lock, open_private, write_staged};
-use crate::head::Head;
+use crate::fsutil::{
+    MAX_LOG, MAX_SMALL, ensure_dir, lock, open_private, read_capped, write_staged,
+};
+use crate::head::{Genesis, Head};
 use crate::{AuditError, Event};
 
 pub const LOG: &str = "log.jsonl";
 pub const HEAD: &str = "head.json";
+pub const PENDING: &str = "pending.json";
+pub const GENESIS: &str = "genesis.json";
 
 pub struct AuditLog {
     dir: PathBuf,
@@ -52,10 +56,20 @@ impl AuditLog {
         let _lock = lock(&self.dir)?;
         let path = self.dir.join(LOG);
         let mut log = open_private(&path, true, true)?;
-        let (mut seq, mut prev, mut len, diverged) = self.previous(&mut log, &path)?;
-        if let Some(event) = diverged {
+        let p = self.previous(&mut log, &path)?;
+        let (mut seq, mut prev, mut len) = (p.seq, p.hash, p.len);
+        // The hash of a seq 1 record written by this append, for genesis.json.
+        let mut first = None;
+        if p.adopt {
+            // Sign the crashed writer's record before anything else: if this
+            // append crashed too, its pending.json would no longer name that
+            // record, and the record would then look forged.
+            self.write_head(seq, &prev, len)?;
+        }
+        if let Some(event) = p.diverged {
             (seq, prev, len) =
                 self.write_record(&mut log, &path, seq + 1, &prev, len, None, &event)?;
+            first = first.or((seq == 1).then(|| prev.clone()));
         }
         if let Some((dropped, complete_len)) = torn_tail(&mut log, &path)? {
             // A writer died mid-write: drop the partial line, then say so in the chain.
@@ -68,12 +82,18 @@ impl AuditLog {
             };
             (seq, prev, len) =
                 self.write_record(&mut log, &path, seq + 1, &prev, len, None, &repair)?;
+            first = first.or((seq == 1).then(|| prev.clone()));
         }
         let (seq, hash, _) =
             self.write_record(&mut log, &path, seq + 1, &prev, len, instance, event)?;
+        first = first.or((seq == 1).then(|| hash.clone()));
+        self.ensure_genesis(&mut log, &path, first)?;
         Ok(Appended { seq, hash })
     }
 
+    /// pending.json (signed, durable), then the record, then head.json: a
+    /// record the head does not cover is a crashed writer's only if a
+    /// pending.json signed before it names it.
     #[allow(clippy::too_many_arguments)]
     fn write_record(
         &self,
@@ -89,6 +109,10 @@ impl AuditLog {
         let hash = sha256_hex(&line);
         let mut buf = line;
         buf.push(b'\n');
+        let new_len = len + buf.len() as u64;
+        let pending = Head::sign_pending(&self.key, seq, hash.clone(), new_len);
+        let json = serde_json::to_vec(&pending).map_err(AuditError::Encode)?;
+        write_staged(&self.dir, PENDING, &json)?;
         // One write() on an O_APPEND fd: a crash leaves at worst a torn last line.
         let n = log
             .write(&buf)
@@ -102,34 +126,83 @@ impl AuditLog {
         }
         log.sync_data()
             .map_err(|e| AuditError::io(path, "fdatasync", e))?;
-        let len = len + buf.len() as u64;
-        let head = Head::sign(&self.key, seq, hash.clone(), len);
-        let json = serde_json::to_vec(&head).map_err(AuditError::Encode)?;
-        write_staged(&self.dir, HEAD, &json)?;
-        Ok((seq, hash, len))
+        self.write_head(seq, &hash, new_len)?;
+        Ok((seq, hash, new_len))
     }
 
-    /// (seq, hash, length of complete lines) of the last complete record,
-    /// and the divergence to record first when the log does not continue
-    /// from the signed head in one of the ways a crash can leave it.
-    fn previous(
+    fn write_head(&self, seq: u64, hash: &str, log_len: u64) -> Result<(), AuditError> {
+        let head = Head::sign(&self.key, seq, hash.to_string(), log_len);
+        let json = serde_json::to_vec(&head).map_err(AuditError::Encode)?;
+        write_staged(&self.dir, HEAD, &json)
+    }
+
+    /// Written once, by the append that finds it missing: the one writing
+    /// seq 1, or the first append of a trail from before genesis.json
+    /// existed. Never replaced: a new log under an old genesis.json is
+    /// exactly what verify must see.
+    fn ensure_genesis(
         &self,
         log: &mut File,
         path: &Path,
-    ) -> Result<(u64, String, u64, Option<Event>), AuditError> {
+        first: Option<String>,
+    ) -> Result<(), AuditError> {
+        if std::fs::symlink_metadata(self.dir.join(GENESIS)).is_ok() {
+            return Ok(());
+        }
+        let first_hash = match first {
+            Some(h) => h,
+            None => {
+                let mut line = Vec::new();
+                log.seek(SeekFrom::Start(0))
+                    .and_then(|_| {
+                        BufReader::new(Read::by_ref(log).take(MAX_LOG)).read_until(b'\n', &mut line)
+                    })
+                    .map_err(|e| AuditError::io(path, "read first line", e))?;
+                if line.pop() != Some(b'\n') {
+                    return Ok(());
+                }
+                sha256_hex(&line)
+            }
+        };
+        let genesis = Genesis::sign(&self.key, first_hash, now_rfc3339());
+        let json = serde_json::to_vec(&genesis).map_err(AuditError::Encode)?;
+        write_staged(&self.dir, GENESIS, &json)
+    }
+
+    /// A signed file of ours, if it is there, parses and verifies.
+    fn signed(&self, name: &str, pending: bool) -> Option<Head> {
+        let bytes = read_capped(&self.dir.join(name), MAX_SMALL).ok()??;
+        let h: Head = serde_json::from_slice(&bytes).ok()?;
+        let vk = self.key.verifying_key();
+        let ok = if pending {
+            h.check_pending(&vk)
+        } else {
+            h.check(&vk)
+        };
+        ok.is_ok().then_some(h)
+    }
+
+    /// The last complete record and the log's complete length, and what the
+    /// state the writer found calls for: nothing (the signed head describes
+    /// the file), adopting one record a crashed writer left (the head lags
+    /// it and pending.json names it), or a divergence record first.
+    fn previous(&self, log: &mut File, path: &Path) -> Result<Prev, AuditError> {
         let file_len = log
             .metadata()
             .map_err(|e| AuditError::io(path, "stat", e))?
             .len();
-        let head = std::fs::read(self.dir.join(HEAD))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Head>(&b).ok())
-            .filter(|h| h.check(&self.key.verifying_key()).is_ok());
+        let head = self.signed(HEAD, false);
         // Fast path: the head we (or another writer) signed still describes the file.
         if let Some(h) = &head
             && h.log_len == file_len
         {
-            return Ok((h.seq, h.hash.clone(), file_len, None));
+            return Ok(Prev {
+                seq: h.seq,
+                hash: h.hash.clone(),
+                len: file_len,
+                diverged: None,
+                adopt: false,
+            });
         }
         let tail = read_tail(log, path, file_len)?;
         // Complete part ends at the last '\n'.
@@ -167,17 +240,41 @@ impl AuditLog {
             None => (0, ZERO_HASH, 0),
         };
         // What a crash can leave: nothing new but a torn tail, or one
-        // record appended whose head was never rewritten.
-        let unchanged = complete_len == head_len && seq == head_seq && hash == head_hash;
-        let lags_by_one = seq == head_seq + 1 && prev == head_hash && line_offset == head_len;
+        // record appended whose head was never rewritten, named by the
+        // pending.json signed before it was written. An empty log with no
+        // head is a new trail, unless genesis.json says one was started.
+        let removed =
+            head.is_none() && seq == 0 && std::fs::symlink_metadata(self.dir.join(GENESIS)).is_ok();
+        let unchanged =
+            !removed && complete_len == head_len && seq == head_seq && hash == head_hash;
+        let lags_by_one = seq == head_seq + 1
+            && prev == head_hash
+            && line_offset == head_len
+            && self
+                .signed(PENDING, true)
+                .is_some_and(|p| p.seq == seq && p.hash == hash && p.log_len == complete_len);
         let diverged = (!unchanged && !lags_by_one).then(|| Event::HeadDiverged {
             head_seq: head.as_ref().map(|h| h.seq),
             head_log_len: head.as_ref().map(|h| h.log_len),
             found_seq: seq,
             found_log_len: complete_len,
         });
-        Ok((seq, hash, complete_len, diverged))
+        Ok(Prev {
+            seq,
+            hash,
+            len: complete_len,
+            diverged,
+            adopt: !unchanged && lags_by_one,
+        })
     }
+}
+
+struct Prev {
+    seq: u64,
+    hash: String,
+    len: u64,
+    diverged: Option<Event>,
+    adopt: bool,
 }
 
 struct Tail {

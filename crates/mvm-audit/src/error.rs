@@ -32,6 +32,14 @@ pub enum AuditError {
     TooLarge { bytes: usize, max: usize },
     #[error("could not encode audit record: {0}")]
     Encode(#[source] serde_json::Error),
+    #[error(
+        "{path}: {what}; refusing to read it (hint: an audit dir holds only regular files: copy it with `cp -r`, don't link)"
+    )]
+    NotRegular { path: PathBuf, what: &'static str },
+    #[error(
+        "{path}: {size} bytes, over the {max} byte limit for this file (hint: this is not a file mvm wrote; check where the copy came from)"
+    )]
+    TooBig { path: PathBuf, size: u64, max: u64 },
     #[error("{path}:{line}: {detail} (hint: run verify to see whether the log was tampered with)")]
     Malformed {
         path: PathBuf,

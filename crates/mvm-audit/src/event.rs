@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::format::sha256_hex;
+
 /// What happened. Only identifiers, hashes and outcomes: never payload values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -33,8 +35,18 @@ pub enum Event {
         ok: bool,
         duration_ms: u64,
     },
+    /// The command is identified, not recorded: its arguments may hold
+    /// credentials, and the log is meant to be shipped off host. Build with
+    /// [`Event::exec`].
     Exec {
-        argv: Vec<String>,
+        /// argv[0], at most [`MAX_PROGRAM`] characters.
+        program: String,
+        argc: u64,
+        /// sha256 (hex) of the whole argv as a compact JSON array of strings
+        /// (`["sh","-c","echo hi"]`), so someone who knows the command can
+        /// confirm it. A fingerprint, not a secret: a guessable argv can be
+        /// found by trying guesses.
+        argv_sha256: String,
         exit_code: Option<i32>,
         duration_ms: u64,
     },
@@ -61,9 +73,67 @@ pub enum Event {
     },
 }
 
+/// Characters of argv[0] an [`Event::Exec`] keeps.
+pub const MAX_PROGRAM: usize = 256;
+
+impl Event {
+    /// The `exec` record for `argv`: its program, length and hash, never its arguments.
+    pub fn exec(argv: &[String], exit_code: Option<i32>, duration_ms: u64) -> Event {
+        let program = argv
+            .first()
+            .map(|p| p.chars().take(MAX_PROGRAM).collect())
+            .unwrap_or_default();
+        // A Vec<String> always serializes.
+        let json = serde_json::to_vec(argv).unwrap_or_default();
+        Event::Exec {
+            program,
+            argc: argv.len() as u64,
+            argv_sha256: sha256_hex(&json),
+            exit_code,
+            duration_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Admitted,
     Refused,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_keeps_the_program_count_and_hash_only() {
+        let argv: Vec<String> = ["curl", "-u", "admin:hunter2", "https://x"]
+            .map(String::from)
+            .to_vec();
+        let ev = Event::exec(&argv, Some(0), 5);
+        let line = serde_json::to_string(&ev).unwrap();
+        assert!(!line.contains("hunter2"), "{line}");
+        assert_eq!(
+            ev,
+            Event::Exec {
+                program: "curl".into(),
+                argc: 4,
+                argv_sha256: sha256_hex(br#"["curl","-u","admin:hunter2","https://x"]"#),
+                exit_code: Some(0),
+                duration_ms: 5,
+            }
+        );
+        let long = vec!["é".repeat(1000)];
+        match Event::exec(&long, None, 0) {
+            Event::Exec { program, argc, .. } => {
+                assert_eq!((program.chars().count(), argc), (MAX_PROGRAM, 1))
+            }
+            other => panic!("{other:?}"),
+        }
+        match Event::exec(&[], None, 0) {
+            Event::Exec { program, argc, .. } => assert_eq!((program.as_str(), argc), ("", 0)),
+            other => panic!("{other:?}"),
+        }
+    }
 }

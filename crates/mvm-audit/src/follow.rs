@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::AuditError;
 use crate::append::LOG;
 use crate::format::sha256_hex;
+use crate::fsutil::{MAX_LOG, open_read};
 use crate::verify::{Record, parse_record};
 
 /// Yields the complete records appended to `dir/log.jsonl` since the last
@@ -66,16 +67,16 @@ impl Follower {
     /// after it.
     pub fn poll(&mut self) -> Result<Followed, AuditError> {
         let mut out = Followed::default();
-        let mut f = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // Never through a link, never blocking on a FIFO, never past 1 GiB.
+        let mut f = match open_read(&self.path, MAX_LOG)? {
+            Some((f, _)) => f,
+            None => {
                 if self.file_id.take().is_some() || self.offset > 0 {
                     self.reset();
                     out.restarted = true;
                 }
                 return Ok(out);
             }
-            Err(e) => return Err(AuditError::io(&self.path, "open", e)),
         };
         let meta = f
             .metadata()

@@ -60,13 +60,16 @@ pub fn encode_line(
     let mut body = serde_json::to_value(event).map_err(AuditError::Encode)?;
     clamp(&mut body);
     let instance = instance.map(|s| truncate(s, 256));
-    let line = serde_json::to_vec(&LineOut {
+    let mut line = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut line, AsciiOnly);
+    LineOut {
         seq,
         ts,
         prev,
         instance,
         body,
-    })
+    }
+    .serialize(&mut ser)
     .map_err(AuditError::Encode)?;
     if line.len() > MAX_LINE {
         return Err(AuditError::TooLarge {
@@ -75,6 +78,36 @@ pub fn encode_line(
         });
     }
     Ok(line)
+}
+
+/// JSON with every non-ASCII character (and DEL) written as a `\uXXXX`
+/// escape, UTF-16 surrogate pairs above U+FFFF; serde_json already escapes
+/// C0, `"` and `\`. The stored line is then printable ASCII only, so a
+/// viewer can print it byte for byte (and a copy made from that output
+/// still hashes the same) with nothing in it able to drive a terminal.
+struct AsciiOnly;
+
+impl serde_json::ser::Formatter for AsciiOnly {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let bytes = fragment.as_bytes();
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c.is_ascii() && c != '\u{7f}' {
+                continue;
+            }
+            w.write_all(&bytes[start..i])?;
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                write!(w, "\\u{u:04x}")?;
+            }
+            start = i + c.len_utf8();
+        }
+        w.write_all(&bytes[start..])
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -151,5 +184,26 @@ mod tests {
         };
         let line = encode_line(1, "t", ZERO_HASH, None, &ev).unwrap();
         assert!(line.len() <= MAX_LINE);
+    }
+
+    #[test]
+    fn lines_are_ascii_with_escapes_that_decode_back() {
+        let text = "a\u{7f}b\u{202e}c\u{1F600}d\u{85}é\u{1b}";
+        let ev = Event::Crash {
+            detail: text.into(),
+        };
+        let line = encode_line(1, "t", ZERO_HASH, Some(text), &ev).unwrap();
+        let s = std::str::from_utf8(&line).unwrap();
+        assert!(
+            s.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "not printable ASCII: {s}"
+        );
+        assert!(
+            s.contains(r"a\u007fb\u202ec\ud83d\ude00d\u0085\u00e9\u001b"),
+            "{s}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["detail"], text);
+        assert_eq!(v["instance"], text);
     }
 }

@@ -6,9 +6,10 @@ use std::path::Path;
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
-use crate::append::{HEAD, LOG};
+use crate::append::{GENESIS, HEAD, LOG, PENDING};
 use crate::format::{ZERO_HASH, sha256_hex};
-use crate::head::Head;
+use crate::fsutil::{MAX_LOG, MAX_SMALL, read_capped};
+use crate::head::{Genesis, Head};
 use crate::{AuditError, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +18,8 @@ pub enum ProblemKind {
     BadLink,
     HeadMismatch,
     /// The log has exactly one complete, well-linked record more than the signed
-    /// head: what a writer leaves when it stops between appending a record and
+    /// head, and pending.json (signed before the record was written) names it:
+    /// what a writer leaves when it stops between appending a record and
     /// rewriting head.json. The next append signs a head covering it.
     HeadLags,
     BadHeadSignature,
@@ -26,11 +28,16 @@ pub enum ProblemKind {
     /// A `head_diverged` record: a writer found the log not continuing
     /// from the signed head, so what came before it was altered.
     Diverged,
+    /// genesis.json says the trail was started, with a first record the
+    /// log no longer begins with (or the log is gone): removed or replaced.
+    Missing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// 1-based line in log.jsonl (0 for head.json problems not tied to a line).
+    /// The file it is about: `log.jsonl`, `head.json` or `genesis.json`.
+    pub file: &'static str,
+    /// 1-based line in log.jsonl (0 when not tied to a line).
     pub line: usize,
     pub kind: ProblemKind,
     pub detail: String,
@@ -42,6 +49,13 @@ pub struct Report {
     pub records: usize,
     pub last_seq: Option<u64>,
     pub problems: Vec<Problem>,
+    /// head.json, when it is there and validly signed: its seq and hash are
+    /// what an off-host observer compares to notice a rollback.
+    pub head: Option<Head>,
+    /// genesis.json, when it is there and validly signed.
+    pub genesis: Option<Genesis>,
+    /// Whether log.jsonl exists at all.
+    pub log_exists: bool,
 }
 
 impl ProblemKind {
@@ -55,6 +69,7 @@ impl ProblemKind {
             ProblemKind::BadHeadSignature => "bad_head_signature",
             ProblemKind::Torn => "torn",
             ProblemKind::Diverged => "diverged",
+            ProblemKind::Missing => "missing",
         }
     }
 }
@@ -119,13 +134,9 @@ fn split(bytes: &[u8]) -> Split<'_> {
     }
 }
 
-fn read_log(dir: &Path) -> Result<Vec<u8>, AuditError> {
-    let path = dir.join(LOG);
-    match std::fs::read(&path) {
-        Ok(b) => Ok(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(AuditError::io(path, "read", e)),
-    }
+/// The log's bytes (`None`: no log.jsonl), refusing links, FIFOs and the oversized.
+fn read_log(dir: &Path) -> Result<Option<Vec<u8>>, AuditError> {
+    read_capped(&dir.join(LOG), MAX_LOG)
 }
 
 /// Parse one complete line (without its '\n'); `n` is its 1-based line number.
@@ -156,7 +167,7 @@ pub(crate) fn parse_record(line: &[u8], n: usize, path: &Path) -> Result<Record,
 
 /// All complete records in order. A torn last line is skipped; a malformed line is an error.
 pub fn read(dir: &Path) -> Result<Vec<Record>, AuditError> {
-    let bytes = read_log(dir)?;
+    let bytes = read_log(dir)?.unwrap_or_default();
     let path = dir.join(LOG);
     split(&bytes)
         .lines
@@ -170,8 +181,12 @@ pub fn read(dir: &Path) -> Result<Vec<Record>, AuditError> {
 /// Err only when the files can't be read at all.
 pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
     let bytes = read_log(dir)?;
+    let mut report = Report {
+        log_exists: bytes.is_some(),
+        ..Report::default()
+    };
+    let bytes = bytes.unwrap_or_default();
     let sp = split(&bytes);
-    let mut report = Report::default();
     let parsed: Vec<Option<(u64, String)>> = sp
         .lines
         .iter()
@@ -180,6 +195,7 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
             let v: Value = serde_json::from_slice(l).ok()?;
             if v.get("event").and_then(Value::as_str) == Some("head_diverged") {
                 report.problems.push(Problem {
+                    file: LOG,
                     line: i + 1,
                     kind: ProblemKind::Diverged,
                     detail: format!(
@@ -210,6 +226,7 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
         report.records += 1;
         let Some((seq, prev)) = p else {
             report.problems.push(Problem {
+                file: LOG,
                 line: n,
                 kind: ProblemKind::Malformed,
                 detail: "not a JSON object with numeric seq and string prev".into(),
@@ -241,6 +258,7 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
                 )
             };
             report.problems.push(Problem {
+                file: LOG,
                 line: n,
                 kind: ProblemKind::BadLink,
                 detail,
@@ -252,6 +270,7 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
     }
     if let Some(t) = sp.torn {
         report.problems.push(Problem {
+            file: LOG,
             line: sp.lines.len() + 1,
             kind: ProblemKind::Torn,
             detail: format!(
@@ -261,6 +280,7 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Report, AuditError> {
         });
     }
     check_head(dir, key, &sp, &hashes, &mut report)?;
+    check_genesis(dir, key, &hashes, &mut report)?;
     Ok(report)
 }
 
@@ -271,10 +291,11 @@ fn check_head(
     hashes: &[String],
     report: &mut Report,
 ) -> Result<(), AuditError> {
-    let path = dir.join(HEAD);
     let last_line = sp.lines.len();
     let last_seq = report.last_seq.unwrap_or(0);
+    let last_hash = hashes.last().map_or(ZERO_HASH, String::as_str);
     let mismatch = |detail: String| Problem {
+        file: LOG,
         line: last_line,
         kind: ProblemKind::HeadMismatch,
         detail,
@@ -295,19 +316,44 @@ fn check_head(
                     .map_or(ZERO_HASH, |i| hashes[i].as_str())
             && log_len == sp.complete_len - sp.lines[last_line - 1].len() as u64 - 1
     };
-    let lags = |head_seq: u64| Problem {
-        line: last_line,
-        kind: ProblemKind::HeadLags,
-        detail: format!(
-            "line {last_line} (seq {last_seq}) is not covered by the signed head (seq {head_seq}): \
-             a writer appended it and stopped before rewriting head.json (crashed or killed); \
-             the next append signs it, and until then nothing vouches for it"
-        ),
+    // Only a record a pending.json named before it was written is a crash's.
+    let lag = |head_seq: u64| -> Result<Problem, AuditError> {
+        let pending = read_signed(dir, PENDING, key, true)?;
+        let named = pending.as_ref().is_ok_and(|p| {
+            p.seq == last_seq && p.hash == last_hash && p.log_len == sp.complete_len
+        });
+        Ok(if named {
+            Problem {
+                file: LOG,
+                line: last_line,
+                kind: ProblemKind::HeadLags,
+                detail: format!(
+                    "line {last_line} (seq {last_seq}) is not covered by the signed head (seq {head_seq}): \
+                     a writer appended it and stopped before rewriting head.json (crashed or killed); \
+                     the next append signs it, and until then nothing vouches for it"
+                ),
+            }
+        } else {
+            let why = match pending {
+                Err(why) => why,
+                Ok(p) => format!(
+                    "pending.json names seq {} ({}), not this record",
+                    p.seq,
+                    &p.hash[..p.hash.len().min(16)]
+                ),
+            };
+            mismatch(format!(
+                "line {last_line} (seq {last_seq}) follows the signed head (seq {head_seq}) but no signed \
+                 pending.json names it ({why}): added without the audit key (a crashed writer's \
+                 record is always named by the pending.json it signed first)"
+            ))
+        })
     };
-    let head: Head = match std::fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let head = match read_signed(dir, HEAD, key, false)? {
+        Ok(h) => h,
+        Err(why) if why == NOT_THERE => {
             if lags_by_one(0, ZERO_HASH, 0) {
-                report.problems.push(lags(0));
+                report.problems.push(lag(0)?);
             } else if last_line > 0 {
                 report
                     .problems
@@ -315,35 +361,23 @@ fn check_head(
             }
             return Ok(());
         }
-        Err(e) => return Err(AuditError::io(path, "read", e)),
-        Ok(b) => match serde_json::from_slice(&b) {
-            Ok(h) => h,
-            Err(e) => {
-                report.problems.push(Problem {
-                    line: 0,
-                    kind: ProblemKind::BadHeadSignature,
-                    detail: format!("head.json is not a valid head: {e}"),
-                });
-                return Ok(());
-            }
-        },
+        Err(why) => {
+            report.problems.push(Problem {
+                file: HEAD,
+                line: 0,
+                kind: ProblemKind::BadHeadSignature,
+                detail: why,
+            });
+            return Ok(());
+        }
     };
-    if let Err(why) = head.check(key) {
-        report.problems.push(Problem {
-            line: 0,
-            kind: ProblemKind::BadHeadSignature,
-            detail: why,
-        });
-        return Ok(());
-    }
-    let last_hash = hashes.last().map_or(ZERO_HASH, String::as_str);
     if head.seq > last_seq || head.log_len > sp.complete_len {
         report.problems.push(mismatch(format!(
             "log ends at seq {last_seq} but the signed head is seq {}: truncated",
             head.seq
         )));
     } else if lags_by_one(head.seq, &head.hash, head.log_len) {
-        report.problems.push(lags(head.seq));
+        report.problems.push(lag(head.seq)?);
     } else if head.seq < last_seq {
         report.problems.push(mismatch(format!(
             "log ends at seq {last_seq} but the signed head is seq {}: records after it are unsigned (added without the audit key; a crashed writer leaves at most one, linked to the head)",
@@ -359,5 +393,90 @@ fn check_head(
             sp.complete_len, head.log_len
         )));
     }
+    report.head = Some(head);
+    Ok(())
+}
+
+/// What [`read_signed`] says when the file does not exist.
+const NOT_THERE: &str = "missing";
+
+/// head.json or pending.json: Ok(Ok(head)) when present and validly
+/// signed, Ok(Err(reason)) when missing ([`NOT_THERE`]), unparsable or badly
+/// signed; Err when it cannot be read safely (a link, a FIFO, too big).
+fn read_signed(
+    dir: &Path,
+    name: &'static str,
+    key: &VerifyingKey,
+    pending: bool,
+) -> Result<Result<Head, String>, AuditError> {
+    let Some(bytes) = read_capped(&dir.join(name), MAX_SMALL)? else {
+        return Ok(Err(NOT_THERE.into()));
+    };
+    let head: Head = match serde_json::from_slice(&bytes) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(format!("{name} is not a valid head: {e}"))),
+    };
+    let checked = if pending {
+        head.check_pending(key)
+    } else {
+        head.check(key)
+    };
+    Ok(checked.map(|()| head))
+}
+
+/// genesis.json, when there, must name the log's first record.
+fn check_genesis(
+    dir: &Path,
+    key: &VerifyingKey,
+    hashes: &[String],
+    report: &mut Report,
+) -> Result<(), AuditError> {
+    let Some(bytes) = read_capped(&dir.join(GENESIS), MAX_SMALL)? else {
+        return Ok(());
+    };
+    let bad = |detail: String| Problem {
+        file: GENESIS,
+        line: 0,
+        kind: ProblemKind::BadHeadSignature,
+        detail,
+    };
+    let genesis: Genesis = match serde_json::from_slice(&bytes) {
+        Ok(g) => g,
+        Err(e) => {
+            report.problems.push(bad(format!(
+                "genesis.json is not a valid genesis marker: {e}"
+            )));
+            return Ok(());
+        }
+    };
+    if let Err(why) = genesis.check(key) {
+        report.problems.push(bad(why));
+        return Ok(());
+    }
+    let short = &genesis.first_hash[..genesis.first_hash.len().min(16)];
+    match hashes.first() {
+        None => report.problems.push(Problem {
+            file: GENESIS,
+            line: 0,
+            kind: ProblemKind::Missing,
+            detail: format!(
+                "genesis.json says this trail was started ({}, first record {short}) but log.jsonl {}{}: the trail was removed",
+                genesis.ts,
+                if report.log_exists { "has no records" } else { "is missing" },
+                if report.head.is_none() { " and so is head.json" } else { "" },
+            ),
+        }),
+        Some(first) if *first != genesis.first_hash => report.problems.push(Problem {
+            file: LOG,
+            line: 1,
+            kind: ProblemKind::Missing,
+            detail: format!(
+                "line 1 is not the trail's first record (genesis.json names {short}, started {}): the log was replaced or its beginning removed",
+                genesis.ts
+            ),
+        }),
+        Some(_) => {}
+    }
+    report.genesis = Some(genesis);
     Ok(())
 }

@@ -15,11 +15,7 @@ fn ev(i: usize) -> Event {
             ok: true,
             duration_ms: i as u64,
         },
-        1 => Event::Exec {
-            argv: vec!["sh".into(), "-c".into(), format!("echo {i}")],
-            exit_code: Some(0),
-            duration_ms: 3,
-        },
+        1 => Event::exec(&["sh".into(), "-c".into(), format!("echo {i}")], Some(0), 3),
         2 => Event::Admission {
             decision: Decision::Refused,
             check: Some("egress".into()),
@@ -431,4 +427,140 @@ fn read_keeps_the_raw_line() {
         lines(t.path())
     );
     assert_eq!(mvm_audit::ProblemKind::HeadLags.code(), "head_lags");
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A record forged by hand, correctly linked to the signed head, is what
+/// a crash between record and head would leave, except that no signed
+/// pending head announced it: verify refuses it, and the next writer
+/// records the divergence instead of adopting it.
+#[test]
+fn a_hand_added_linked_record_is_never_adopted() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 3);
+    let mut l = lines(t.path());
+    let forged = format!(
+        "{{\"seq\":4,\"ts\":\"2026-12-03T00:00:00.000Z\",\"prev\":\"{}\",\"instance\":\"web\",\"event\":\"admission\",\"decision\":\"admitted\",\"check\":null,\"detail\":null,\"plan_sha256\":null,\"ir_hash\":\"ab\"}}",
+        sha256_hex(l[2].as_bytes())
+    );
+    l.push(forged);
+    write_lines(t.path(), &l);
+    let r = check(t.path());
+    assert!(!r.ok(), "{:?}", r.problems);
+    assert!(
+        !r.problems.iter().any(|p| p.kind == ProblemKind::HeadLags),
+        "a forged record is not a crash: {:?}",
+        r.problems
+    );
+    fill(t.path(), 1);
+    let r = check(t.path());
+    assert!(!r.ok());
+    assert_eq!(only(&r, ProblemKind::Diverged).line, 5);
+}
+
+/// A writer killed after staging its signed pending head but before the
+/// record (or after the record but before the head) leaves nothing to
+/// report once the next writer has run.
+#[test]
+fn a_crash_around_the_pending_head_leaves_a_clean_trail() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 3);
+    // Crash after the record, before head.json: head.json is the old one.
+    let head = std::fs::read(t.path().join("head.json")).unwrap();
+    fill(t.path(), 1);
+    std::fs::write(t.path().join("head.json"), &head).unwrap();
+    let r = check(t.path());
+    assert_eq!(only(&r, ProblemKind::HeadLags).line, 4);
+    fill(t.path(), 1);
+    let r = check(t.path());
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+    assert!(
+        t.path().join("pending.json").is_file(),
+        "the writer stages a pending head"
+    );
+    // Crash after pending.json, before the record: the log and head are
+    // as before, pending describes a record never written.
+    let t2 = tempfile::tempdir().unwrap();
+    fill(t2.path(), 2);
+    let before_head = std::fs::read(t2.path().join("head.json")).unwrap();
+    let before_log = std::fs::read(t2.path().join("log.jsonl")).unwrap();
+    fill(t2.path(), 1);
+    std::fs::write(t2.path().join("head.json"), &before_head).unwrap();
+    std::fs::write(t2.path().join("log.jsonl"), &before_log).unwrap();
+    let r = check(t2.path());
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+    fill(t2.path(), 1);
+    let r = check(t2.path());
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+}
+
+/// Removing the log and its head together leaves the genesis marker,
+/// which says a trail existed.
+#[test]
+fn deleting_log_and_head_together_is_reported_missing() {
+    let t = tempfile::tempdir().unwrap();
+    fill(t.path(), 3);
+    std::fs::remove_file(t.path().join("log.jsonl")).unwrap();
+    std::fs::remove_file(t.path().join("head.json")).unwrap();
+    let r = check(t.path());
+    assert!(!r.ok());
+    only(&r, ProblemKind::Missing);
+}
+
+/// An audit directory copied from elsewhere is untrusted: a log that is a
+/// FIFO does not hang verify, and one that is a symlink is not followed.
+#[test]
+fn hostile_files_in_a_copied_trail_are_refused_not_followed() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("log.jsonl");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo touches no memory of ours.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = t.path().to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(verify(&dir, &key().verifying_key()).is_err());
+    });
+    let refused = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("verify must not hang on a FIFO");
+    assert!(refused);
+
+    let t = tempfile::tempdir().unwrap();
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, "{\"seq\":1}\n").unwrap();
+    std::os::unix::fs::symlink(&secret, t.path().join("log.jsonl")).unwrap();
+    assert!(verify(t.path(), &key().verifying_key()).is_err());
+    assert!(read(t.path()).is_err());
+}
+
+/// Records are stored as printable ASCII whatever they hold, so the
+/// stored line can be printed and copied byte for byte.
+#[test]
+fn records_are_stored_as_ascii_and_still_verify() {
+    let t = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(t.path(), key()).unwrap();
+    let nasty = "a\u{202e}b\u{7f}c😀";
+    log.append(
+        Some("web"),
+        &Event::Crash {
+            detail: nasty.into(),
+        },
+    )
+    .unwrap();
+    let raw = std::fs::read(t.path().join("log.jsonl")).unwrap();
+    assert!(raw.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\n'));
+    let r = check(t.path());
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+    match read(t.path()).unwrap()[0].typed() {
+        Some(Event::Crash { detail }) => assert_eq!(detail, nasty),
+        other => panic!("{other:?}"),
+    }
 }

@@ -285,11 +285,7 @@ mod tests {
             ),
             (
                 Some("web"),
-                Event::Exec {
-                    argv: vec!["ls".into(), "/".into()],
-                    exit_code: Some(0),
-                    duration_ms: 7,
-                },
+                Event::exec(&["ls".into(), "/".into()], Some(0), 7),
             ),
             (Some("web"), Event::Down {}),
         ]

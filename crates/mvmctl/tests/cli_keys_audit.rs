@@ -62,11 +62,7 @@ fn events() -> Vec<(Option<&'static str>, Event)> {
         ),
         (
             Some("db"),
-            Event::Exec {
-                argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
-                exit_code: Some(0),
-                duration_ms: 7,
-            },
+            Event::exec(&["sh".into(), "-c".into(), "echo hi".into()], Some(0), 7),
         ),
         (
             Some("web"),

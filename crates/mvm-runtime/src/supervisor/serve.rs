@@ -175,7 +175,8 @@ async fn client(
             env,
             timeout_ms,
         } => {
-            // Only the argv is audited: env values may be secrets.
+            // Only a fingerprint of the argv is audited (argv[0], count,
+            // hash): arguments and env values may be secrets.
             let audited_argv = trail.as_ref().map(|_| argv.clone());
             let t = Instant::now();
             match agent.exec(argv, env, timeout_ms).await {
@@ -188,7 +189,7 @@ async fn client(
                         if matches!(ev, Event::Exit { .. } | Event::Failed { .. })
                             && let (Some(trail), Some(argv)) = (&trail, &audited_argv)
                         {
-                            trail.exec(argv.clone(), Some(&ev), t.elapsed()).await;
+                            trail.exec(argv, Some(&ev), t.elapsed()).await;
                             recorded = true;
                         }
                         // A client that went away stops receiving, but the
@@ -197,13 +198,13 @@ async fn client(
                     }
                     // The relay ended without a final event (it died).
                     if !recorded && let (Some(trail), Some(argv)) = (&trail, audited_argv) {
-                        trail.exec(argv, None, t.elapsed()).await;
+                        trail.exec(&argv, None, t.elapsed()).await;
                     }
                     r
                 }
                 Err(e) => {
                     if let (Some(trail), Some(argv)) = (&trail, audited_argv) {
-                        trail.exec(argv, None, t.elapsed()).await;
+                        trail.exec(&argv, None, t.elapsed()).await;
                     }
                     write_frame(
                         &mut stream,

@@ -136,10 +136,11 @@ fn show(args: &AuditArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// The stored line, except characters that could drive a terminal or hide
-/// text (DEL, C1, direction and zero-width marks; a JSON line holds no C0)
-/// are written as JSON `\uXXXX` escapes: the same JSON value, but then not
-/// the stored bytes, so only such a line hashes differently.
+/// The stored line. mvm writes records as printable ASCII, so its lines
+/// pass through byte for byte (a streamed copy verifies); a line holding
+/// characters that could drive a terminal or hide text (DEL, C1, direction
+/// and zero-width marks) was not written by mvm, and is shown with them as
+/// JSON `\uXXXX` escapes rather than sent raw.
 fn json_for_terminal(raw: &str) -> String {
     let bad = |c: char| {
         c.is_control()
@@ -277,13 +278,18 @@ fn summary(ev: &Event) -> String {
             if *ok { "ok" } else { "FAILED" }
         ),
         Event::Exec {
-            argv,
+            program,
+            argc,
+            argv_sha256,
             exit_code,
             duration_ms,
         } => {
-            let argv: Vec<String> = argv.iter().map(|a| word(a)).collect();
             let exit = exit_code.map_or("none (killed)".into(), |c| c.to_string());
-            format!("argv=[{}] exit={exit} {duration_ms}ms", argv.join(" "))
+            format!(
+                "program={} argc={argc} argv={} exit={exit} {duration_ms}ms",
+                word(program),
+                short(argv_sha256)
+            )
         }
         Event::Down {} => String::new(),
         Event::Crash { detail } => format!("detail={}", word(detail)),
