@@ -68,7 +68,7 @@ mod fsutil;
 mod head;
 mod verify;
 
-pub use append::{Appended, AuditLog};
+pub use append::{Appended, AuditLog, GENESIS};
 pub use error::AuditError;
 pub use event::{Decision, Event, MAX_PROGRAM};
 pub use follow::{Followed, Follower};

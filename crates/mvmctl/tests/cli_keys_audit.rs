@@ -102,6 +102,20 @@ fn write_lines(s: &Sandbox, l: &[String]) {
 }
 
 /// A sandbox whose timestamps read the same in snapshots.
+/// `ok: N records, last seq N, head H`, H the first 16 hex of the head's hash.
+fn assert_ok(out: &Outcome, n: u64, dir: &Path) {
+    let (prefix, head) = out
+        .stdout
+        .trim_end()
+        .rsplit_once(", head ")
+        .unwrap_or_else(|| panic!("no head in {:?}", out.stdout));
+    assert_eq!(prefix, format!("ok: {n} records, last seq {n}"));
+    let signed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("head.json")).unwrap()).unwrap();
+    assert_eq!(head.len(), 16);
+    assert_eq!(head, &signed["hash"].as_str().unwrap()[..16]);
+}
+
 fn sandbox() -> Sandbox {
     let mut s = Sandbox::new();
     s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "[TS]");
@@ -382,8 +396,36 @@ fn verify_passes_on_an_untouched_log() {
     fill(&s);
     let out = verify(&s);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, "ok: 6 records, last seq 6\n");
+    assert_ok(&out, 6, &audit_dir(&s));
     assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn verify_fails_when_the_whole_trail_is_removed() {
+    let s = sandbox();
+    fill(&s);
+    // An attacker with the host's files removes log, head, pending and
+    // genesis together; the audit key is still there and says a trail was kept.
+    std::fs::remove_dir_all(audit_dir(&s)).unwrap();
+    let out = verify(&s);
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("error[missing]") && out.stderr.contains("hint:"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.starts_with("FAILED"), "{}", out.stdout);
+    // Removing the genesis marker alone leaves a log that still checks out.
+    let s = sandbox();
+    fill(&s);
+    std::fs::remove_file(log_path(&s)).unwrap();
+    let out = verify(&s);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("genesis.json: error[missing]"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -500,7 +542,7 @@ fn verify_reports_a_lagging_head_then_the_next_append_fixes_it() {
     writer(&s).append(None, &Event::Down {}).unwrap();
     let out = verify(&s);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, "ok: 8 records, last seq 8\n");
+    assert_ok(&out, 8, &audit_dir(&s));
 }
 
 #[test]
@@ -512,7 +554,7 @@ fn verify_accepts_a_torn_last_line_with_a_warning() {
     std::fs::write(log_path(&s), bytes).unwrap();
     let out = verify(&s);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, "ok: 6 records, last seq 6\n");
+    assert_ok(&out, 6, &audit_dir(&s));
     assert!(out.stderr.contains(":7: warning[torn]"), "{}", out.stderr);
     // The listing skips the partial line.
     assert_eq!(s.run(&["audit"], None).stdout.lines().count(), 6);
@@ -539,7 +581,7 @@ fn verify_a_copied_log_with_the_exported_key() {
         None,
     );
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
-    assert_eq!(ok.stdout, "ok: 6 records, last seq 6\n");
+    assert_ok(&ok, 6, &copy);
 
     // Without --key there is no audit key on this machine to check with.
     let no_key = other.run(&["audit", "verify", "--dir", dir], None);

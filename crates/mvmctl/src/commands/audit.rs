@@ -36,7 +36,8 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCmd {
     /// Check the whole hash chain and the signed head. Prints
-    /// "ok: N records, last seq S", or each problem with its line and
+    /// "ok: N records, last seq S, head H" (H: the signed head's hash, to
+    /// compare with a copy kept elsewhere), or each problem with its line and
     /// kind and exits 2.
     Verify(VerifyArgs),
 }
@@ -378,17 +379,39 @@ fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
                     pub_file.display()
                 );
             }
+            // The key is made with the first record, so a host that has it
+            // but no log and no genesis marker had its trail removed whole.
+            if args.dir.is_none()
+                && !dir.join("log.jsonl").exists()
+                && !dir.join(mvm_audit::GENESIS).exists()
+            {
+                eprintln!(
+                    "{}: error[missing]: this host has an audit key ({}) but no audit trail: log.jsonl and genesis.json are gone",
+                    dir.display(),
+                    pub_file.display()
+                );
+                eprintln!(
+                    "  hint: mvm writes both with its first record; if this host's trail was never meant to be kept, remove {} too, otherwise treat everything since the key was made as unaudited",
+                    pub_file.display()
+                );
+                println!(
+                    "FAILED: the audit trail at {} is missing",
+                    dir.display()
+                );
+                return Ok(EXIT_REJECTED);
+            }
             KeyRing::new(&keys)?.public(AUDIT_KEY)?
         }
     };
     let report = mvm_audit::verify(&dir, &key.key)?;
     let log = dir.join("log.jsonl");
-    let head = dir.join("head.json");
     for p in &report.problems {
-        let place = if p.line == 0 {
-            head.display().to_string()
-        } else {
+        let place = if p.line != 0 {
             format!("{}:{}", log.display(), p.line)
+        } else if p.file == "log.jsonl" {
+            log.display().to_string()
+        } else {
+            dir.join(p.file).display().to_string()
         };
         let severity = if p.kind == ProblemKind::Torn {
             "warning"
@@ -417,7 +440,15 @@ fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
         .last_seq
         .map_or_else(|| "-".to_string(), |s| s.to_string());
     if report.ok() {
-        println!("ok: {} records, last seq {last}", report.records);
+        // The head hash is what an off-host copy compares to notice a rollback.
+        match &report.head {
+            Some(h) => println!(
+                "ok: {} records, last seq {last}, head {}",
+                report.records,
+                &h.hash[..h.hash.len().min(16)]
+            ),
+            None => println!("ok: {} records, last seq {last}", report.records),
+        }
         Ok(0)
     } else {
         let n = report
