@@ -394,10 +394,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
                     "  hint: mvm writes both with its first record; if this host's trail was never meant to be kept, remove {} too, otherwise treat everything since the key was made as unaudited",
                     pub_file.display()
                 );
-                println!(
-                    "FAILED: the audit trail at {} is missing",
-                    dir.display()
-                );
+                println!("FAILED: the audit trail at {} is missing", dir.display());
                 return Ok(EXIT_REJECTED);
             }
             KeyRing::new(&keys)?.public(AUDIT_KEY)?
