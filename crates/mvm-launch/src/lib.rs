@@ -10,6 +10,7 @@
 //! the contract says so.
 
 mod error;
+pub mod net;
 pub mod rules;
 mod types;
 mod validate;

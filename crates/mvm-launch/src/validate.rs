@@ -41,6 +41,20 @@ impl Launch {
         if !is_sha256_hex(&self.source.tree_hash) {
             return fail("source.tree_hash", "not a sha256 hex digest");
         }
+        // The network is laid out by the host and the guest alike; a host
+        // name that could not be a hosts-file entry is refused here.
+        if let Err(e) = crate::net::Layout::of(&self.network) {
+            let path = match &e {
+                crate::net::LayoutError::BadHost { index, .. } => {
+                    format!("network.egress.allowlist[{index}].host")
+                }
+                crate::net::LayoutError::BadPort { index } => {
+                    format!("network.egress.allowlist[{index}].port")
+                }
+                crate::net::LayoutError::TooManyNames { .. } => "network.egress.allowlist".into(),
+            };
+            return fail(&path, e.to_string());
+        }
         printable("schema_version", &self.schema_version, 16)?;
         printable("toolchain.mvmctl", &self.toolchain.mvmctl, 128)?;
         self.resources()?;
