@@ -3,13 +3,16 @@
 //! must be a grant that prints and parses back to itself, and classifying
 //! its host (as written, and as an address) must never panic. Whatever the
 //! gate would log about the request must hold no control character once
-//! escaped.
+//! escaped. The same bytes as a DNS query to the grants-only responder:
+//! answering must never panic, every answer must parse as a response to
+//! the query's id, and only a granted name may be looked up.
 #![no_main]
 
 use std::io::{BufReader, Cursor};
 
 use libfuzzer_sys::fuzz_target;
 use mvm_egress::Grant;
+use mvm_egress::dns::{DnsName, answer};
 use mvm_egress::request::{Ask, MAX_HEAD, read_request};
 use mvm_ir::text::escape_control;
 use mvm_ir::validate::host::{host_class, ip_class, parse_ip};
@@ -46,6 +49,23 @@ fuzz_target!(|data: &[u8]| {
         Ok(Ask::Other(what)) => loggable(&what),
         Err(e) => loggable(&format!("refused: {e}")),
     }
+    let names = [DnsName {
+        host: "pypi.org".into(),
+        addr: std::net::Ipv4Addr::new(10, 0, 2, 101),
+    }];
+    let reply = answer(data, &names, &mut |host| {
+        assert_eq!(host, "pypi.org", "looked up a name that is not granted");
+        true
+    });
+    if let Some(message) = &reply.message {
+        assert!(message.len() >= 12, "an answer shorter than a DNS header");
+        assert_eq!(message[..2], data[..2], "an answer to another id");
+        assert!(message[2] & 0x80 != 0, "an answer that is not a response");
+    }
+    if let Some(asked) = &reply.asked {
+        loggable(asked);
+    }
+    loggable(&reply.outcome.to_string());
     // The classifier takes any text a grant or a lockfile could hold.
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = host_class(text);

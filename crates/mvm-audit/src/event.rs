@@ -51,6 +51,28 @@ pub enum Event {
         duration_ms: u64,
     },
     Down {},
+    /// One connection through an instance's egress gate (or one DNS
+    /// connection, whose queries are not recorded one by one). Text fields
+    /// hold the gate's escaped view of guest text, at most
+    /// [`MAX_EGRESS_TEXT`] characters each. Build with [`Event::egress`].
+    Egress {
+        /// `connect` (a granted name's own address), `proxy` (`CONNECT`)
+        /// or `dns`.
+        kind: String,
+        /// `host:port` as asked, or the DNS names asked (comma-joined, at
+        /// most 10); empty when the guest never said.
+        asked: String,
+        /// `ip:port` the gate connected to, when it did.
+        address: Option<String>,
+        decision: Decision,
+        /// Why it was refused.
+        detail: Option<String>,
+        /// Guest to server.
+        bytes_up: u64,
+        /// Server to guest.
+        bytes_down: u64,
+        duration_ms: u64,
+    },
     Crash {
         detail: String,
     },
@@ -76,6 +98,10 @@ pub enum Event {
 /// Characters of argv[0] an [`Event::Exec`] keeps.
 pub const MAX_PROGRAM: usize = 256;
 
+/// Characters of each text field an [`Event::Egress`] keeps, so a record
+/// stays far below the line limit whatever a guest asked.
+pub const MAX_EGRESS_TEXT: usize = 512;
+
 impl Event {
     /// The `exec` record for `argv`: its program, length and hash, never its arguments.
     pub fn exec(argv: &[String], exit_code: Option<i32>, duration_ms: u64) -> Event {
@@ -90,6 +116,34 @@ impl Event {
             argc: argv.len() as u64,
             argv_sha256: sha256_hex(&json),
             exit_code,
+            duration_ms,
+        }
+    }
+}
+
+impl Event {
+    /// The `egress` record of one gate connection, its text fields cut to
+    /// [`MAX_EGRESS_TEXT`] characters.
+    #[allow(clippy::too_many_arguments)]
+    pub fn egress(
+        kind: &str,
+        asked: &str,
+        address: Option<String>,
+        decision: Decision,
+        detail: Option<&str>,
+        bytes_up: u64,
+        bytes_down: u64,
+        duration_ms: u64,
+    ) -> Event {
+        let cut = |s: &str| s.chars().take(MAX_EGRESS_TEXT).collect::<String>();
+        Event::Egress {
+            kind: cut(kind),
+            asked: cut(asked),
+            address: address.as_deref().map(cut),
+            decision,
+            detail: detail.map(cut),
+            bytes_up,
+            bytes_down,
             duration_ms,
         }
     }
@@ -135,5 +189,38 @@ mod tests {
             Event::Exec { program, argc, .. } => assert_eq!((program.as_str(), argc), ("", 0)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn egress_records_serialize_tagged_and_cut_long_text() {
+        let ev = Event::egress(
+            "proxy",
+            &"a".repeat(5000),
+            Some("93.184.215.14:443".into()),
+            Decision::Refused,
+            Some("\u{e9}vil is not granted"),
+            10,
+            20,
+            30,
+        );
+        let line = serde_json::to_string(&ev).unwrap();
+        assert!(
+            line.starts_with(r#"{"event":"egress","kind":"proxy","#),
+            "{line}"
+        );
+        assert!(line.contains(r#""decision":"refused""#), "{line}");
+        assert!(
+            line.contains(r#""bytes_up":10,"bytes_down":20,"duration_ms":30"#),
+            "{line}"
+        );
+        match &ev {
+            Event::Egress { asked, detail, .. } => {
+                assert_eq!(asked.chars().count(), MAX_EGRESS_TEXT);
+                assert_eq!(detail.as_deref(), Some("\u{e9}vil is not granted"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, ev);
     }
 }

@@ -1,7 +1,7 @@
 //! Reading with time limits, and relaying bytes both ways until either side
 //! closes or the connection has been idle too long.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,15 +86,43 @@ pub(crate) enum End {
     Idle,
 }
 
+/// What a relay moved, and how it ended.
+#[derive(Debug)]
+pub(crate) struct Relayed {
+    pub(crate) end: End,
+    /// Guest to server.
+    pub(crate) up: u64,
+    /// Server to guest.
+    pub(crate) down: u64,
+}
+
+/// A writer that counts what it accepted, so a copy that fails part way
+/// still says how much went through (`io::copy` reports nothing then).
+struct Counted<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Relays `guest` ⇄ `upstream` until the server closes, either side fails,
 /// or nothing moves for `idle`. Bytes already in `guest`'s buffer (a
 /// pipelined TLS hello) go first.
 pub(crate) fn relay<S: Conn>(
     mut guest: BufReader<Timed<S>>,
-    mut to_guest: S,
+    to_guest: S,
     upstream: TcpStream,
     idle: Duration,
-) -> io::Result<End> {
+) -> io::Result<Relayed> {
     let activity = Arc::new(Activity::new());
     guest.get_mut().budget = Budget::Idle {
         activity: activity.clone(),
@@ -102,9 +130,13 @@ pub(crate) fn relay<S: Conn>(
     };
     to_guest.set_write_timeout(Some(idle))?;
     upstream.set_write_timeout(Some(idle))?;
-    let mut to_server = upstream.try_clone()?;
+    let to_server = upstream.try_clone()?;
     let closer = upstream.try_clone()?;
     let uploader = std::thread::spawn(move || {
+        let mut to_server = Counted {
+            inner: to_server,
+            n: 0,
+        };
         let result = io::copy(&mut guest, &mut to_server);
         // EOF from the guest is a half-close: the answer may still come.
         let how = if result.is_ok() {
@@ -112,23 +144,31 @@ pub(crate) fn relay<S: Conn>(
         } else {
             Shutdown::Both
         };
-        let _ = to_server.shutdown(how);
-        result.map(drop)
+        let _ = to_server.inner.shutdown(how);
+        (result.map(drop), to_server.n)
     });
     let mut from_server = Timed {
         conn: upstream,
         budget: Budget::Idle { activity, idle },
     };
+    let mut to_guest = Counted {
+        inner: to_guest,
+        n: 0,
+    };
     let down = io::copy(&mut from_server, &mut to_guest).and_then(|_| to_guest.flush());
     // The server is done: end both directions, which also wakes the uploader.
     let _ = closer.shutdown(Shutdown::Both);
-    let _ = to_guest.shutdown(Shutdown::Both);
-    let up = uploader
+    let _ = to_guest.inner.shutdown(Shutdown::Both);
+    let (up, up_bytes) = uploader
         .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the upload thread panicked")));
+        .unwrap_or_else(|_| (Err(io::Error::other("the upload thread panicked")), 0));
     let idle_hit = [down.as_ref().err(), up.as_ref().err()]
         .into_iter()
         .flatten()
         .any(is_timeout);
-    Ok(if idle_hit { End::Idle } else { End::Closed })
+    Ok(Relayed {
+        end: if idle_hit { End::Idle } else { End::Closed },
+        up: up_bytes,
+        down: to_guest.n,
+    })
 }

@@ -73,6 +73,7 @@ fn measure(home: &Path) {
             args: vec!["__supervise".into()],
         },
         admission: None,
+        network: Default::default(),
     };
     let name = InstanceName::parse("bench").unwrap();
 

@@ -50,6 +50,11 @@ impl InstanceDir {
         self.dir.join("supervisor.log")
     }
     /// QEMU's own output: start-up errors and warnings.
+    /// One JSON line per guest connection through the egress gate.
+    pub fn egress_log(&self) -> PathBuf {
+        self.dir.join("egress.log")
+    }
+
     pub fn qemu_log(&self) -> PathBuf {
         self.dir.join("qemu.log")
     }

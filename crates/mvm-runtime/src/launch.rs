@@ -27,12 +27,6 @@ pub fn load_with_digest(path: &Path) -> Result<(Launch, String), RuntimeError> {
         .map(|b| format!("{b:02x}"))
         .collect();
     let launch = mvm_launch::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-    if launch.network.mode != NetworkMode::None {
-        return Err(bad(format!(
-            "network mode `{}` is not supported by this runtime yet; only `none` (no network device) is",
-            launch.network.mode.as_str()
-        )));
-    }
     Ok((launch, digest))
 }
 
@@ -46,10 +40,10 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn launch() -> serde_json::Value {
+    pub(crate) fn launch() -> serde_json::Value {
         let phases = ["before_build", "before_start", "after_start", "before_stop"];
         serde_json::json!({
             "launch_version": mvm_launch::LAUNCH_VERSION, "workload_id": "hello", "app_name": "hello",
@@ -94,12 +88,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_networks_it_cannot_provide() {
+    fn reads_networks_and_refuses_a_host_that_could_not_be_a_name() {
         let mut v = launch();
         v["network"]["mode"] = "bridge".into();
+        v["network"]["egress"]["allowlist"] =
+            serde_json::json!([{"host": "pypi.org", "port": 443}]);
+        let (_d, p) = write(&v);
+        assert_eq!(load(&p).unwrap().network.mode, NetworkMode::Bridge);
+        v["network"]["egress"]["allowlist"][0]["host"] = "pypi.org\n10.0.0.1 x".into();
         let (_d, p) = write(&v);
         let err = load(&p).unwrap_err().to_string();
-        assert!(err.contains("`bridge` is not supported"), "{err}");
+        assert!(err.contains("network.egress.allowlist[0].host"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod input;
 pub mod launch;
 pub mod logs;
 pub mod name;
+pub mod network;
 pub mod persist;
 pub mod private;
 pub mod process;

@@ -13,11 +13,21 @@ use crate::name::InstanceName;
 /// enough to leave running.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
-/// Copies the console log to `out`. With `follow`, keeps copying new output
-/// until the instance is removed (`mvmctl down`).
+/// Which of an instance's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The serial console: kernel, agent, hooks, the command entrypoint.
+    Console,
+    /// The egress gate's JSON lines.
+    Egress,
+}
+
+/// Copies the log to `out`. With `follow`, keeps copying new output until
+/// the instance is removed (`mvmctl down`).
 pub fn logs(
     home: &Path,
     name: &InstanceName,
+    which: Which,
     follow: bool,
     out: &mut dyn Write,
 ) -> Result<(), RuntimeError> {
@@ -27,7 +37,10 @@ pub fn logs(
             name: name.to_string(),
         });
     }
-    let path = dir.console_log();
+    let path = match which {
+        Which::Console => dir.console_log(),
+        Which::Egress => dir.egress_log(),
+    };
     let io = |what: &str, source| RuntimeError::Io {
         what: format!("{what} {}", path.display()),
         source,
@@ -171,8 +184,12 @@ mod tests {
         std::fs::write(dir.console_log(), "boot\n").unwrap();
 
         let mut out = Vec::new();
-        logs(home.path(), &name, false, &mut out).unwrap();
+        logs(home.path(), &name, Which::Console, false, &mut out).unwrap();
         assert_eq!(out, b"boot\n");
+        std::fs::write(dir.egress_log(), "{\"kind\":\"connect\"}\n").unwrap();
+        let mut egress = Vec::new();
+        logs(home.path(), &name, Which::Egress, false, &mut egress).unwrap();
+        assert_eq!(egress, b"{\"kind\":\"connect\"}\n");
 
         let log = dir.console_log();
         let instance_dir = dir.dir.clone();
@@ -188,7 +205,7 @@ mod tests {
             std::fs::remove_dir_all(&instance_dir).unwrap();
         });
         let mut followed = Vec::new();
-        logs(home.path(), &name, true, &mut followed).unwrap();
+        logs(home.path(), &name, Which::Console, true, &mut followed).unwrap();
         writer.join().unwrap();
         assert_eq!(followed, b"boot\nready\n");
     }
@@ -199,6 +216,7 @@ mod tests {
         let err = logs(
             home.path(),
             &InstanceName::parse("nope").unwrap(),
+            Which::Console,
             false,
             &mut Vec::new(),
         )

@@ -26,17 +26,13 @@ pub struct VmConfig {
     /// `vdb`: this instance's writable layer; part of any snapshot.
     pub scratch: PathBuf,
     pub scratch_mb: u64,
-    /// Only `none` is supported so far: no network device at all.
+    /// The network device and everything forwarded to it (crate::network).
     pub network: NetworkConfig,
     /// `kvm` or `tcg`; a snapshot restores only under the same accelerator.
     pub accel: mvm_vmm::Accel,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NetworkConfig {
-    None,
-}
+pub use crate::network::NetworkConfig;
 
 /// What the guest was told during the lifecycle; it lives in guest memory
 /// after `Configure`, so a restored guest already has it.
@@ -50,6 +46,12 @@ pub struct GuestConfig {
     pub secret_tokens: BTreeMap<String, String>,
     /// The command entrypoint started as a service, if the primary is one.
     pub service: Option<String>,
+    /// The host's CA bundle, given to a guest with egress grants at
+    /// [`crate::network::GUEST_CA_FILE`] (read at each boot): the guest's
+    /// TLS clients verify servers as this host would, including a
+    /// TLS-inspecting proxy the host trusts. mvm never terminates TLS.
+    #[serde(default)]
+    pub host_ca: Option<PathBuf>,
 }
 
 /// The whole snapshot-relevant record of an instance.

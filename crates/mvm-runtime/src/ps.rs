@@ -22,6 +22,10 @@ pub struct PsRow {
     pub rss_mb: Option<u64>,
     /// CPU time QEMU has used, while it runs.
     pub cpu_s: Option<f64>,
+    /// Network mode: none, bridge or host.
+    pub network: Option<String>,
+    /// Guest ports published on the host.
+    pub ports: Vec<crate::network::Published>,
 }
 
 pub fn ps(home: &Path) -> Result<Vec<PsRow>, RuntimeError> {
@@ -45,6 +49,13 @@ pub fn ps(home: &Path) -> Result<Vec<PsRow>, RuntimeError> {
                     memory_mb: Some(st.persist.vm.memory_mb),
                     rss_mb: qemu.and_then(|q| q.rss_kib()).map(|k| k / 1024),
                     cpu_s: qemu.and_then(|q| q.cpu_time()).map(|d| d.as_secs_f64()),
+                    network: Some(match &st.persist.vm.network {
+                        crate::network::NetworkConfig::None => "none".to_string(),
+                        crate::network::NetworkConfig::User { mode, .. } => {
+                            mode.as_str().to_string()
+                        }
+                    }),
+                    ports: st.published().to_vec(),
                 }
             }
             // A directory without a readable record: being created, or damaged.
@@ -58,6 +69,8 @@ pub fn ps(home: &Path) -> Result<Vec<PsRow>, RuntimeError> {
                 memory_mb: None,
                 rss_mb: None,
                 cpu_s: None,
+                network: None,
+                ports: Vec::new(),
             },
         })
         .collect();
@@ -69,7 +82,7 @@ pub fn render_table(rows: &[PsRow]) -> String {
     let dash = || "-".to_string();
     let mut lines = vec![
         [
-            "NAME", "STATUS", "IMAGE", "UPTIME", "CPUS", "MEM", "RSS", "CPU",
+            "NAME", "STATUS", "IMAGE", "UPTIME", "CPUS", "MEM", "RSS", "CPU", "NET", "PORTS",
         ]
         .map(String::from)
         .to_vec(),
@@ -84,6 +97,24 @@ pub fn render_table(rows: &[PsRow]) -> String {
             r.memory_mb.map(|m| format!("{m}M")).unwrap_or_else(dash),
             r.rss_mb.map(|m| format!("{m}M")).unwrap_or_else(dash),
             r.cpu_s.map(|s| format!("{s:.1}s")).unwrap_or_else(dash),
+            r.network.clone().unwrap_or_else(dash),
+            if r.ports.is_empty() {
+                dash()
+            } else {
+                r.ports
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}->{}/{}",
+                            p.host_address,
+                            p.host_port,
+                            p.guest_port,
+                            crate::network::proto_str(p.proto)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
         ]);
     }
     let widths: Vec<usize> = (0..lines[0].len())
@@ -135,11 +166,13 @@ mod tests {
             memory_mb: None,
             rss_mb: None,
             cpu_s: None,
+            network: None,
+            ports: Vec::new(),
         };
         let t = render_table(&[row]);
         assert_eq!(
             t.lines().nth(1).unwrap(),
-            "a     unknown  -      -       -     -    -    -"
+            "a     unknown  -      -       -     -    -    -    -    -"
         );
     }
 

@@ -113,6 +113,14 @@ pub fn now_unix_ms() -> u64 {
 }
 
 impl InstanceState {
+    /// Guest ports published on the host (none without a network).
+    pub fn published(&self) -> &[crate::network::Published] {
+        match &self.persist.vm.network {
+            crate::network::NetworkConfig::None => &[],
+            crate::network::NetworkConfig::User { published, .. } => published,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<InstanceState, RuntimeError> {
         let text = fs::read_to_string(path).map_err(|source| RuntimeError::Io {
             what: format!("reading {}", path.display()),

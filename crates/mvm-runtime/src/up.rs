@@ -67,6 +67,9 @@ pub struct UpOptions {
     /// checks or audit, for callers that built the image themselves
     /// (tests, benchmarks). `mvmctl up` always passes one.
     pub admission: Option<AdmissionRequest>,
+    /// The operator's network decisions. The egress gate is served by
+    /// `supervisor.program` too (`mvmctl __egress-proxy`).
+    pub network: crate::network::NetworkOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -74,6 +77,10 @@ pub struct UpOutcome {
     pub name: String,
     pub image_id: String,
     pub timings: Timings,
+    /// Guest ports reachable on the host.
+    pub ports: Vec<crate::network::Published>,
+    /// What the operator should know about this instance (e.g. host networking).
+    pub warnings: Vec<String>,
 }
 
 /// Starts an instance of `image` and returns once it is ready. On failure
@@ -116,6 +123,42 @@ pub fn up_image(
         }
     };
     let mut state = initial_state(&dir, image, &launch, assets, opts.ready_timeout);
+    // Gate processes run with QEMU's working directory: absolute paths.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let abs_home = absolute(home.to_path_buf());
+    let audit_ctx = audit.as_ref().map(|_| (name.as_str(), abs_home.as_path()));
+    let egress_log = absolute(dir.egress_log());
+    let slots = absolute(dir.dir.join("egress-slots"));
+    let planned = crate::network::plan(
+        &launch,
+        &opts.network,
+        &crate::network::GateContext {
+            program: &opts.supervisor.program,
+            egress_log: &egress_log,
+            slots_dir: &slots,
+            audit: audit_ctx,
+        },
+    );
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+            return Err(e);
+        }
+    };
+    for (k, v) in planned.env {
+        // A declaration that sets its own proxy variables keeps them.
+        state.persist.guest.env.entry(k).or_insert(v);
+    }
+    if planned.config != crate::network::NetworkConfig::None {
+        // Tells the guest's PID 1 to lay out the workload's network from
+        // launch.json (the image builder's VM, which also has one, gets
+        // only its gate).
+        state.persist.vm.cmdline.push_str(" mvm.net=workload");
+    }
+    state.persist.vm.network = planned.config;
+    state.persist.guest.host_ca = planned.host_ca;
+    let warnings = planned.warnings;
     state.audit = audit;
     if let Err(e) = state.save(&dir.state_json()) {
         let _ = std::fs::remove_dir_all(&dir.dir);
@@ -125,8 +168,10 @@ pub fn up_image(
     match report {
         Ok(UpReport::Ready { timings }) => Ok(UpOutcome {
             name: name.to_string(),
+            ports: state.published().to_vec(),
             image_id: state.image.id,
             timings,
+            warnings,
         }),
         Ok(UpReport::Failed { message, log_tail }) => Err(RuntimeError::UpFailed {
             name: name.to_string(),

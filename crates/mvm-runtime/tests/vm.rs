@@ -138,6 +138,7 @@ impl Env {
             ready_timeout: timeout,
             supervisor: supervisor(),
             admission,
+            network: Default::default(),
         };
         up_image(self.home(), self.image(env), assets(), &opts)
     }

@@ -89,10 +89,12 @@ pub enum Protocol {
     Udp,
 }
 
-/// A host port on 127.0.0.1 forwarded to a guest port.
+/// A host address and port (127.0.0.1 unless the operator chose another)
+/// forwarded to a guest port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortForward {
     pub protocol: Protocol,
+    pub host_address: std::net::Ipv4Addr,
     pub host_port: u16,
     pub guest_port: u16,
 }

@@ -33,8 +33,10 @@ enum Command {
     Exec(commands::exec::ExecArgs),
     /// List instances.
     Ps(commands::ps::PsArgs),
-    /// Print (or follow) an instance's console log.
+    /// Print (or follow) an instance's console log, or its egress log.
     Logs(commands::logs::LogsArgs),
+    /// Show where an instance's published ports listen on the host.
+    Port(commands::port::PortArgs),
     /// Stop instances and remove their state.
     Down(commands::down::DownArgs),
     /// Check whether this host can run mvm, and what to fix if not.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => commands::exec::run(args),
         Command::Ps(args) => commands::ps::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Port(args) => commands::port::run(args),
         Command::Down(args) => commands::down::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Key(cmd) => commands::key::run(cmd),

@@ -166,32 +166,8 @@ fn cookbook_env_runs_and_the_secret_is_a_token() {
     env.ok(&["down", "chat"]);
 }
 
-/// Egress at run time is issue 14's: until then `up` refuses a bridge
-/// network with a message that says so (it builds; the builder needs no
-/// network for it).
-#[test]
-fn cookbook_network_is_refused_at_up_with_a_clear_message() {
-    let _g = serial();
-    let env = Env::new();
-    let out = env.tmp.path().join("fetcher-compiled");
-    let out = out.to_str().unwrap();
-    env.ok(&[
-        "compile",
-        &format!("{SEEDS}/cookbook-network/app.py"),
-        "--out",
-        out,
-    ]);
-    env.ok(&["build", out]);
-    let up = env.mvmctl(&["up", "fetcher"]);
-    assert!(!up.status.success());
-    let stderr = String::from_utf8_lossy(&up.stderr);
-    assert!(
-        stderr.contains("network mode `bridge` is not supported by this runtime yet"),
-        "{stderr}"
-    );
-    let ps = env.ok(&["ps", "--json"]);
-    assert!(!ps.contains("fetcher"), "nothing left running: {ps}");
-}
+// The cookbook's network seed runs end to end in network.rs
+// (`seed_examples_with_egress_run_end_to_end`).
 
 /// The SDK page's hello-app with what the review asks for (Python 3.13, no
 /// probe of a server it does not run): the banner its `before_start`

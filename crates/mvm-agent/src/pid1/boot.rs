@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::guest_net::{self, NetError};
 use super::modules;
 use super::mounts::{self, MountError};
 use super::net;
@@ -46,6 +47,8 @@ pub enum BootError {
     BadParameter(&'static str),
     #[error("cannot configure the network: {0}")]
     Network(#[source] io::Error),
+    #[error(transparent)]
+    Egress(#[from] NetError),
     #[error("cannot clear the initramfs before switching root: {0}")]
     Clear(#[source] io::Error),
 }
@@ -95,6 +98,14 @@ pub fn boot() -> Result<(), BootError> {
     let options = format!("lowerdir={LOWER},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work");
     mounts::mount("overlay", NEW_ROOT, "overlay", 0, &options)?;
     log!("root {root} (read-only) with scratch {scratch}");
+    // The egress policy needs launch.json, which is in the new root; until
+    // it is in place nothing but this agent runs in the guest.
+    if address.is_some() {
+        let start = Instant::now();
+        let workload = parameter(&cmdline, "mvm.net") == Some("workload");
+        let done = guest_net::apply(Path::new(NEW_ROOT), workload)?;
+        log!("network {done} in {:?}", start.elapsed());
+    }
 
     // Runners go to /run first (the tmpfs that moves into the new root);
     // the SDK goes into the overlay, where the Python runner expects it.

@@ -17,7 +17,7 @@ const SIOCSIFADDR: libc::c_ulong = 0x8916;
 const SIOCSIFNETMASK: libc::c_ulong = 0x891c;
 
 /// The interface a QEMU virtio-net device appears as (no udev renames it).
-const GUEST_NIC: &str = "eth0";
+pub(super) const GUEST_NIC: &str = "eth0";
 /// virtio_net probes asynchronously after its module loads.
 const NIC_WAIT: Duration = Duration::from_secs(10);
 
@@ -52,11 +52,17 @@ pub fn configure(address: Option<Address>) -> io::Result<()> {
     socket.up("lo")?;
     if let Some(address) = address {
         wait_for_nic()?;
-        socket.set_addr(GUEST_NIC, SIOCSIFADDR, address.ip)?;
-        socket.set_addr(GUEST_NIC, SIOCSIFNETMASK, address.netmask())?;
-        socket.up(GUEST_NIC)?;
+        bring_up(GUEST_NIC, address)?;
     }
     Ok(())
+}
+
+/// Sets `address` on interface `name` and brings it up.
+pub(super) fn bring_up(name: &str, address: Address) -> io::Result<()> {
+    let socket = Socket::new()?;
+    socket.set_addr(name, SIOCSIFADDR, address.ip)?;
+    socket.set_addr(name, SIOCSIFNETMASK, address.netmask())?;
+    socket.up(name)
 }
 
 fn wait_for_nic() -> io::Result<()> {

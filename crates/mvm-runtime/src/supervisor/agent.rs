@@ -117,6 +117,16 @@ impl Agent {
         blocking(move || client.configure(env)).await
     }
 
+    pub async fn write_file(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        mode: u32,
+    ) -> Result<(), SupervisorError> {
+        let (client, path) = (self.client.clone(), path.to_string());
+        blocking(move || client.write_file(&path, data, mode)).await
+    }
+
     pub async fn run_hook(&self, phase: HookPhase) -> Result<HookRun, SupervisorError> {
         let client = self.client.clone();
         blocking(move || client.run_hook(phase, None))

@@ -68,6 +68,12 @@ async fn bring_up(
 
     let t = Instant::now();
     agent.sync_clock().await?;
+    if let Some(ca) = &st.persist.guest.host_ca {
+        let bundle = read_ca(ca)?;
+        agent
+            .write_file(crate::network::GUEST_CA_FILE, bundle, 0o644)
+            .await?;
+    }
     agent.configure(&st.persist.guest.env).await?;
     timings.configure_ms = ms(t);
 
@@ -108,4 +114,29 @@ async fn bring_up(
 
     timings.total_ms = ms(t0);
     Ok((agent, timings))
+}
+
+/// The host CA bundle, capped (it is read at every boot).
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, SupervisorError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(crate::network::MAX_CA_BYTES + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| {
+            SupervisorError::Machine(format!(
+                "reading the host CA bundle {}: {e}",
+                path.display()
+            ))
+        })?;
+    if bytes.len() as u64 > crate::network::MAX_CA_BYTES {
+        return Err(SupervisorError::Machine(format!(
+            "the host CA bundle {} is larger than {} bytes",
+            path.display(),
+            crate::network::MAX_CA_BYTES
+        )));
+    }
+    Ok(bytes)
 }

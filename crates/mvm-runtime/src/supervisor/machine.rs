@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mvm_vmm::{Backend, GuestBoot, GuestNetwork, GuestVm, MachineConfig, VmProcess, VmSpec};
+use mvm_vmm::{Backend, GuestBoot, GuestVm, MachineConfig, VmProcess, VmSpec};
 
 use crate::home::InstanceDir;
-use crate::persist::{NetworkConfig, VmConfig};
+use crate::persist::VmConfig;
 use crate::process::ProcessRef;
 
 use super::error::SupervisorError;
@@ -32,9 +32,7 @@ impl Machine {
     pub fn spec(vm: &VmConfig, dir: &InstanceDir) -> Result<VmSpec, SupervisorError> {
         // state.json records it as "kvm" / "tcg"; serde refuses others on load.
         let accel = vm.accel;
-        let network = match vm.network {
-            NetworkConfig::None => GuestNetwork::None,
-        };
+        let network = crate::network::guest_network(&vm.network);
         let relative = |p: PathBuf| p.file_name().map(PathBuf::from).unwrap_or(p);
         GuestVm {
             boot: GuestBoot {
@@ -119,7 +117,7 @@ mod tests {
             rootfs: "/images/abc/rootfs.ext4".into(),
             scratch: "/h/instances/web/scratch.img".into(),
             scratch_mb: 1024,
-            network: NetworkConfig::None,
+            network: crate::network::NetworkConfig::None,
             accel: Accel::Tcg,
         }
     }

@@ -84,8 +84,8 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
                 Protocol::Udp => "udp",
             };
             netdev.push_str(&format!(
-                ",hostfwd={protocol}:127.0.0.1:{}-:{}",
-                forward.host_port, forward.guest_port
+                ",hostfwd={protocol}:{}:{}-:{}",
+                forward.host_address, forward.host_port, forward.guest_port
             ));
         }
         for forward in exec_forwards {
@@ -251,6 +251,7 @@ mod tests {
         let line = joined(&spec(Network::User {
             forwards: vec![PortForward {
                 protocol: Protocol::Tcp,
+                host_address: std::net::Ipv4Addr::LOCALHOST,
                 host_port: 8080,
                 guest_port: 80,
             }],

@@ -293,6 +293,38 @@ fn summary(ev: &Event) -> String {
             )
         }
         Event::Down {} => String::new(),
+        Event::Egress {
+            kind,
+            asked,
+            address,
+            decision,
+            detail,
+            bytes_up,
+            bytes_down,
+            duration_ms,
+        } => {
+            let mut s = format!(
+                "{} {} {}",
+                word(kind),
+                if asked.is_empty() {
+                    "-".into()
+                } else {
+                    word(asked)
+                },
+                match decision {
+                    mvm_audit::Decision::Admitted => "allowed",
+                    mvm_audit::Decision::Refused => "REFUSED",
+                }
+            );
+            if let Some(a) = address {
+                s.push_str(&format!(" to={}", word(a)));
+            }
+            if let Some(d) = detail {
+                s.push_str(&format!(" detail={}", word(d)));
+            }
+            s.push_str(&format!(" up={bytes_up} down={bytes_down} {duration_ms}ms"));
+            s
+        }
         Event::Crash { detail } => format!("detail={}", word(detail)),
         Event::Repair {
             dropped_bytes,

@@ -15,6 +15,7 @@ pub mod ir;
 pub mod key;
 pub mod logs;
 pub mod plan;
+pub mod port;
 pub mod ps;
 pub mod supervise;
 pub mod up;

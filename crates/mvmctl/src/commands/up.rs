@@ -34,6 +34,27 @@ pub struct UpArgs {
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Let the egress gate connect to this exact grant (HOST:PORT, as the
+    /// declaration grants it) although it is, or resolves to, a loopback,
+    /// private, link-local or metadata address; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow_private_egress: Vec<String>,
+    /// Connect a granted name to this address instead of resolving it
+    /// (HOST=IP; a private IP also needs --allow-private-egress); repeatable.
+    #[arg(long, value_name = "HOST=IP")]
+    pub egress_pin: Vec<String>,
+    /// Host address published ports listen on (default: 127.0.0.1 only).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub publish_address: std::net::Ipv4Addr,
+    /// Connections the guest may hold open through the egress gate at once.
+    #[arg(long, value_name = "N", default_value_t = mvm_runtime::network::DEFAULT_MAX_CONNECTIONS)]
+    pub egress_max_connections: usize,
+    /// New egress connections per second the guest may open.
+    #[arg(long, value_name = "N", default_value_t = mvm_runtime::network::DEFAULT_MAX_RATE)]
+    pub egress_max_rate: u32,
+    /// Seconds an egress connection may stay idle before the gate closes it.
+    #[arg(long, value_name = "SECS", default_value_t = mvm_runtime::network::DEFAULT_IDLE_SECS)]
+    pub egress_idle_timeout: u64,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<i32> {
@@ -65,9 +86,20 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         ready_timeout: Duration::from_secs(args.timeout_ready),
         supervisor: SupervisorCommand::current_exe()?,
         admission: Some(AdmissionRequest { policy, plan }),
+        network: mvm_runtime::network::NetworkOptions {
+            allow_private: args.allow_private_egress.clone(),
+            pins: args.egress_pin.clone(),
+            publish_address: args.publish_address,
+            max_connections: args.egress_max_connections,
+            max_rate: args.egress_max_rate,
+            idle_secs: args.egress_idle_timeout,
+        },
     };
     let outcome = up::up_image(&home, image, &boot, &opts)?;
     if args.json {
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         print_ready(&outcome);
@@ -84,6 +116,12 @@ fn plan_image_id(plan: &mvm_plan::PlanFile) -> anyhow::Result<String> {
 }
 
 fn print_ready(o: &UpOutcome) {
+    for w in &o.warnings {
+        eprintln!("warning: {w}");
+    }
+    for p in &o.ports {
+        eprintln!("{}: published {}", o.name, p.describe());
+    }
     let t = &o.timings;
     let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
     eprintln!(
