@@ -212,7 +212,15 @@ fn grants_reach_by_name_with_verified_tls_and_nothing_else_does() {
         "net",
         "cat /etc/hosts /etc/resolv.conf; ls /sys/class/net",
     );
-    assert!(hosts.contains(&format!("10.0.2.101\t{GRANTED}")), "{hosts}");
+    // One guest address per granted name, in the sorted allowlist's order.
+    assert!(
+        hosts.contains(&format!("10.0.2.101\t{LOOP_NAME}\t")),
+        "{hosts}"
+    );
+    assert!(
+        hosts.contains(&format!("10.0.2.102\t{GRANTED}\t")),
+        "{hosts}"
+    );
     assert!(hosts.contains("nameserver 10.0.2.99"), "{hosts}");
     assert!(hosts.contains("eth0") && hosts.contains("lo"), "{hosts}");
 
@@ -248,6 +256,9 @@ fn grants_reach_by_name_with_verified_tls_and_nothing_else_does() {
     // host's own services at every address, UDP, ICMP.
     let mut attempts = vec![
         format!("curl -sS -m 20 https://{NOT_GRANTED}/"),
+        // The same without the proxy variables: name resolution fails.
+        format!("env -u HTTPS_PROXY -u https_proxy curl -sS -m 20 https://{NOT_GRANTED}/"),
+        "env -u HTTPS_PROXY -u https_proxy curl -sS -m 20 https://1.1.1.1/".to_string(),
         format!("curl -sS -m 20 http://{GRANTED}:80/"),
         "curl -sS -m 20 https://203.0.113.80/".to_string(),
         "curl -sS -m 20 https://1.1.1.1/".to_string(),
@@ -270,6 +281,13 @@ fn grants_reach_by_name_with_verified_tls_and_nothing_else_does() {
             took < Duration::from_secs(8),
             "{attempt} took {took:?}: it must fail fast ({err})"
         );
+        // UDP and ICMP are refused by the guest's routing, not lost.
+        if attempt.contains("SOCK_DGRAM") || attempt.contains("SOCK_RAW") {
+            assert!(err.contains("Permission denied"), "{attempt}: {err}");
+        }
+        if attempt.starts_with("env -u") && attempt.contains(NOT_GRANTED) {
+            assert!(err.contains("Could not resolve host"), "{attempt}: {err}");
+        }
     }
     assert_eq!(
         host_service.accepted.load(Ordering::SeqCst),
