@@ -54,19 +54,80 @@ pub(crate) fn addresses(
         });
     }
     if !private_ok {
+        let own = host_addresses();
         for addr in &addrs {
             if let Some(class) = ip_class(addr.ip()) {
                 return Err(refuse(format!("resolves to {}, {class}", addr.ip())));
+            }
+            // A public address of this very host would reach its services
+            // listening on all interfaces.
+            if own.contains(&addr.ip()) {
+                return Err(refuse(format!(
+                    "resolves to {}, an address of this host",
+                    addr.ip()
+                )));
             }
         }
     }
     Ok(addrs)
 }
 
+/// Every address on this host's interfaces (empty if they cannot be read:
+/// the class check above still holds).
+pub(crate) fn host_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points at a sockaddr whose family says its type.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: an AF_INET sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: an AF_INET6 sockaddr is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_name_resolving_to_this_hosts_own_address_is_refused() {
+        let own: Vec<IpAddr> = host_addresses()
+            .into_iter()
+            .filter(|ip| ip_class(*ip).is_none())
+            .collect();
+        assert!(
+            host_addresses().iter().any(|ip| ip.is_loopback()),
+            "getifaddrs reads this host's addresses (lo at least)"
+        );
+        let name = Grant::new("looks-public.example", 443);
+        for ip in own {
+            let resolve = move |_: &str, p| Ok(vec![SocketAddr::new(ip, p)]);
+            let e = addresses(&name, false, None, &resolve).unwrap_err().to_string();
+            assert!(e.contains("an address of this host"), "{e}");
+            assert!(addresses(&name, true, None, &resolve).is_ok());
+        }
+    }
 
     fn to(ip: [u8; 4]) -> impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> {
         move |_, port| Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)])
