@@ -91,7 +91,9 @@ pub(crate) fn host_addresses() -> Vec<IpAddr> {
             if family == libc::AF_INET {
                 // SAFETY: an AF_INET sockaddr is a sockaddr_in.
                 let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                out.push(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ));
             } else if family == libc::AF_INET6 {
                 // SAFETY: an AF_INET6 sockaddr is a sockaddr_in6.
                 let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
@@ -123,7 +125,9 @@ mod tests {
         let name = Grant::new("looks-public.example", 443);
         for ip in own {
             let resolve = move |_: &str, p| Ok(vec![SocketAddr::new(ip, p)]);
-            let e = addresses(&name, false, None, &resolve).unwrap_err().to_string();
+            let e = addresses(&name, false, None, &resolve)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("an address of this host"), "{e}");
             assert!(addresses(&name, true, None, &resolve).is_ok());
         }

@@ -192,6 +192,21 @@ pub struct Egress {
     pub allowlist: Vec<HostPort>,
 }
 
+impl Egress {
+    /// An allowlist of `(host, port)` grants, as written.
+    pub fn of(grants: &[(&str, u16)]) -> Egress {
+        Egress {
+            allowlist: grants
+                .iter()
+                .map(|(host, port)| HostPort {
+                    host: host.to_string(),
+                    port: *port,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostPort {

@@ -471,15 +471,7 @@ mod tests {
                 host: 0,
                 proto: Proto::Tcp,
             }],
-            egress: Egress {
-                allowlist: grants
-                    .iter()
-                    .map(|(h, p)| HostPort {
-                        host: h.to_string(),
-                        port: *p,
-                    })
-                    .collect(),
-            },
+            egress: Egress::of(grants),
             dns,
         };
         l

@@ -476,6 +476,48 @@ fn dns_resolver_is_relayed_and_dns_none_resolves_only_grants() {
     env.ok(&["down", "nodns"]);
 }
 
+/// `host` mode, for a trusted workload under a policy that allows it: the
+/// host's network, unrestricted, and `up` says so.
+#[test]
+fn host_mode_is_unrestricted_and_warned_about() {
+    let _g = serial();
+    let env = Env::new();
+    let decl = format!(
+        "{TOOLS}\n    network=mvm.network(mode=\"host\", dns=mvm.dns_system()),\n    threat_tier=\"trusted\","
+    );
+    workload(&env, "hostnet", &decl, &[]);
+    // The default policy never allows host mode.
+    let refused = env.mvmctl(&["up", "hostnet", "--timeout-ready", "120"]);
+    let (code, _, err) = text(&refused);
+    assert_ne!(code, 0);
+    assert!(err.contains("A_NETWORK_MODE"), "{err}");
+    std::fs::create_dir_all(env.home()).unwrap();
+    let policy = env.home().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[limits]\nnetwork_modes = [\"none\", \"bridge\", \"host\"]\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let up = env.mvmctl(&["up", "hostnet", "--timeout-ready", "120"]);
+    let (code, _, err) = text(&up);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: network mode `host`"), "{err}");
+    // Any host, resolved by QEMU's resolver, with no gate in the way.
+    let (code, out, err, _) = sh(
+        &env,
+        "hostnet",
+        &format!("curl -sS -o /dev/null -w '%{{http_code}}' https://{NOT_GRANTED}/"),
+    );
+    assert_eq!((code, out.as_str()), (0, "200"), "{err}");
+    let (_, conf, _, _) = sh(&env, "hostnet", "cat /etc/resolv.conf");
+    assert!(conf.contains("nameserver 10.0.2.3"), "{conf}");
+    let ps: Value = serde_json::from_str(&env.ok(&["ps", "--json"])).unwrap();
+    assert_eq!(ps[0]["network"], "host");
+    env.ok(&["down", "hostnet"]);
+}
+
 /// The seed declarations with egress, as written, with a host reachable
 /// here put in place of api.openai.com in the test's copy.
 #[test]

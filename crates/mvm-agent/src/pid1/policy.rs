@@ -109,7 +109,7 @@ fn numbered(mut allow: Vec<Rule>) -> Result<Vec<Rule>, TooManyRules> {
 #[cfg(test)]
 pub(crate) mod tests {
     use mvm_launch::net::Layout;
-    use mvm_launch::{Dns, Egress, HostPort, Network, NetworkMode, PortForward};
+    use mvm_launch::{Dns, Egress, Network, NetworkMode, PortForward};
 
     use super::*;
 
@@ -128,15 +128,7 @@ pub(crate) mod tests {
                     },
                 })
                 .collect(),
-            egress: Egress {
-                allowlist: grants
-                    .iter()
-                    .map(|(h, p)| HostPort {
-                        host: h.to_string(),
-                        port: *p,
-                    })
-                    .collect(),
-            },
+            egress: Egress::of(grants),
             dns,
         }
     }
