@@ -17,6 +17,7 @@ mod server;
 mod service;
 mod shutdown;
 mod transport;
+mod udp_relay;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

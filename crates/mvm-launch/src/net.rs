@@ -35,6 +35,13 @@ pub const PROXY_PORT: u16 = 3128;
 pub const FIRST_GRANT: u8 = 101;
 /// How many distinct granted names one guest can have.
 pub const MAX_NAMES: usize = (254 - FIRST_GRANT as usize) + 1;
+/// In bridge mode each published UDP port is relayed over TCP (QEMU's
+/// `restrict=on` drops every datagram the guest sends, replies included):
+/// the `i`-th UDP port's relay listens in the guest on TCP port
+/// `UDP_RELAY_BASE + i`.
+pub const UDP_RELAY_BASE: u16 = 61000;
+/// How many UDP ports one guest can publish in bridge mode.
+pub const MAX_UDP_RELAYS: usize = 64;
 
 /// One granted name at its guest address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +96,18 @@ pub enum LayoutError {
         "network.egress.allowlist names {count} distinct hosts; a guest can have at most {MAX_NAMES}"
     )]
     TooManyNames { count: usize },
+    #[error(
+        "network.ports[{index}]: guest TCP port {port} is where the guest relays published UDP port {udp_port}; publish another port"
+    )]
+    RelayPortTaken {
+        index: usize,
+        port: u16,
+        udp_port: u16,
+    },
+    #[error(
+        "network.ports publishes {count} UDP ports; a bridge-mode guest can publish at most {MAX_UDP_RELAYS}"
+    )]
+    TooManyUdpPorts { count: usize },
 }
 
 impl Layout {
@@ -163,7 +182,41 @@ impl Layout {
             }),
         };
         layout.published = net.ports.clone();
+        let relays = layout.udp_relays();
+        if relays.len() > MAX_UDP_RELAYS {
+            return Err(LayoutError::TooManyUdpPorts {
+                count: relays.len(),
+            });
+        }
+        for (index, p) in layout.published.iter().enumerate() {
+            if p.proto != crate::Proto::Tcp {
+                continue;
+            }
+            if let Some(&(udp_port, port)) = relays.iter().find(|r| r.1 == p.guest) {
+                return Err(LayoutError::RelayPortTaken {
+                    index,
+                    port,
+                    udp_port,
+                });
+            }
+        }
         Ok(layout)
+    }
+
+    /// Bridge mode: `(guest UDP port, guest TCP relay port)` for each
+    /// published UDP port, in the order `published` lists them. Empty in
+    /// other modes (`host` forwards UDP as it is).
+    pub fn udp_relays(&self) -> Vec<(u16, u16)> {
+        if self.mode != NetworkMode::Bridge {
+            return Vec::new();
+        }
+        self.published
+            .iter()
+            .filter(|p| p.proto == crate::Proto::Udp)
+            .enumerate()
+            // Saturates past the cap; `of` refuses that many anyway.
+            .map(|(i, p)| (p.guest, UDP_RELAY_BASE.saturating_add(i as u16)))
+            .collect()
     }
 
     /// Whether the guest gets a network device at all.
@@ -228,6 +281,73 @@ impl Layout {
             ("NO_PROXY", no_proxy.clone()),
             ("no_proxy", no_proxy),
         ]
+    }
+}
+
+/// The UDP relay's wire format, the same on both ends of its TCP
+/// connection: one frame per datagram,
+/// `[u16 BE length of the rest][IPv4 (4 bytes)][u16 BE port][payload]`,
+/// where the address is the UDP client on the host's side. The length
+/// always says where the next frame starts, so a malformed frame is
+/// skipped without losing the stream.
+pub mod relay_frame {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    /// The length field itself.
+    pub const LEN_BYTES: usize = 2;
+    /// Address and port, before the payload.
+    pub const ADDR_BYTES: usize = 6;
+    /// The largest UDP payload over IPv4.
+    pub const MAX_PAYLOAD: usize = 65507;
+
+    /// Why a frame's body was dropped.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum FrameError {
+        #[error("relay frame of {0} bytes is shorter than its {ADDR_BYTES}-byte address")]
+        Short(usize),
+        #[error(
+            "relay frame carries {0} payload bytes; a UDP datagram holds at most {MAX_PAYLOAD}"
+        )]
+        TooLarge(usize),
+        #[error("relay frame names client {0}, which no datagram can come from")]
+        BadClient(SocketAddrV4),
+    }
+
+    /// One whole frame for `payload` from (or to) `client`; `None` when the
+    /// payload cannot be a datagram.
+    pub fn encode(client: SocketAddrV4, payload: &[u8]) -> Option<Vec<u8>> {
+        if payload.len() > MAX_PAYLOAD {
+            return None;
+        }
+        let len = (ADDR_BYTES + payload.len()) as u16;
+        let mut out = Vec::with_capacity(LEN_BYTES + len as usize);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&client.ip().octets());
+        out.extend_from_slice(&client.port().to_be_bytes());
+        out.extend_from_slice(payload);
+        Some(out)
+    }
+
+    /// How many body bytes follow a length field.
+    pub fn body_len(header: [u8; LEN_BYTES]) -> usize {
+        u16::from_be_bytes(header) as usize
+    }
+
+    /// The client and payload of a frame's body (what follows its length):
+    /// the one place relay frames are parsed.
+    pub fn decode(body: &[u8]) -> Result<(SocketAddrV4, &[u8]), FrameError> {
+        let Some((addr, payload)) = body.split_at_checked(ADDR_BYTES) else {
+            return Err(FrameError::Short(body.len()));
+        };
+        if payload.len() > MAX_PAYLOAD {
+            return Err(FrameError::TooLarge(payload.len()));
+        }
+        let ip = Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]);
+        let client = SocketAddrV4::new(ip, u16::from_be_bytes([addr[4], addr[5]]));
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || client.port() == 0 {
+            return Err(FrameError::BadClient(client));
+        }
+        Ok((client, payload))
     }
 }
 
@@ -352,5 +472,89 @@ mod tests {
             Err(LayoutError::TooManyNames { .. })
         ));
         assert!(Layout::of(&net(NetworkMode::Bridge, &many[..MAX_NAMES], Dns::None)).is_ok());
+    }
+
+    fn with_ports(mode: NetworkMode, ports: &[(u16, Proto)]) -> Network {
+        let mut n = net(mode, &[], Dns::None);
+        n.ports = ports
+            .iter()
+            .map(|&(guest, proto)| PortForward {
+                guest,
+                host: 0,
+                proto,
+            })
+            .collect();
+        n
+    }
+
+    #[test]
+    fn udp_ports_get_relay_ports_in_bridge_mode_only() {
+        let ports = [
+            (9999, Proto::Udp),
+            (8080, Proto::Tcp),
+            (5353, Proto::Udp),
+            (61001, Proto::Udp),
+        ];
+        let l = Layout::of(&with_ports(NetworkMode::Bridge, &ports)).unwrap();
+        assert_eq!(
+            l.udp_relays(),
+            [(9999, 61000), (5353, 61001), (61001, 61002)]
+        );
+        let host = Layout::of(&with_ports(NetworkMode::Host, &ports)).unwrap();
+        assert!(host.udp_relays().is_empty());
+        // A published TCP port on a relay port would clash with the relay.
+        let clash = [(9999, Proto::Udp), (5353, Proto::Udp), (61001, Proto::Tcp)];
+        assert_eq!(
+            Layout::of(&with_ports(NetworkMode::Bridge, &clash)),
+            Err(LayoutError::RelayPortTaken {
+                index: 2,
+                port: 61001,
+                udp_port: 5353
+            })
+        );
+        // ... but not in host mode, where there is no relay.
+        assert!(Layout::of(&with_ports(NetworkMode::Host, &clash)).is_ok());
+        let many: Vec<(u16, Proto)> = (0..=MAX_UDP_RELAYS as u16)
+            .map(|i| (1000 + i, Proto::Udp))
+            .collect();
+        assert!(matches!(
+            Layout::of(&with_ports(NetworkMode::Bridge, &many)),
+            Err(LayoutError::TooManyUdpPorts { count: 65 })
+        ));
+        assert!(Layout::of(&with_ports(NetworkMode::Bridge, &many[..MAX_UDP_RELAYS])).is_ok());
+    }
+
+    #[test]
+    fn relay_frames_round_trip_and_malformed_ones_are_named() {
+        use relay_frame::*;
+        use std::net::SocketAddrV4;
+        let client = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 40000);
+        let frame = encode(client, b"ping").unwrap();
+        assert_eq!(
+            frame,
+            [0, 10, 127, 0, 0, 1, 0x9c, 0x40, b'p', b'i', b'n', b'g']
+        );
+        assert_eq!(body_len([frame[0], frame[1]]), frame.len() - LEN_BYTES);
+        assert_eq!(decode(&frame[LEN_BYTES..]), Ok((client, &b"ping"[..])));
+        // Empty datagrams are datagrams too.
+        let empty = encode(client, b"").unwrap();
+        assert_eq!(decode(&empty[LEN_BYTES..]), Ok((client, &b""[..])));
+        let max = encode(client, &vec![7; MAX_PAYLOAD]).unwrap();
+        assert_eq!(body_len([max[0], max[1]]), MAX_PAYLOAD + ADDR_BYTES);
+        assert!(encode(client, &vec![7; MAX_PAYLOAD + 1]).is_none());
+        assert_eq!(decode(&[127, 0, 0]), Err(FrameError::Short(3)));
+        assert_eq!(decode(&[]), Err(FrameError::Short(0)));
+        let big = vec![1u8; ADDR_BYTES + MAX_PAYLOAD + 1];
+        assert_eq!(decode(&big), Err(FrameError::TooLarge(MAX_PAYLOAD + 1)));
+        for bad in [
+            [0, 0, 0, 0, 1, 1],
+            [127, 0, 0, 1, 0, 0],
+            [224, 0, 0, 1, 1, 1],
+        ] {
+            assert!(
+                matches!(decode(&bad), Err(FrameError::BadClient(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -52,6 +52,10 @@ impl Launch {
                     format!("network.egress.allowlist[{index}].port")
                 }
                 crate::net::LayoutError::TooManyNames { .. } => "network.egress.allowlist".into(),
+                crate::net::LayoutError::RelayPortTaken { index, .. } => {
+                    format!("network.ports[{index}].guest")
+                }
+                crate::net::LayoutError::TooManyUdpPorts { .. } => "network.ports".into(),
             };
             return fail(&path, e.to_string());
         }

@@ -83,7 +83,36 @@ pub enum NetworkConfig {
         restrict: bool,
         published: Vec<Published>,
         gates: Vec<GateForward>,
+        /// Bridge mode's published UDP ports, relayed over TCP by the
+        /// supervisor (absent from records written before relays).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        udp_relays: Vec<UdpRelay>,
     },
+}
+
+impl NetworkConfig {
+    /// The UDP ports the supervisor relays (bridge mode).
+    pub fn udp_relays(&self) -> &[UdpRelay] {
+        match self {
+            NetworkConfig::None => &[],
+            NetworkConfig::User { udp_relays, .. } => udp_relays,
+        }
+    }
+}
+
+/// A published UDP port in bridge mode, where QEMU (`restrict=on`) drops
+/// every datagram the guest sends: the supervisor listens for datagrams on
+/// `host_address:host_port` (what `published` shows) and carries them in
+/// frames ([`mvm_launch::net::relay_frame`]) over a TCP connection to
+/// `127.0.0.1:relay_host_port`, which QEMU forwards to the agent's relay
+/// on `guest_relay_port`; the agent sends them on to `guest_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdpRelay {
+    pub guest_port: u16,
+    pub host_address: Ipv4Addr,
+    pub host_port: u16,
+    pub guest_relay_port: u16,
+    pub relay_host_port: u16,
 }
 
 /// A guest port reachable on the host.
@@ -146,6 +175,23 @@ pub struct Planned {
     pub warnings: Vec<String>,
 }
 
+impl Planned {
+    /// The guest verifies TLS as this host would (see [`GUEST_CA_FILE`]).
+    fn give_host_ca(&mut self) {
+        if let Some(ca) = host_ca_bundle() {
+            self.host_ca = Some(ca);
+            for k in [
+                "SSL_CERT_FILE",
+                "NODE_EXTRA_CA_CERTS",
+                "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE",
+            ] {
+                self.env.push((k.to_string(), GUEST_CA_FILE.to_string()));
+            }
+        }
+    }
+}
+
 fn bad(detail: String, hint: &str) -> RuntimeError {
     RuntimeError::BadInput {
         detail,
@@ -201,11 +247,13 @@ pub fn plan(
         planned.warnings.push(
             "network mode `host`: the guest has this host's network, unrestricted (no egress gate, no address filtering)".into(),
         );
+        planned.give_host_ca();
         planned.config = NetworkConfig::User {
             mode: NetworkMode::Host,
             restrict: false,
             published,
             gates: Vec::new(),
+            udp_relays: Vec::new(),
         };
         return Ok(planned);
     }
@@ -240,17 +288,7 @@ pub fn plan(
         for (k, v) in layout.proxy_env() {
             planned.env.push((k.to_string(), v));
         }
-        if let Some(ca) = host_ca_bundle() {
-            planned.host_ca = Some(ca);
-            for k in [
-                "SSL_CERT_FILE",
-                "NODE_EXTRA_CA_CERTS",
-                "REQUESTS_CA_BUNDLE",
-                "CURL_CA_BUNDLE",
-            ] {
-                planned.env.push((k.to_string(), GUEST_CA_FILE.to_string()));
-            }
-        }
+        planned.give_host_ca();
     }
     match &layout.resolver {
         Resolver::Grants => {
@@ -275,13 +313,37 @@ pub fn plan(
         }
         Resolver::None | Resolver::Host => {}
     }
+    let udp_relays = relays(&layout, &published)?;
     planned.config = NetworkConfig::User {
         mode: NetworkMode::Bridge,
         restrict: true,
         published,
         gates,
+        udp_relays,
     };
     Ok(planned)
+}
+
+/// One [`UdpRelay`] per published UDP port, each with a loopback TCP port
+/// free now for QEMU's forward to the guest's relay.
+fn relays(layout: &Layout, published: &[Published]) -> Result<Vec<UdpRelay>, RuntimeError> {
+    let udp = published.iter().filter(|p| p.proto == Proto::Udp);
+    let mut out = Vec::new();
+    for ((guest_port, guest_relay_port), p) in layout.udp_relays().into_iter().zip(udp) {
+        let relay_host_port =
+            free_port(Ipv4Addr::LOCALHOST, Proto::Tcp).map_err(|e| RuntimeError::Io {
+                what: format!("choosing a free loopback TCP port to relay UDP port {guest_port}"),
+                source: e,
+            })?;
+        out.push(UdpRelay {
+            guest_port,
+            host_address: p.host_address,
+            host_port: p.host_port,
+            guest_relay_port,
+            relay_host_port,
+        });
+    }
+    Ok(out)
 }
 
 fn common_args(
@@ -428,11 +490,20 @@ pub fn guest_network(config: &NetworkConfig) -> mvm_vmm::GuestNetwork {
             restrict,
             published,
             gates,
+            udp_relays,
             ..
         } => mvm_vmm::GuestNetwork::User {
             address: format!("{}/{}", net::GUEST, net::PREFIX),
             forwards: published
                 .iter()
+                // A relayed UDP port is the supervisor's to listen on; QEMU
+                // forwards its relay's TCP port instead.
+                .filter(|p| {
+                    p.proto != Proto::Udp
+                        || !udp_relays
+                            .iter()
+                            .any(|r| r.guest_port == p.guest_port && r.host_port == p.host_port)
+                })
                 .map(|p| mvm_vmm::PortForward {
                     protocol: match p.proto {
                         Proto::Tcp => mvm_vmm::Protocol::Tcp,
@@ -442,6 +513,12 @@ pub fn guest_network(config: &NetworkConfig) -> mvm_vmm::GuestNetwork {
                     host_port: p.host_port,
                     guest_port: p.guest_port,
                 })
+                .chain(udp_relays.iter().map(|r| mvm_vmm::PortForward {
+                    protocol: mvm_vmm::Protocol::Tcp,
+                    host_address: Ipv4Addr::LOCALHOST,
+                    host_port: r.relay_host_port,
+                    guest_port: r.guest_relay_port,
+                }))
                 .collect(),
             restrict: *restrict,
             exec_forwards: gates
@@ -600,5 +677,91 @@ mod tests {
             }
         ));
         assert!(host.warnings[0].contains("unrestricted"));
+    }
+
+    fn with_udp(mode: NetworkMode) -> Launch {
+        let mut l = launch(mode, &[], Dns::None);
+        l.network.ports.push(PortForward {
+            guest: 9999,
+            host: 0,
+            proto: Proto::Udp,
+        });
+        l
+    }
+
+    /// Bridge mode relays a published UDP port over a TCP forward; `port`
+    /// and `ps` still show the UDP mapping; host mode forwards UDP as is.
+    #[test]
+    fn bridge_relays_udp_over_tcp_and_host_forwards_it() {
+        let p = run(&with_udp(NetworkMode::Bridge), &NetworkOptions::default()).unwrap();
+        let NetworkConfig::User {
+            published,
+            udp_relays,
+            ..
+        } = &p.config
+        else {
+            panic!("no network");
+        };
+        assert_eq!(published.len(), 2);
+        let udp = published[1];
+        assert_eq!(
+            udp.describe(),
+            format!("9999/udp -> 127.0.0.1:{}", udp.host_port)
+        );
+        assert_eq!(udp_relays.len(), 1);
+        let r = udp_relays[0];
+        assert_eq!(
+            (
+                r.guest_port,
+                r.host_address,
+                r.host_port,
+                r.guest_relay_port
+            ),
+            (
+                9999,
+                Ipv4Addr::LOCALHOST,
+                udp.host_port,
+                net::UDP_RELAY_BASE
+            )
+        );
+        assert_ne!(r.relay_host_port, 0);
+        let mvm_vmm::GuestNetwork::User { forwards, .. } = guest_network(&p.config) else {
+            panic!("no network");
+        };
+        let shown: Vec<String> = forwards
+            .iter()
+            .map(|f| {
+                format!(
+                    "{:?} {}:{}->{}",
+                    f.protocol, f.host_address, f.host_port, f.guest_port
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                format!("Tcp 127.0.0.1:{}->8080", published[0].host_port),
+                format!("Tcp 127.0.0.1:{}->61000", r.relay_host_port),
+            ]
+        );
+        // A record from before relays existed still loads (and forwards UDP).
+        let mut old = serde_json::to_value(&p.config).unwrap();
+        old["user"].as_object_mut().unwrap().remove("udp_relays");
+        let old: NetworkConfig = serde_json::from_value(old).unwrap();
+        let mvm_vmm::GuestNetwork::User { forwards, .. } = guest_network(&old) else {
+            panic!("no network");
+        };
+        assert_eq!(forwards.len(), 2);
+        assert!(matches!(forwards[1].protocol, mvm_vmm::Protocol::Udp));
+
+        let host = run(&with_udp(NetworkMode::Host), &NetworkOptions::default()).unwrap();
+        let NetworkConfig::User { udp_relays, .. } = &host.config else {
+            panic!("no network");
+        };
+        assert!(udp_relays.is_empty());
+        let mvm_vmm::GuestNetwork::User { forwards, .. } = guest_network(&host.config) else {
+            panic!("no network");
+        };
+        assert!(matches!(forwards[1].protocol, mvm_vmm::Protocol::Udp));
     }
 }

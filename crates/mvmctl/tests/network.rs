@@ -459,10 +459,36 @@ fn dns_resolver_is_relayed_and_dns_none_resolves_only_grants() {
 
     // dns_none: only the grants resolve, from /etc/hosts; nothing else, fast.
     let decl = format!(
-        "{TOOLS}\n    network=mvm.network(mode=\"bridge\", egress=mvm.egress([mvm.host_port(\"{GRANTED}\", 443)]), dns=mvm.dns_none()),"
+        "{TOOLS}\n    network=mvm.network(mode=\"bridge\", egress=mvm.egress([mvm.host_port(\"{GRANTED}\", 443)]), dns=mvm.dns_none(), ports=[mvm.port(9999, proto=\"udp\")]),"
     );
     workload(&env, "nodns", &decl, &[]);
     env.ok(&["up", "nodns", "--timeout-ready", "120"]);
+    // A published UDP port: an echo server in the guest (run by exec, which
+    // ends its processes when it returns) answers the host.
+    let echo = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9999))\ns.settimeout(60)\nd, a = s.recvfrom(2048)\ns.sendto(b'echo:' + d, a)\n";
+    let at = env.ok(&["port", "nodns", "9999/udp"]);
+    let got = std::thread::scope(|scope| {
+        let server = scope.spawn(|| env.mvmctl(&["exec", "nodns", "--", "python3", "-c", echo]));
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut reply = [0u8; 64];
+        let mut got = None;
+        for _ in 0..60 {
+            sock.send_to(b"ping", at.trim()).unwrap();
+            if let Ok((n, _)) = sock.recv_from(&mut reply) {
+                got = Some(reply[..n].to_vec());
+                break;
+            }
+        }
+        let _ = server.join();
+        got
+    });
+    assert_eq!(
+        got.as_deref(),
+        Some(&b"echo:ping"[..]),
+        "the published UDP port answers"
+    );
     let (code, out, _, _) = sh(&env, "nodns", &format!("getent hosts {GRANTED}"));
     assert_eq!(
         (code, out.split_whitespace().next()),

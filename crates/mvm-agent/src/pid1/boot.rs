@@ -103,8 +103,14 @@ pub fn boot() -> Result<(), BootError> {
     if address.is_some() {
         let start = Instant::now();
         let workload = parameter(&cmdline, "mvm.net") == Some("workload");
-        let done = guest_net::apply(Path::new(NEW_ROOT), workload)?;
+        let (done, relays) = guest_net::apply_with_relays(Path::new(NEW_ROOT), workload)?;
         log!("network {done} in {:?}", start.elapsed());
+        // Published UDP ports in bridge mode; listening before the agent
+        // says hello, so the host's relay finds them when it connects.
+        if !relays.is_empty() {
+            crate::udp_relay::start(&relays).map_err(BootError::Network)?;
+            log!("relaying {} published UDP ports over TCP", relays.len());
+        }
     }
 
     // Runners go to /run first (the tmpfs that moves into the new root);

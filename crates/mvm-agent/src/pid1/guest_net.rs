@@ -41,9 +41,19 @@ pub enum NetError {
     Etc(#[from] EtcError),
 }
 
-/// Applies the network half of `root`'s launch.json, with eth0 already
-/// up. Returns what was done, for the log.
+/// [`apply_with_relays`] without the relays (for tests).
+#[cfg(test)]
 pub fn apply(root: &Path, workload: bool) -> Result<String, NetError> {
+    apply_with_relays(root, workload).map(|(done, _)| done)
+}
+
+/// Applies the network half of `root`'s launch.json, with eth0 already
+/// up. Returns what was done, for the log, and the `(UDP port, relay
+/// port)` pairs the agent must relay (bridge mode's published UDP ports).
+pub fn apply_with_relays(
+    root: &Path,
+    workload: bool,
+) -> Result<(String, Vec<(u16, u16)>), NetError> {
     // The image builder's VM has a launch.json too (the image's), but
     // its network is the builder's: only the gate. The runtime says
     // `mvm.net=workload` when the workload's own network is attached.
@@ -59,7 +69,10 @@ pub fn apply(root: &Path, workload: bool) -> Result<String, NetError> {
             });
         }
         install(&policy::builder())?;
-        return Ok("image build: only the proxy is reachable".into());
+        return Ok((
+            "image build: only the proxy is reachable".into(),
+            Vec::new(),
+        ));
     };
     let layout = Layout::of(&launch.network)?;
     match layout.mode {
@@ -76,23 +89,27 @@ pub fn apply(root: &Path, workload: bool) -> Result<String, NetError> {
             }
             install(&rules)?;
             etc::write(root, &layout)?;
-            Ok(format!(
+            let done = format!(
                 "bridge: {} names, proxy {}, {} routing rules",
                 layout.names.len(),
                 if layout.proxy { "on" } else { "off" },
                 rules.len()
-            ))
+            );
+            Ok((done, layout.udp_relays()))
         }
         NetworkMode::Host => {
             let mut rtnl = Rtnl::open().map_err(NetError::Netlink)?;
             rtnl.add_default_route(GATEWAY, GUEST_NIC)
                 .map_err(NetError::Netlink)?;
             etc::write(root, &layout)?;
-            Ok(format!("host: default via {GATEWAY}"))
+            Ok((format!("host: default via {GATEWAY}"), Vec::new()))
         }
         NetworkMode::None => {
             install(&policy::deny_all())?;
-            Ok("launch.json says network none but a device is attached: all egress refused".into())
+            Ok((
+                "launch.json says network none but a device is attached: all egress refused".into(),
+                Vec::new(),
+            ))
         }
     }
 }

@@ -43,7 +43,7 @@ fn to(addr: Ipv4Addr, port: u16) -> Rule {
 }
 
 /// Bridge mode: the granted names, the proxy, the resolver, the replies of
-/// published ports, then `prohibit` for IPv4 and IPv6.
+/// published ports and of UDP relays, then `prohibit` for IPv4 and IPv6.
 pub fn bridge(layout: &Layout) -> Result<Vec<Rule>, TooManyRules> {
     let mut allow = Vec::new();
     for name in &layout.names {
@@ -74,6 +74,20 @@ pub fn bridge(layout: &Layout) -> Result<Vec<Rule>, TooManyRules> {
             }),
             dport: None,
             sport: Some(published.guest),
+            action: Action::LookupMain,
+        });
+    }
+    for (_, relay) in layout.udp_relays() {
+        // The host's relay connection for a published UDP port arrives
+        // like a published TCP port's; its replies leave from the relay port.
+        allow.push(Rule {
+            priority: 0,
+            family: Family::V4,
+            to: None,
+            from: None,
+            proto: Some(Proto::Tcp),
+            dport: None,
+            sport: Some(relay),
             action: Action::LookupMain,
         });
     }
@@ -161,6 +175,7 @@ pub(crate) mod tests {
                 "104: to 10.0.2.99/32 ipproto tcp dport 53 lookup main",
                 "105: from all ipproto tcp sport 8080 lookup main",
                 "106: from all ipproto udp sport 5353 lookup main",
+                "107: from all ipproto tcp sport 61000 lookup main",
                 "32000: from all prohibit",
                 "-6 32000: from all prohibit",
             ]

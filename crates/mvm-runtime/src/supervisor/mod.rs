@@ -8,6 +8,7 @@ mod error;
 mod machine;
 mod serve;
 mod trail;
+mod udp_relay;
 
 use std::io::Write;
 use std::path::Path;
@@ -46,8 +47,11 @@ pub fn run(home: &Path, name: &InstanceName) -> i32 {
 async fn supervise(home: &Path, name: &InstanceName) -> i32 {
     let dir = InstanceDir::new(home, name.clone());
     match start(home, &dir).await {
-        Ok((listener, started, trail)) => {
-            serve::serve(listener, started.agent, started.machine, dir, trail).await
+        Ok((listener, started, trail, relays)) => {
+            let code = serve::serve(listener, started.agent, started.machine, dir, trail).await;
+            // The published UDP ports close with the instance.
+            drop(relays);
+            code
         }
         Err(e) => {
             tracing::error!("start-up failed: {e}");
@@ -68,7 +72,15 @@ async fn supervise(home: &Path, name: &InstanceName) -> i32 {
 async fn start(
     home: &Path,
     dir: &InstanceDir,
-) -> Result<(tokio::net::UnixListener, boot::Started, Option<Trail>), SupervisorError> {
+) -> Result<
+    (
+        tokio::net::UnixListener,
+        boot::Started,
+        Option<Trail>,
+        udp_relay::Relays,
+    ),
+    SupervisorError,
+> {
     let mut st = InstanceState::load(&dir.state_json())?;
     st.supervisor = Some(ProcessRef::current());
     st.save(&dir.state_json())?;
@@ -84,7 +96,16 @@ async fn start(
     // Bound before boot so a failure here costs no boot; clients only
     // connect once the record says ready.
     let listener = bind_control(dir)?;
+    let udp = udp_relay::bind(st.persist.vm.network.udp_relays())?;
     let mut started = boot::start(dir, &mut st).await?;
+    // The agent is up, so its relays listen; ready means they carry.
+    let relays = match udp_relay::start(udp) {
+        Ok(relays) => relays,
+        Err(e) => {
+            started.machine.kill().await;
+            return Err(e);
+        }
+    };
     // Before the record says ready: clients connect only after that, so
     // nothing of this instance can be recorded ahead of its `up`.
     if let Some((trail, info)) = &audit
@@ -109,7 +130,7 @@ async fn start(
     report(&UpReport::Ready {
         timings: started.timings,
     });
-    Ok((listener, started, audit.map(|(trail, _)| trail)))
+    Ok((listener, started, audit.map(|(trail, _)| trail), relays))
 }
 
 fn bind_control(dir: &InstanceDir) -> Result<tokio::net::UnixListener, SupervisorError> {
