@@ -53,6 +53,18 @@ pub(crate) fn addresses(
             source: io::Error::new(io::ErrorKind::NotFound, "the name has no address"),
         });
     }
+    if private_ok && pin.is_none() {
+        // The operator allowed this grant to be private, not whatever its
+        // DNS says: a metadata service needs an explicit pin to it.
+        for addr in &addrs {
+            if ip_class(addr.ip()) == Some(mvm_ir::validate::host::Class::Metadata) {
+                return Err(refuse(format!(
+                    "resolves to {}, a cloud metadata service; pin it explicitly (--egress-pin) to allow it",
+                    addr.ip()
+                )));
+            }
+        }
+    }
     if !private_ok {
         let own = host_addresses();
         for addr in &addrs {
@@ -61,7 +73,9 @@ pub(crate) fn addresses(
             }
             // A public address of this very host would reach its services
             // listening on all interfaces.
-            if own.contains(&addr.ip()) {
+            // Compared canonically: `::ffff:a.b.c.d` is a.b.c.d.
+            let ip = addr.ip().to_canonical();
+            if own.iter().any(|o| o.to_canonical() == ip) {
                 return Err(refuse(format!(
                     "resolves to {}, an address of this host",
                     addr.ip()
@@ -113,6 +127,17 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
+    fn allowing_a_private_grant_does_not_allow_metadata_unless_pinned() {
+        let meta = to([169, 254, 169, 254]);
+        let name = Grant::new("dev.example", 80);
+        let e = addresses(&name, true, None, &meta).unwrap_err().to_string();
+        assert!(e.contains("metadata"), "{e}");
+        let pinned = Some(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)));
+        assert!(addresses(&name, true, pinned, &meta).is_ok());
+        assert!(addresses(&name, true, None, &to([10, 1, 2, 3])).is_ok());
+    }
+
+    #[test]
     fn a_name_resolving_to_this_hosts_own_address_is_refused() {
         let own: Vec<IpAddr> = host_addresses()
             .into_iter()
@@ -130,6 +155,15 @@ mod tests {
                 .to_string();
             assert!(e.contains("an address of this host"), "{e}");
             assert!(addresses(&name, true, None, &resolve).is_ok());
+            // The IPv4-mapped IPv6 spelling of an own IPv4 address too.
+            if let IpAddr::V4(v4) = ip {
+                let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+                let resolve = move |_: &str, p| Ok(vec![SocketAddr::new(mapped, p)]);
+                let e = addresses(&name, false, None, &resolve)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("an address of this host"), "{e}");
+            }
         }
     }
 

@@ -32,7 +32,7 @@ impl Grant {
                 !host.is_empty()
                     && host
                         .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
             }
         };
         if !ok_host || port == 0 {

@@ -236,6 +236,7 @@ fn serve_mode<S: Conn>(
         Ok(_) => record.allowed = true,
         Err(e) => {
             record.refuse(&e.to_string());
+            record.limited = matches!(e, GateError::RateLimited(_) | GateError::Busy(_));
             note(&format!("refused: {e}"));
         }
     }
@@ -406,6 +407,9 @@ fn finish_relay<S: Conn>(
 }
 
 /// Names a DNS connection's record lists (the rest are left out).
+/// DNS queries one connection may make.
+pub const MAX_DNS_QUERIES: usize = 64;
+
 pub const MAX_DNS_ASKED: usize = 10;
 
 /// DNS over TCP: queries until the client closes or stays idle.
@@ -435,8 +439,19 @@ fn dns_conn<S: Conn>(
     });
     let mut asked: Vec<String> = Vec::new();
     let mut more_asked = false;
+    let mut queries = 0usize;
     loop {
         let started = Instant::now();
+        // A resolver asks a few names per connection; a guest that keeps
+        // one open to flood the egress log is cut off (it may reconnect,
+        // under the connection rate limit).
+        queries += 1;
+        if queries > MAX_DNS_QUERIES {
+            note(&format!(
+                "closed: {MAX_DNS_QUERIES} DNS queries on one connection"
+            ));
+            break;
+        }
         // Between queries the client may wait up to the idle limit; once a
         // message starts it must be complete within the header limit.
         input.budget = Budget::Deadline(started + gate.limits.idle);

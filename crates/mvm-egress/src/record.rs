@@ -46,6 +46,10 @@ pub struct Record {
     /// Server to guest.
     pub bytes_down: u64,
     pub duration: Duration,
+    /// Refused by a per-instance limit (rate, concurrency) before anything
+    /// was read: logged, but not worth an audit record each (a guest in a
+    /// connect loop would otherwise flood the host-wide trail).
+    pub limited: bool,
 }
 
 impl Record {
@@ -60,6 +64,7 @@ impl Record {
             bytes_up: 0,
             bytes_down: 0,
             duration: Duration::ZERO,
+            limited: false,
         }
     }
 

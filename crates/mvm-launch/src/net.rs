@@ -90,6 +90,8 @@ pub struct Layout {
 pub enum LayoutError {
     #[error("network.egress.allowlist[{index}].host: `{host}` is not a DNS name or IP literal")]
     BadHost { index: usize, host: String },
+    #[error("network.dns: resolver `{host}` is not a DNS name or IP literal with a port")]
+    BadResolver { host: String },
     #[error("network.egress.allowlist[{index}].port: 0 is not a port")]
     BadPort { index: usize },
     #[error(
@@ -132,7 +134,7 @@ impl Layout {
             NetworkMode::Bridge => {}
         }
         for (index, hp) in net.egress.allowlist.iter().enumerate() {
-            let host = hp.host.to_ascii_lowercase();
+            let host = normalize(&hp.host);
             let literal = is_ip_literal(&host);
             if !literal && !is_dns_name(&host) {
                 return Err(LayoutError::BadHost {
@@ -176,10 +178,18 @@ impl Layout {
         layout.resolver = match &net.dns {
             Dns::None => Resolver::None,
             Dns::System => Resolver::Grants,
-            Dns::Resolver { host, port } => Resolver::Relay(HostPort {
-                host: host.to_ascii_lowercase(),
-                port: *port,
-            }),
+            Dns::Resolver { host, port } => {
+                let host = normalize(host);
+                if !is_ip_literal(&host) && !is_dns_name(&host) {
+                    return Err(LayoutError::BadResolver { host });
+                }
+                if *port == 0 {
+                    return Err(LayoutError::BadResolver {
+                        host: format!("{host}:0"),
+                    });
+                }
+                Resolver::Relay(HostPort { host, port: *port })
+            }
         };
         layout.published = net.ports.clone();
         let relays = layout.udp_relays();
@@ -351,6 +361,17 @@ pub mod relay_frame {
     }
 }
 
+/// One spelling per host, as the gate's grants and the operator's options
+/// compare them: lowercase, no trailing dot, IPv6 literals in brackets.
+pub fn normalize(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix('.').unwrap_or(&host);
+    if !host.starts_with('[') && host.parse::<std::net::Ipv6Addr>().is_ok() {
+        return format!("[{host}]");
+    }
+    host.to_string()
+}
+
 fn is_ip_literal(host: &str) -> bool {
     let bare = host
         .strip_prefix('[')
@@ -382,7 +403,7 @@ fn is_dns_name(host: &str) -> bool {
             && !label.ends_with('-')
             && label
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
@@ -433,6 +454,48 @@ mod tests {
         );
         let env = l.proxy_env();
         assert!(env.contains(&("HTTPS_PROXY", "http://10.0.2.100:3128".into())));
+    }
+
+    #[test]
+    fn hosts_are_spelled_one_way() {
+        let l = Layout::of(&net(
+            NetworkMode::Bridge,
+            &[
+                ("PyPI.org.", 443),
+                ("2606:4700::1111", 443),
+                ("_svc.example.com", 443),
+            ],
+            Dns::Resolver {
+                host: "1.1.1.1".into(),
+                port: 53,
+            },
+        ))
+        .unwrap();
+        let grants: Vec<String> = l
+            .grants
+            .iter()
+            .map(|g| format!("{}:{}", g.host, g.port))
+            .collect();
+        assert_eq!(
+            grants,
+            [
+                "pypi.org:443",
+                "[2606:4700::1111]:443",
+                "_svc.example.com:443"
+            ]
+        );
+        let bad = Layout::of(&net(
+            NetworkMode::Bridge,
+            &[],
+            Dns::Resolver {
+                host: "a\nnameserver 6.6.6.6".into(),
+                port: 53,
+            },
+        ));
+        assert!(
+            matches!(bad, Err(LayoutError::BadResolver { .. })),
+            "{bad:?}"
+        );
     }
 
     #[test]

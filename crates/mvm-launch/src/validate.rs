@@ -56,6 +56,7 @@ impl Launch {
                     format!("network.ports[{index}].guest")
                 }
                 crate::net::LayoutError::TooManyUdpPorts { .. } => "network.ports".into(),
+                crate::net::LayoutError::BadResolver { .. } => "network.dns".into(),
             };
             return fail(&path, e.to_string());
         }

@@ -34,6 +34,35 @@ pub fn host_ca_bundle() -> Option<std::path::PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// (name, port) pairs one microVM forwards to the gate: each is one QEMU
+/// `guestfwd` with the gate's whole command line, and QEMU takes the
+/// network as one argument (Linux caps one at 128 KiB).
+pub const MAX_GATE_FORWARDS: usize = 128;
+
+/// The `CERTIFICATE` PEM blocks of the file at `path` (a regular file, read
+/// up to [`MAX_CA_BYTES`]), or `None` when it has none.
+pub fn certificates(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_CA_BYTES).read_to_string(&mut text).ok()?;
+    let (begin, end) = ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(begin) {
+        let Some(len) = rest[at..].find(end) else {
+            break;
+        };
+        out.push_str(&rest[at..at + len + end.len()]);
+        out.push('\n');
+        rest = &rest[at + len + end.len()..];
+    }
+    (!out.is_empty()).then(|| out.into_bytes())
+}
+
 /// Defaults of the per-instance gate limits.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 pub const DEFAULT_MAX_RATE: u32 = 50;
@@ -169,7 +198,10 @@ pub struct GateContext<'a> {
 pub struct Planned {
     pub config: NetworkConfig,
     /// The host CA bundle the guest gets (bridge mode with grants).
-    pub host_ca: Option<std::path::PathBuf>,
+    /// Only its `CERTIFICATE` blocks: a bundle that also held a private
+    /// key (a developer's own intercepting proxy's CA file) must not hand
+    /// the key to the guest.
+    pub host_ca: Option<Vec<u8>>,
     /// Added to the guest's environment (`HTTPS_PROXY`...).
     pub env: Vec<(String, String)>,
     pub warnings: Vec<String>,
@@ -178,7 +210,7 @@ pub struct Planned {
 impl Planned {
     /// The guest verifies TLS as this host would (see [`GUEST_CA_FILE`]).
     fn give_host_ca(&mut self) {
-        if let Some(ca) = host_ca_bundle() {
+        if let Some(ca) = host_ca_bundle().and_then(|p| certificates(&p)) {
             self.host_ca = Some(ca);
             for k in [
                 "SSL_CERT_FILE",
@@ -256,6 +288,29 @@ pub fn plan(
             udp_relays: Vec::new(),
         };
         return Ok(planned);
+    }
+    for p in [gate.program, gate.egress_log, gate.slots_dir]
+        .into_iter()
+        .chain(gate.audit.map(|(_, home)| home))
+    {
+        if p.to_str().is_none() {
+            return Err(bad(
+                format!(
+                    "{}: not UTF-8; the egress gate is given its paths as text",
+                    p.display()
+                ),
+                "use an MVM_HOME (and mvmctl location) whose path is UTF-8",
+            ));
+        }
+    }
+    let forwards: usize = layout.names.iter().map(|n| n.ports.len()).sum();
+    if forwards > MAX_GATE_FORWARDS {
+        return Err(bad(
+            format!(
+                "the workload grants {forwards} (name, port) pairs; one microVM can forward at most {MAX_GATE_FORWARDS}"
+            ),
+            "grant fewer names or ports",
+        ));
     }
     let common = common_args(opts, gate, &allow_private, &pins);
     let with = |extra: Vec<String>| {
@@ -352,6 +407,7 @@ fn common_args(
     allow_private: &[String],
     pins: &[String],
 ) -> Vec<String> {
+    // Paths were checked to be UTF-8 by `plan`.
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut argv = vec![
         path(gate.program),
@@ -389,7 +445,11 @@ fn common_args(
 fn check_allow_private(given: &[String], granted: &[String]) -> Result<Vec<String>, RuntimeError> {
     let mut out = Vec::new();
     for g in given {
-        let g = g.to_ascii_lowercase();
+        // HOST:PORT, the host spelled as the layout spells it.
+        let g = match g.rsplit_once(':') {
+            Some((host, port)) => format!("{}:{port}", mvm_launch::net::normalize(host)),
+            None => g.to_ascii_lowercase(),
+        };
         if !granted.contains(&g) {
             return Err(bad(
                 format!(
@@ -420,7 +480,7 @@ fn check_pins(given: &[String], layout: &Layout) -> Result<Vec<String>, RuntimeE
                 "for example --egress-pin api.example.com=127.0.0.1",
             ));
         };
-        let host = host.to_ascii_lowercase();
+        let host = mvm_launch::net::normalize(host);
         let Ok(ip) = ip.parse::<IpAddr>() else {
             return Err(bad(
                 format!("--egress-pin {p}: `{ip}` is not an IP address"),
@@ -435,6 +495,15 @@ fn check_pins(given: &[String], layout: &Layout) -> Result<Vec<String>, RuntimeE
             return Err(bad(
                 format!("--egress-pin {p}: `{host}` is not a granted name of this workload"),
                 "pin only a name the declaration grants",
+            ));
+        }
+        if out
+            .iter()
+            .any(|o: &String| o.split_once('=').is_some_and(|(h, _)| h == host))
+        {
+            return Err(bad(
+                format!("--egress-pin {p}: `{host}` is pinned twice"),
+                "give one --egress-pin per name",
             ));
         }
         out.push(format!("{host}={ip}"));
@@ -653,6 +722,32 @@ mod tests {
         assert!(
             argv.windows(2)
                 .any(|w| w == ["--pin", "pypi.org=127.0.0.1"])
+        );
+    }
+
+    #[test]
+    fn only_certificates_of_the_host_bundle_reach_the_guest() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ca.pem");
+        std::fs::write(
+            &p,
+            "junk\n-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let out = String::from_utf8(certificates(&p).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
+        );
+        std::fs::write(
+            &p,
+            "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert!(certificates(&p).is_none());
+        assert!(
+            certificates(d.path()).is_none(),
+            "a directory is not a bundle"
         );
     }
 

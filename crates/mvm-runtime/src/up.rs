@@ -157,7 +157,21 @@ pub fn up_image(
         state.persist.vm.cmdline.push_str(" mvm.net=workload");
     }
     state.persist.vm.network = planned.config;
-    state.persist.guest.host_ca = planned.host_ca;
+    if let Some(pem) = planned.host_ca {
+        // A copy in the instance directory: what the guest gets is fixed at
+        // `up`, whatever later happens to the host's file.
+        let path = absolute(dir.dir.join("host-ca.pem"));
+        let written = crate::private::create_file(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &pem));
+        if let Err(source) = written {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+            return Err(RuntimeError::Io {
+                what: format!("writing {}", path.display()),
+                source,
+            });
+        }
+        state.persist.guest.host_ca = Some(path);
+    }
     let warnings = planned.warnings;
     state.audit = audit;
     if let Err(e) = state.save(&dir.state_json()) {

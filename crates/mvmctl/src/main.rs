@@ -78,6 +78,14 @@ fn describe(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // The egress gate's stdout and stderr are the guest's socket: not even
+    // an argument error (which names host paths) may be written there.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "__egress-proxy")
+    {
+        commands::egress::silence_stdio();
+    }
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Supervise(_)));
     let result = match cli.command {

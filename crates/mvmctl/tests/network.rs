@@ -190,7 +190,7 @@ fn host_addresses() -> Vec<String> {
     .unwrap_or_default()
 }
 
-const TOOLS: &str = "    image=mvm.python_image(python=\"3.13\", packages=[\"curl\", \"nodejs_22\"]),\n    resources=mvm.resources(cpu_cores=1, memory_mb=512),";
+const TOOLS: &str = "    image=mvm.python_image(python=\"3.13\", packages=[\"curl\", \"nodejs_22\", \"iproute2\"]),\n    resources=mvm.resources(cpu_cores=1, memory_mb=512),";
 
 #[test]
 fn grants_reach_by_name_with_verified_tls_and_nothing_else_does() {
@@ -302,6 +302,37 @@ fn grants_reach_by_name_with_verified_tls_and_nothing_else_does() {
     assert_ne!(code, 0);
     assert!(took < Duration::from_secs(8), "{took:?}");
     assert_eq!(loop_service.accepted.load(Ordering::SeqCst), 0);
+
+    // The guest's rules are its own convenience, not the boundary: as root
+    // it removes them, gives itself a default route and an IPv6 address
+    // whose bytes 4..8 spell a forwarded IPv4 address (10.0.2.101, the
+    // loopback grant's guest address), and tries the host directly,
+    // including through IPv6 forms libslirp would translate to the host.
+    let attack = format!(
+        "ip rule flush; ip -6 rule flush; ip rule add pref 32766 lookup main; ip -6 rule add pref 32766 lookup main; \
+         ip route replace default via 10.0.2.2 dev eth0; \
+         ip -6 addr add 2001:db8:a00:265::1/64 dev eth0 nodad; ip -6 route add default dev eth0; \
+         ip rule; for u in http://10.0.2.2:{p}/ {own} 'http://[::ffff:127.0.0.1]:{p}/' 'http://[fec0::2]:{p}/' 'http://[::ffff:10.0.2.2]:{p}/' https://203.0.113.80/ https://1.1.1.1/; do \
+           if env -u HTTPS_PROXY -u https_proxy curl -sS -m 4 --interface 2001:db8:a00:265::1 \"$u\" 2>/dev/null || env -u HTTPS_PROXY -u https_proxy curl -sS -m 4 \"$u\"; then echo \"REACHED $u\"; fi; done; true",
+        p = loop_service.port,
+        own = host_addresses()
+            .iter()
+            .map(|a| format!("http://{a}:{}/", loop_service.port))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let (_, out, err, _) = sh(&env, "net", &attack);
+    assert!(
+        out.contains("32766"),
+        "the guest removed its rules: {out}{err}"
+    );
+    assert!(!out.contains("REACHED"), "{out}{err}");
+    assert_eq!(
+        loop_service.accepted.load(Ordering::SeqCst),
+        0,
+        "the host's loopback service was reached without the gate: {out}{err}"
+    );
+    assert_eq!(host_service.accepted.load(Ordering::SeqCst), 0);
 
     // Every decision is in the egress log and the audit trail.
     let log = egress_log(&env, "net");

@@ -74,10 +74,15 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
         exec_forwards,
     } = &spec.network
     {
-        let mut netdev = format!(
-            "user,id=net0,restrict={}",
-            if *restrict { "on" } else { "off" }
-        );
+        // libslirp applies `restrict` to IPv4 only: an IPv6 packet from the
+        // guest is NATed to wherever it is addressed (`::ffff:a.b.c.d`
+        // reaches any IPv4 host, fec0::2 the host's loopback). A restricted
+        // network therefore has no IPv6 at all.
+        let mut netdev = if *restrict {
+            "user,id=net0,restrict=on,ipv6=off".to_string()
+        } else {
+            "user,id=net0,restrict=off".to_string()
+        };
         for forward in forwards {
             let protocol = match forward.protocol {
                 Protocol::Tcp => "tcp",
@@ -259,7 +264,7 @@ mod tests {
             exec_forwards: vec![],
         }));
         assert!(line.contains(
-            "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=net0"
+            "-netdev user,id=net0,restrict=on,ipv6=off,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=net0"
         ));
     }
 
@@ -276,7 +281,7 @@ mod tests {
         }));
         assert!(
             line.contains(
-                "-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:'/opt/a,,b/mvmctl' 'it'\\''s' "
+                "-netdev user,id=net0,restrict=on,ipv6=off,guestfwd=tcp:10.0.2.100:3128-cmd:'/opt/a,,b/mvmctl' 'it'\\''s' "
             ),
             "{line}"
         );

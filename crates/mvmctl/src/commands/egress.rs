@@ -107,7 +107,9 @@ pub fn run(args: EgressArgs) -> anyhow::Result<i32> {
     if !dns || !record.allowed {
         append(&mut json_log, record.json_line().as_bytes());
     }
+    // A limit's refusals are in the egress log only (see Record::limited).
     if let (Some(home), Some(instance)) = (&args.audit_home, &args.instance)
+        && !record.limited
         && let Err(why) = audit(home, instance, &record)
     {
         append(
@@ -170,7 +172,7 @@ fn mode(args: &EgressArgs, gate: &Gate) -> anyhow::Result<Mode> {
 }
 
 /// Points stdout and stderr at /dev/null (stdin stays the connection).
-fn silence_stdio() {
+pub fn silence_stdio() {
     let Ok(null) = File::options().write(true).open("/dev/null") else {
         return;
     };

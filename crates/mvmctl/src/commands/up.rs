@@ -47,13 +47,16 @@ pub struct UpArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     pub publish_address: std::net::Ipv4Addr,
     /// Connections the guest may hold open through the egress gate at once.
-    #[arg(long, value_name = "N", default_value_t = mvm_runtime::network::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = mvm_runtime::network::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub egress_max_connections: usize,
     /// New egress connections per second the guest may open.
-    #[arg(long, value_name = "N", default_value_t = mvm_runtime::network::DEFAULT_MAX_RATE)]
+    #[arg(long, value_name = "N", default_value_t = mvm_runtime::network::DEFAULT_MAX_RATE,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub egress_max_rate: u32,
     /// Seconds an egress connection may stay idle before the gate closes it.
-    #[arg(long, value_name = "SECS", default_value_t = mvm_runtime::network::DEFAULT_IDLE_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = mvm_runtime::network::DEFAULT_IDLE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub egress_idle_timeout: u64,
 }
 
