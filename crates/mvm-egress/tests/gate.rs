@@ -10,6 +10,9 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::echo_server;
+
 use mvm_egress::{Gate, GateError, Grant, Limits, Slots, serve};
 
 type Outcome = (Result<Grant, GateError>, Vec<String>);
@@ -75,20 +78,6 @@ fn assert_untouched(l: &TcpListener) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         other => panic!("the gate connected to a refused destination: {other:?}"),
     }
-}
-
-/// A loopback server answering `echo:` and what it got until EOF.
-fn echo_server() -> (u16, thread::JoinHandle<()>) {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        let (mut s, _) = server.accept().unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        s.write_all(b"echo:").unwrap();
-        s.write_all(&got).unwrap();
-    });
-    (port, h)
 }
 
 #[test]

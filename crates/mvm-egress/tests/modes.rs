@@ -9,6 +9,9 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::echo_server;
+
 use mvm_egress::{DnsName, Gate, Grant, Kind, Mode, Pin, Rate, Record, handle};
 use simple_dns::rdata::RData;
 use simple_dns::{CLASS, Name, Packet, PacketFlag, Question, RCODE, TYPE};
@@ -55,20 +58,6 @@ impl Run {
             .expect("the gate finished the connection");
         (r, notes, queries, out)
     }
-}
-
-/// A loopback server answering `echo:` and what it got until EOF.
-fn echo_server() -> (u16, thread::JoinHandle<()>) {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        let (mut s, _) = server.accept().unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        s.write_all(b"echo:").unwrap();
-        s.write_all(&got).unwrap();
-    });
-    (port, h)
 }
 
 fn never_resolve() -> Box<mvm_egress::Resolve> {
