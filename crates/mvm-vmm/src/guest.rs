@@ -345,7 +345,7 @@ mod tests {
             "-device",
             "virtserialport,chardev=agent,name=mvm.agent",
             "-netdev",
-            "user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:'/usr/bin/mvmctl' '__egress-proxy' '--grant' 'pypi.org:443'",
+            "user,id=net0,restrict=on,ipv6=off,guestfwd=tcp:10.0.2.100:3128-cmd:'/usr/bin/mvmctl' '__egress-proxy' '--grant' 'pypi.org:443'",
             "-device",
             "virtio-net-device,netdev=net0",
         ];
