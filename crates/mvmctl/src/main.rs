@@ -44,6 +44,9 @@ enum Command {
     /// Manage signing keys (Ed25519) under the mvm home.
     #[command(subcommand)]
     Key(commands::key::KeyCommand),
+    /// Manage host secrets (encrypted, owner-only) under the mvm home.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
     /// Describe exactly what `up TARGET` would run, as a plan to review and sign.
     Plan(commands::plan::PlanArgs),
     /// Sign a plan with a key (adds a DSSE signature).
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Down(args) => commands::down::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Key(cmd) => commands::key::run(cmd),
+        Command::Secret(cmd) => commands::secret::run(cmd),
         Command::Plan(args) => commands::plan::plan(args),
         Command::Sign(args) => commands::plan::sign(args),
         Command::Verify(args) => commands::plan::verify(args),

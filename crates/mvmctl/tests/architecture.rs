@@ -63,6 +63,7 @@ fn leaf_crates_depend_on_nothing_of_ours() {
         "mvm-packages",
         "mvm-keys",
         "mvm-audit",
+        "mvm-secrets",
     ] {
         assert_eq!(
             deps[leaf],

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod plan;
 pub mod port;
 pub mod ps;
+pub mod secret;
 pub mod supervise;
 pub mod up;
 
