@@ -404,3 +404,33 @@ fn proxy_mode_uses_pins_and_still_needs_allow_private() {
     assert!(r.allowed && r.kind == Kind::Proxy);
     assert_eq!((r.bytes_up, r.bytes_down), (4, 9));
 }
+
+/// One connection answers at most MAX_DNS_QUERIES queries, then closes: a
+/// guest cannot keep one open to flood the egress log.
+#[test]
+fn dns_mode_closes_a_connection_past_its_query_cap() {
+    let g = Arc::new(Gate::new(vec![], vec![]));
+    let names = vec![DnsName::parse("pypi.org=10.0.2.101").unwrap()];
+    let mut run = start(&g, Mode::Dns(names));
+    for id in 0..mvm_egress::MAX_DNS_QUERIES as u16 {
+        run.client
+            .write_all(&query(id, "other.example", TYPE::A))
+            .unwrap();
+        read_answer(&mut run.client);
+    }
+    // The next query gets no answer: the gate has closed the connection.
+    let _ = run.client.write_all(&query(999, "other.example", TYPE::A));
+    let mut len = [0u8; 2];
+    assert!(
+        run.client.read_exact(&mut len).is_err(),
+        "no answer past the cap"
+    );
+    let (_, notes, queries, _) = run.finish();
+    assert_eq!(queries.len(), mvm_egress::MAX_DNS_QUERIES);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("DNS queries on one connection")),
+        "{notes:?}"
+    );
+}

@@ -704,6 +704,7 @@ mod tests {
             (&[], &["evil.com=127.0.0.1"]),
             (&[], &["pypi.org=localhost"]),
             (&[], &["pypi.org"]),
+            (&[], &["pypi.org=1.1.1.1", "PyPI.org.=2.2.2.2"]),
         ] {
             assert!(run(&l, &opts(ap, pins)).is_err(), "{ap:?} {pins:?}");
         }
@@ -722,6 +723,31 @@ mod tests {
         assert!(
             argv.windows(2)
                 .any(|w| w == ["--pin", "pypi.org=127.0.0.1"])
+        );
+    }
+
+    #[test]
+    fn more_forwards_than_qemu_takes_in_one_argument_are_refused() {
+        let hosts: Vec<String> = (0..=MAX_GATE_FORWARDS / 2)
+            .map(|i| format!("h{i}.example"))
+            .collect();
+        let grants: Vec<(&str, u16)> = hosts
+            .iter()
+            .flat_map(|h| [(h.as_str(), 443), (h.as_str(), 80)])
+            .collect();
+        let e = run(
+            &launch(NetworkMode::Bridge, &grants, Dns::None),
+            &NetworkOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("at most 128"), "{e}");
+        assert!(
+            run(
+                &launch(NetworkMode::Bridge, &grants[..MAX_GATE_FORWARDS], Dns::None),
+                &NetworkOptions::default()
+            )
+            .is_ok()
         );
     }
 

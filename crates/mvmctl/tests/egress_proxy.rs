@@ -189,3 +189,54 @@ fn egress_log_stops_growing_at_its_cap() {
     finish(client, child);
     assert!(std::fs::metadata(&log).unwrap().len() > 0);
 }
+
+/// A refusal by a per-instance limit is in the egress log but not the
+/// audit trail, one record each: a guest in a connect loop must not flood
+/// the host-wide trail. Other refusals are audited.
+#[test]
+fn limit_refusals_are_logged_but_not_audited_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let log = dir.path().join("egress.jsonl");
+    let slots = dir.path().join("slots");
+    let args = [
+        "--to",
+        "x.test:443",
+        "--grant",
+        "x.test:443",
+        "--pin",
+        "x.test=127.0.0.1",
+        "--json-log",
+        log.to_str().unwrap(),
+        "--slots",
+        slots.to_str().unwrap(),
+        "--max-rate",
+        "1",
+        "--audit-home",
+        home.to_str().unwrap(),
+        "--instance",
+        "t",
+    ];
+    for _ in 0..2 {
+        let (client, child) = gate(&args);
+        let (_, code) = finish(client, child);
+        assert_eq!(code, 1, "both are refused");
+    }
+    let lines: Vec<serde_json::Value> = log_text(&log)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("loopback"));
+    assert!(lines[1]["reason"].as_str().unwrap().contains("--max-rate"));
+    let trail = log_text(&home.join("audit/log.jsonl"));
+    let egress: Vec<&str> = trail
+        .lines()
+        .filter(|l| l.contains("\"event\":\"egress\""))
+        .collect();
+    assert_eq!(
+        egress.len(),
+        1,
+        "only the loopback refusal is audited: {trail}"
+    );
+}

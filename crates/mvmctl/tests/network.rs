@@ -441,6 +441,35 @@ fn published_ports_serve_the_host_and_mode_none_has_only_lo() {
     assert!(took < Duration::from_secs(8));
     env.ok(&["down", "web"]);
 
+    // Beyond loopback only when the operator asks, with a warning; a client
+    // at another address (QEMU shows it to the guest as itself, not as
+    // 10.0.2.2) is answered too.
+    let up = env.mvmctl(&[
+        "up",
+        "web",
+        "--timeout-ready",
+        "120",
+        "--publish-address",
+        "0.0.0.0",
+    ]);
+    let (code, _, err) = text(&up);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("not only on this host's loopback"), "{err}");
+    let port = env.ok(&["port", "web", "8000"]);
+    let port = port.trim().rsplit_once(':').unwrap().1.to_string();
+    let addr = host_addresses()
+        .into_iter()
+        .next()
+        .expect("this host has a non-loopback IPv4 address");
+    let mut s = TcpStream::connect(format!("{addr}:{port}")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET /hello?name=far HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.contains("\"hello, far\""), "{reply}");
+    env.ok(&["down", "web"]);
+
     // Mode none: no device at all.
     let hello = repo_root().join("examples/python/hello-app/app.py");
     let out = env.tmp.path().join("hello-compiled");
