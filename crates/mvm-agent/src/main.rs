@@ -3,6 +3,7 @@
 //! with `--stdio` or `--socket` it serves the same protocol as an ordinary
 //! process, for tests without a VM.
 
+mod broker;
 mod files;
 mod hook_env;
 mod hooks;
@@ -96,6 +97,8 @@ fn run_as_init() -> ! {
             pid1::power_off();
         }
     };
+    // The broker port appears with the agent's (same device): no wait.
+    broker::start();
     log!("ready");
     let agent = Arc::new(Agent::new(Mode::Guest, Layout::guest()));
     serve_all(&agent, Box::new(port), false);

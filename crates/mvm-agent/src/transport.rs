@@ -86,19 +86,21 @@ impl VirtioSerial {
 
     /// Finds and opens the port, waiting up to `wait` for the device to appear.
     pub fn open(wait: Duration) -> io::Result<VirtioSerial> {
+        VirtioSerial::open_named(Self::PORT_NAME, wait)
+    }
+
+    /// Finds and opens the port named `name`, waiting up to `wait`.
+    pub fn open_named(name: &str, wait: Duration) -> io::Result<VirtioSerial> {
         let deadline = Instant::now() + wait;
         loop {
-            if let Some(device) = find_port(Self::PORT_NAME)? {
+            if let Some(device) = find_port(name)? {
                 let port = File::options().read(true).write(true).open(&device)?;
                 return Ok(VirtioSerial { port });
             }
             if Instant::now() >= deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
-                    format!(
-                        "no virtio-serial port named {} appeared within {wait:?}",
-                        Self::PORT_NAME
-                    ),
+                    format!("no virtio-serial port named {name} appeared within {wait:?}"),
                 ));
             }
             thread::sleep(HOST_POLL_INTERVAL);

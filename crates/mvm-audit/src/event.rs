@@ -73,6 +73,27 @@ pub enum Event {
         bytes_down: u64,
         duration_ms: u64,
     },
+    /// One request the host made for the guest (`mvm.web_fetch`,
+    /// `mvm.web_search`). `secrets` names the secrets released into it
+    /// (applied by the host): a release is a record with a non-empty list.
+    /// Never a value, a URL path, a header or a body. Build with
+    /// [`Event::mediated`].
+    Mediated {
+        /// `web_fetch` or `web_search`.
+        kind: String,
+        /// `host:port` asked for.
+        destination: String,
+        method: String,
+        secrets: Vec<String>,
+        decision: Decision,
+        /// HTTP status, when the destination answered.
+        status: Option<u16>,
+        /// Why it was refused or failed (redacted by the host).
+        detail: Option<String>,
+        bytes_sent: u64,
+        bytes_received: u64,
+        duration_ms: u64,
+    },
     Crash {
         detail: String,
     },
@@ -149,6 +170,45 @@ impl Event {
     }
 }
 
+/// What a [`Event::Mediated`] record says about one request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MediatedRequest {
+    pub kind: String,
+    pub destination: String,
+    pub method: String,
+    pub secrets: Vec<String>,
+    pub refused: bool,
+    pub status: Option<u16>,
+    pub detail: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub duration_ms: u64,
+}
+
+impl Event {
+    /// The `mediated` record of one request, its text fields cut to
+    /// [`MAX_EGRESS_TEXT`] characters.
+    pub fn mediated(r: MediatedRequest) -> Event {
+        let cut = |s: &str| s.chars().take(MAX_EGRESS_TEXT).collect::<String>();
+        Event::Mediated {
+            kind: cut(&r.kind),
+            destination: cut(&r.destination),
+            method: cut(&r.method),
+            secrets: r.secrets.iter().take(64).map(|s| cut(s)).collect(),
+            decision: if r.refused {
+                Decision::Refused
+            } else {
+                Decision::Admitted
+            },
+            status: r.status,
+            detail: r.detail.as_deref().map(cut),
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -189,6 +249,29 @@ mod tests {
             Event::Exec { program, argc, .. } => assert_eq!((program.as_str(), argc), ("", 0)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn mediated_records_name_secrets_and_cut_long_text() {
+        let ev = Event::mediated(MediatedRequest {
+            kind: "web_fetch".into(),
+            destination: format!("{}:443", "a".repeat(5000)),
+            method: "POST".into(),
+            secrets: vec!["openai-api-key".into()],
+            status: Some(200),
+            bytes_sent: 10,
+            bytes_received: 20,
+            ..Default::default()
+        });
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["event"], "mediated");
+        assert_eq!(v["decision"], "admitted");
+        assert_eq!(v["secrets"], serde_json::json!(["openai-api-key"]));
+        assert_eq!(
+            v["destination"].as_str().unwrap().chars().count(),
+            MAX_EGRESS_TEXT
+        );
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), ev);
     }
 
     #[test]

@@ -70,7 +70,7 @@ mod verify;
 
 pub use append::{Appended, AuditLog, GENESIS};
 pub use error::AuditError;
-pub use event::{Decision, Event, MAX_PROGRAM};
+pub use event::{Decision, Event, MAX_PROGRAM, MediatedRequest};
 pub use follow::{Followed, Follower};
 pub use format::MAX_LINE;
 pub use fsutil::{MAX_LOG, MAX_SMALL};

@@ -237,7 +237,22 @@ fn env_value(v: &ir::EnvValue) -> l::EnvValue {
         ir::EnvValue::Literal { value } => l::EnvValue::Literal {
             value: value.clone(),
         },
-        ir::EnvValue::SecretRef { name } => l::EnvValue::SecretRef { name: name.clone() },
+        ir::EnvValue::SecretRef {
+            name,
+            auth,
+            header,
+            hosts,
+        } => l::EnvValue::SecretRef {
+            name: name.clone(),
+            auth: match auth {
+                ir::SecretAuth::Token => l::SecretAuth::Token,
+                ir::SecretAuth::Bearer => l::SecretAuth::Bearer,
+                ir::SecretAuth::Basic => l::SecretAuth::Basic,
+                ir::SecretAuth::Header => l::SecretAuth::Header,
+            },
+            header: header.clone(),
+            hosts: hosts.clone(),
+        },
     }
 }
 

@@ -115,6 +115,9 @@ fn the_contracts_name_rules_are_the_irs() {
             "K".into(),
             mvm_ir::EnvValue::SecretRef {
                 name: secret.into(),
+                auth: Default::default(),
+                header: None,
+                hosts: Vec::new(),
             },
         );
         let ir_ok = !mvm_ir::validate(&w).iter().any(|f| f.is_error());

@@ -80,7 +80,13 @@ pub const SIGNATURES: &[Signature] = &[
     sig("dns_none", &[], 0, &[]),
     sig("dns_resolver", &["host", "port"], 2, &["host"]),
     sig("literal", &["value"], 1, &["value"]),
-    sig("secret", &["name", "var"], 2, &["name"]),
+    // `type`, `hosts` and `header` bind the secret; keyword only.
+    sig(
+        "secret",
+        &["name", "var", "type", "hosts", "header"],
+        2,
+        &["name"],
+    ),
     sig(
         "entrypoint_function",
         &["module", "function", "primary", "name"],

@@ -15,8 +15,8 @@
 //! the lowering applies, and the lowest port its hints state
 //! ([`crate::tables`]); codes ([`Code::ALL`]); ranges and resource defaults
 //! ([`Resources`]); the schema version, the include glob and the working
-//! directory. The validator (in `mvm-ir`) writes its name grammars, units and
-//! credential suffixes as code, and this crate cannot name serde's spelling
+//! directory, and the headers a secret may not set. The validator (in
+//! `mvm-ir`) writes its name grammars, units and credential suffixes as code, and this crate cannot name serde's spelling
 //! of the function format, so those are stated in the tables below. The test
 //! proves them against the validator, and every default, choice, alias and
 //! lockfile against the compiled output.
@@ -128,6 +128,13 @@ pub const PATTERNS: &[Pattern] = &[
         "A nixpkgs attribute name in nix_packages.",
         "A-Za-z_",
         "A-Za-z0-9_.+-",
+        None,
+    ),
+    pattern(
+        "header_name",
+        "An HTTP header name (RFC 9110 tchar), for a secret of type \"header\" (E_SECRET_HEADER_INVALID; HOST_OWNED_HEADERS are refused too).",
+        "A-Za-z0-9!#$%&'*+.^_`|~-",
+        "A-Za-z0-9!#$%&'*+.^_`|~-",
         None,
     ),
     Pattern {
@@ -449,6 +456,11 @@ pub fn entries() -> Vec<Entry> {
         "CREDENTIAL_SUFFIXES",
         "An env key ending in one of these (any case) that holds a literal is W_SECRET_LITERAL.",
         strs(CREDENTIAL_SUFFIXES),
+    ));
+    out.push(entry(
+        "HOST_OWNED_HEADERS",
+        "Headers a secret of type \"header\" cannot set, compared case-insensitively: the host owns them on every request it makes (E_SECRET_HEADER_INVALID).",
+        strs(mvm_ir::validate::secrets::HOST_OWNED_HEADERS),
     ));
     out.push(Entry {
         python: false,

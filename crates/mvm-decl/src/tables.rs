@@ -7,7 +7,7 @@
 //! Values are written as the argument a user would give (`"3.13"`, not the
 //! `python313` package it lowers to), because that is what the SDKs take.
 
-use mvm_ir::{Format, NetworkMode, NodeTool, Proto, PythonTool, ThreatTier};
+use mvm_ir::{Format, NetworkMode, NodeTool, Proto, PythonTool, SecretAuth, ThreatTier};
 
 /// A literal in [`DEFAULTS`], in a form the spec can render.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,14 +180,29 @@ pub const THREAT_TIER: Choices<ThreatTier> = Choices {
     default: "untrusted",
 };
 
+/// How the host applies a secret to a request it makes for the guest.
+pub const SECRET_TYPE: Choices<SecretAuth> = Choices {
+    helper: "secret",
+    param: "type",
+    values: &[
+        ("token", SecretAuth::Token),
+        ("bearer", SecretAuth::Bearer),
+        ("basic", SecretAuth::Basic),
+        ("header", SecretAuth::Header),
+    ],
+    aliases: &[],
+    default: "token",
+};
+
 /// Every [`Choices`] table, in the order the spec lists them.
-pub fn choices() -> [ChoiceNames; 5] {
+pub fn choices() -> [ChoiceNames; 6] {
     [
         PYTHON_TOOL.names(),
         NODE_TOOL.names(),
         NETWORK_MODE.names(),
         PORT_PROTO.names(),
         THREAT_TIER.names(),
+        SECRET_TYPE.names(),
     ]
 }
 
@@ -308,7 +323,9 @@ mod tests {
         check(&NODE_TOOL);
         check(&NETWORK_MODE);
         check(&PORT_PROTO);
+        check(&SECRET_TYPE);
         check(&THREAT_TIER);
+        assert_eq!(SECRET_TYPE.default_value(), SecretAuth::default());
         assert_eq!(NETWORK_MODE.name_of(Mode::Ir(NetworkMode::Host)), "host");
         assert_eq!(PYTHON_TOOL.name_of(PythonTool::PipTools), "pip_tools");
     }

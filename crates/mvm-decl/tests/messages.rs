@@ -170,3 +170,46 @@ fn hints_built_from_tables() {
          hint: use mode=\"deny\" (closed except these HTTPS hosts) or mode=\"bridge\""
     );
 }
+
+#[test]
+fn secret_binding_mistakes() {
+    assert_eq!(
+        py(r#"@mvm.app(name="x", env={"K": mvm.secret("k", type="Bearer")})"#),
+        "app.py:3:51: error[E_INVALID_VALUE]: `type` of mvm.secret() is \"Bearer\", which is not one of \"token\", \"bearer\", \"basic\", \"header\"\n  \
+         hint: use one of \"token\", \"bearer\", \"basic\", \"header\""
+    );
+    assert_eq!(
+        printed(
+            "app.ts",
+            &format!(
+                "{TS_HEAD}export const f = mvm.app({{ name: \"x\", env: {{ K: mvm.secret(\"k\", {{ hosts: \"a.example\" }}) }} }})(() => 1);\n"
+            )
+        ),
+        "app.ts:2:74: error[E_KWARG_TYPE]: `hosts` of mvm.secret() must be a list of strings, not a string\n  \
+         hint: write a list of strings here"
+    );
+    assert_eq!(
+        py(
+            r#"@mvm.app(name="x", network=mvm.network(mode="deny", allow_https=["a.example"]), env={"K": mvm.secret("k", type="bearer", hosts=["b.example"])})"#
+        ),
+        "app.py:3:129: error[E_SECRET_HOST_NOT_GRANTED]: secret \"k\" is bound to \"b.example\", which is not one of the app's egress grants\n  \
+         hint: grant it as well (mvm.network(mode=\"deny\", allow_https=[\"b.example\"]), or an egress allowlist entry {\"host\": \"b.example\", \"port\": 443}), or remove it from the secret's hosts"
+    );
+}
+
+#[test]
+fn an_unbound_secret_warns_at_its_call() {
+    let src = "import mvm\n\n@mvm.app(name=\"x\", network=mvm.network(mode=\"deny\", allow_https=[\"a.example\"]),\n    env={\"K\": mvm.secret(\"k\", type=\"basic\")})\ndef f():\n    pass\n";
+    let path = Path::new("app.py");
+    let Ok(mvm_decl::Outcome::Declared(d)) = compile_declaration(path, src, path) else {
+        panic!("an unbound secret is only a warning")
+    };
+    let printed: Vec<String> = d.findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        printed,
+        [
+            "app.py:4:15: warning[W_SECRET_UNBOUND]: secret \"k\" has type \"basic\" and no hosts: the host adds it to every request to any of the app's egress grants\n  \
+          hint: bind it to the hosts that need it, e.g. hosts=[\"api.openai.com\"]"
+        ]
+    );
+}

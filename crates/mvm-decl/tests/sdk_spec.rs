@@ -161,6 +161,7 @@ fn required(helper: &str) -> Vec<String> {
         "dns_resolver" => vec!["\"10.0.0.53\"".into()],
         "entrypoint_function" => vec!["\"decl\"".into(), "\"probe\"".into()],
         "entrypoint" => vec!["[\"true\"]".into()],
+        "secret" => vec!["\"probe-key\"".into()],
         _ => Vec::new(),
     }
 }
@@ -185,6 +186,10 @@ fn probe(helper: &str, args: &[(&str, String)]) -> Result<Workload, Vec<Finding>
         "dns_resolver" => format!("network=mvm.network(mode=\"bridge\", dns={call})"),
         "entrypoint_function" | "entrypoint" => format!(
             "entrypoints=[{call}, mvm.entrypoint([\"true\"], name=\"other\", primary=True)]"
+        ),
+        // Granted, so a bound secret is valid.
+        "secret" => format!(
+            "network=mvm.network(mode=\"deny\", allow_https=[\"api.example.com\"]), env={{\"PROBE_KEY\": {call}}}"
         ),
         _ => panic!("no probe for mvm.{helper}; add one to `probe` in this test"),
     };
@@ -433,9 +438,35 @@ fn accepted(name: &str, s: &str) -> bool {
             !has(&w, Code::EEnvNameInvalid, "")
         }
         "secret_name" => {
-            app.env
-                .insert("X".into(), EnvValue::SecretRef { name: s.into() });
+            app.env.insert(
+                "X".into(),
+                EnvValue::SecretRef {
+                    name: s.into(),
+                    auth: Default::default(),
+                    header: None,
+                    hosts: Vec::new(),
+                },
+            );
             !has(&w, Code::ESecretNameInvalid, "")
+        }
+        "header_name" => {
+            // A header the host owns matches the pattern but is refused by
+            // name (HOST_OWNED_HEADERS); the probes never spell one.
+            app.network.mode = NetworkMode::Bridge;
+            app.network.egress.allowlist = vec![HostPort {
+                host: "api.example.com".into(),
+                port: 443,
+            }];
+            app.env.insert(
+                "X".into(),
+                EnvValue::SecretRef {
+                    name: "x".into(),
+                    auth: SecretAuth::Header,
+                    header: Some(s.into()),
+                    hosts: vec!["api.example.com".into()],
+                },
+            );
+            !has(&w, Code::ESecretHeaderInvalid, "")
         }
         "identifier" => {
             app.entrypoints = vec![function(Language::Python, s)];

@@ -120,6 +120,21 @@ impl Gate {
     fn pin(&self, host: &str) -> Option<std::net::IpAddr> {
         self.pins.iter().find(|p| p.host == host).map(|p| p.ip)
     }
+
+    /// The addresses `grant` may be connected at, by exactly this gate's
+    /// rules: it must be granted, its pin (if any) stands in for resolving
+    /// it, and a loopback/private/metadata/own address is refused unless
+    /// the operator allowed that exact destination. For other host-side
+    /// clients (the `web_fetch` broker) that must connect to exactly these
+    /// addresses and never resolve the name again. May block resolving.
+    pub fn addresses_for(&self, grant: &Grant) -> Result<Vec<SocketAddr>, GateError> {
+        if !self.grants.contains(grant) {
+            return Err(GateError::Denied(grant.to_string()));
+        }
+        let private_ok = self.allow_private.contains(grant);
+        let pin = self.pin(grant.bare_host());
+        destination::addresses(grant, private_ok, pin, &*self.resolve)
+    }
 }
 
 /// How a gate process serves its connection.
@@ -615,4 +630,38 @@ fn list(grants: &[Grant]) -> String {
         .map(Grant::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_for_applies_the_gates_own_rules() {
+        let never =
+            |_: &str, _| -> io::Result<Vec<SocketAddr>> { panic!("resolved a pinned name") };
+        let svc = Grant::new("svc.example", 8443);
+        let mut gate = Gate::new(vec![svc.clone()], Vec::new());
+        gate.resolve = Box::new(never);
+        gate.pins = vec![Pin::parse("svc.example=127.0.0.1").unwrap()];
+        let other = Grant::new("other.example", 8443);
+        assert!(matches!(
+            gate.addresses_for(&other),
+            Err(GateError::Denied(_))
+        ));
+        // Pinned to loopback, not allowed private: refused.
+        let e = gate.addresses_for(&svc).unwrap_err();
+        assert!(matches!(e, GateError::Private { .. }), "{e}");
+        gate.allow_private = vec![svc.clone()];
+        assert_eq!(
+            gate.addresses_for(&svc).unwrap(),
+            [SocketAddr::from(([127, 0, 0, 1], 8443))]
+        );
+        // Resolved names are checked the same way.
+        let public = Grant::new("pub.example", 443);
+        let mut gate = Gate::new(vec![public.clone()], Vec::new());
+        gate.resolve = Box::new(|_: &str, p| Ok(vec![SocketAddr::from(([10, 0, 0, 9], p))]));
+        let e = gate.addresses_for(&public).unwrap_err().to_string();
+        assert!(e.contains("resolves to 10.0.0.9"), "{e}");
+    }
 }

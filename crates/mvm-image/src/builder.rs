@@ -164,6 +164,7 @@ impl Guest {
             agent_socket: work.join("agent.sock"),
             console_log: work.join("console.log"),
             vmm_log: work.join("qemu.log"),
+            broker_socket: None,
             control_socket: None,
             network,
             accel: mvm_vmm::probe().chosen,

@@ -49,7 +49,7 @@ codes! {
     EResourcesRange = "E_RESOURCES_RANGE", Error, "a resource outside its range";
     ESourceEscapes = "E_SOURCE_ESCAPES", Error, "source path absolute, containing \"..\", resolving to the user's home or /, or resolving (through a symlink) outside the declaration's directory or --source-root; a recording's source_root outside its directory";
     ESourceKindUnsupported = "E_SOURCE_KIND_UNSUPPORTED", Error, "reserved source kinds oci_image and nix_derivation";
-    ENetworkWildcard = "E_NETWORK_WILDCARD", Error, "a wildcard or catch-all egress host";
+    ENetworkWildcard = "E_NETWORK_WILDCARD", Error, "a wildcard or catch-all egress host (or host a secret is bound to)";
     EEgressPrivate = "E_EGRESS_PRIVATE", Error, "an egress grant to a loopback, private, link-local, CGNAT, multicast, unspecified or cloud-metadata address, in any spelling (only the operator may allow one, at build/up)";
     ENetworkEgressClosed = "E_NETWORK_EGRESS_CLOSED", Error, "egress allowlist or ports with network mode \"none\"";
     EDnsWithoutNetwork = "E_DNS_WITHOUT_NETWORK", Error, "dns other than none with network mode \"none\"";
@@ -57,6 +57,11 @@ codes! {
     EEnvNameInvalid = "E_ENV_NAME_INVALID", Error, "env key does not match ^[A-Za-z_][A-Za-z0-9_]*$";
     ESecretNameInvalid = "E_SECRET_NAME_INVALID", Error, "secret_ref name does not match ^[a-z0-9][a-z0-9._-]{0,127}$";
     WSecretLiteral = "W_SECRET_LITERAL", Warning, "a literal env value whose key looks like a credential";
+    ESecretHeaderInvalid = "E_SECRET_HEADER_INVALID", Error, "a secret_ref of type \"header\" without header, a header with another type, or a header name that is not an HTTP token or is one the host owns (Host, Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer, Keep-Alive, Proxy-Authorization, Proxy-Connection)";
+    ESecretHostInvalid = "E_SECRET_HOST_INVALID", Error, "a secret_ref hosts entry that is not a DNS name or an IP literal (empty, with a scheme, port, path or whitespace); a wildcard is E_NETWORK_WILDCARD";
+    ESecretHostNotGranted = "E_SECRET_HOST_NOT_GRANTED", Error, "a secret_ref bound to a host that is not the host of one of the app's egress grants (none with mode \"none\")";
+    ESecretBindingConflict = "E_SECRET_BINDING_CONFLICT", Error, "two secret_refs that set the same header (bearer and basic both set Authorization) on an overlapping set of hosts (no hosts: every grant)";
+    WSecretUnbound = "W_SECRET_UNBOUND", Warning, "a secret_ref of type bearer, basic or header with no hosts: it is added to requests to every egress grant";
     ELockfileMissing = "E_LOCKFILE_MISSING", Error, "dependencies declare a lockfile that is not in the source bundle";
     ELockfileNeedsProject = "E_LOCKFILE_NEEDS_PROJECT", Error, "the lockfile's installer needs its project file (pyproject.toml, package.json) beside it in the bundle";
     WHookUnpinnedFetch = "W_HOOK_UNPINNED_FETCH", Warning, "a hook that fetches code from the network without pinning";

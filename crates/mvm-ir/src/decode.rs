@@ -423,7 +423,7 @@ const ENV_VARIANTS: &[Variant] = &[
     },
     Variant {
         kind: "secret_ref",
-        fields: &["name"],
+        fields: &["name", "type", "header", "hosts"],
     },
 ];
 
@@ -433,9 +433,38 @@ fn env_value(r: &mut Reader, v: &Value, path: &str) -> Option<EnvValue> {
         "literal" => Some(EnvValue::Literal {
             value: r.required(&o, "value", Reader::string)?,
         }),
-        _ => Some(EnvValue::SecretRef {
-            name: r.required(&o, "name", Reader::string)?,
-        }),
+        _ => {
+            let name = r.required(&o, "name", Reader::string);
+            let auth = r.defaulted(&o, "type", SecretAuth::default, |r, v, p| {
+                r.choice(
+                    v,
+                    p,
+                    &[
+                        ("token", SecretAuth::Token),
+                        ("bearer", SecretAuth::Bearer),
+                        ("basic", SecretAuth::Basic),
+                        ("header", SecretAuth::Header),
+                    ],
+                )
+            });
+            // null and absent both mean "no header".
+            let header = r.defaulted(
+                &o,
+                "header",
+                || None,
+                |r, v, p| match v {
+                    Value::Null => Some(None),
+                    _ => r.string(v, p).map(Some),
+                },
+            );
+            let hosts = r.defaulted(&o, "hosts", Vec::new, Reader::strings);
+            Some(EnvValue::SecretRef {
+                name: name?,
+                auth: auth?,
+                header: header?,
+                hosts: hosts?,
+            })
+        }
     }
 }
 

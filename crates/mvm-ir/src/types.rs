@@ -225,7 +225,33 @@ pub enum EnvValue {
     /// A reference to a host-held secret; the value never appears in the IR.
     SecretRef {
         name: String,
+        /// How the host applies the secret to a mediated request.
+        #[serde(rename = "type")]
+        #[schemars(default)]
+        auth: SecretAuth,
+        /// The header's name, for [`SecretAuth::Header`] only (null otherwise).
+        #[schemars(default)]
+        header: Option<String>,
+        /// Hosts the secret may be sent to; empty: any of the app's egress grants.
+        #[schemars(default)]
+        hosts: Vec<String>,
     },
+}
+
+/// How the host applies a secret to a request it makes for the guest
+/// (`mvm.web_fetch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretAuth {
+    /// Only where the guest placed its opaque token (a request header).
+    #[default]
+    Token,
+    /// `Authorization: Bearer <value>` on every request to a bound host.
+    Bearer,
+    /// `Authorization: Basic base64(<value>)`; the value is `user:password`.
+    Basic,
+    /// The header named by `header`, set to the value.
+    Header,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

@@ -4,11 +4,13 @@
 //! `E_LOCKFILE_MISSING` is not checked here: it needs the source bundle, so
 //! compile raises it. Schema problems are [`crate::decode`]'s job.
 
+mod bindings;
 mod fetch;
 pub mod host;
 mod names;
 mod network;
 mod paths;
+pub mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,7 +114,7 @@ impl Validator {
         self.resources(&child(path, "resources"), &app.resources);
         self.dependencies(&child(path, "dependencies"), &app.dependencies);
         self.network(&child(path, "network"), &app.network, app.threat_tier);
-        self.env(&child(path, "env"), &app.env);
+        self.env(&child(path, "env"), &app.env, &app.network);
         self.entrypoints(&child(path, "entrypoints"), &app.entrypoints);
         self.hooks(&child(path, "hooks"), &app.hooks);
         self.addons(&child(path, "addons"), &app.addons);
@@ -390,7 +392,7 @@ impl Validator {
         }
     }
 
-    fn env(&mut self, path: &str, env: &BTreeMap<String, EnvValue>) {
+    fn env(&mut self, path: &str, env: &BTreeMap<String, EnvValue>, net: &Network) {
         for (key, value) in env {
             let p = child(path, key);
             if !names::is_env_name(key) {
@@ -402,7 +404,7 @@ impl Validator {
                 );
             }
             match value {
-                EnvValue::SecretRef { name } if !names::is_secret_name(name) => self.push(
+                EnvValue::SecretRef { name, .. } if !names::is_secret_name(name) => self.push(
                     Code::ESecretNameInvalid,
                     child(&p, "name"),
                     format!("secret name \"{name}\" is not valid"),
@@ -417,6 +419,7 @@ impl Validator {
                 _ => {}
             }
         }
+        self.secret_bindings(path, env, net);
     }
 
     fn entrypoints(&mut self, path: &str, entrypoints: &[Entrypoint]) {

@@ -102,7 +102,23 @@ fn network() -> impl Strategy<Value = Network> {
 fn env() -> impl Strategy<Value = BTreeMap<String, EnvValue>> {
     let value = prop_oneof![
         text().prop_map(|value| EnvValue::Literal { value }),
-        text().prop_map(|name| EnvValue::SecretRef { name }),
+        (
+            text(),
+            prop_oneof![
+                Just(SecretAuth::Token),
+                Just(SecretAuth::Bearer),
+                Just(SecretAuth::Basic),
+                Just(SecretAuth::Header),
+            ],
+            option::of(text()),
+            vec(text(), 0..3),
+        )
+            .prop_map(|(name, auth, header, hosts)| EnvValue::SecretRef {
+                name,
+                auth,
+                header,
+                hosts
+            }),
     ];
     btree_map(text(), value, 0..4)
 }

@@ -379,6 +379,122 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "secret bindings that are fine",
+        patch: |v| {
+            app(v)["network"]["egress"]["allowlist"] = json!([
+                {"host": "pypi.org", "port": 443},
+                {"host": "api.openai.com", "port": 443}
+            ]);
+            app(v)["env"]["OPENAI_API_KEY"] = json!({"kind": "secret_ref", "name": "openai-api-key",
+                "type": "bearer", "hosts": ["API.OpenAI.com."]});
+            // Another header on the same host, and Authorization elsewhere.
+            app(v)["env"]["ORG"] = json!({"kind": "secret_ref", "name": "org",
+                "type": "header", "header": "OpenAI-Organization", "hosts": ["api.openai.com"]});
+            app(v)["env"]["PYPI_TOKEN"] = json!({"kind": "secret_ref", "name": "pypi",
+                "type": "basic", "hosts": ["pypi.org"]});
+            app(v)["env"]["PLAIN"] = json!({"kind": "secret_ref", "name": "plain", "type": "token",
+                "hosts": ["pypi.org"]});
+        },
+        expected: &[],
+    },
+    Case {
+        name: "secret header rules",
+        patch: |v| {
+            let env = &mut app(v)["env"];
+            env["A"] =
+                json!({"kind": "secret_ref", "name": "a", "type": "header", "hosts": ["pypi.org"]});
+            env["B"] = json!({"kind": "secret_ref", "name": "b", "type": "bearer", "header": "X-Key",
+                "hosts": ["pypi.org"]});
+            env["C"] = json!({"kind": "secret_ref", "name": "c", "type": "header", "header": "X Key",
+                "hosts": ["pypi.org"]});
+            env["D"] = json!({"kind": "secret_ref", "name": "d", "type": "header", "header": "Content-Length",
+                "hosts": ["pypi.org"]});
+            env["E"] = json!({"kind": "secret_ref", "name": "e", "type": "header", "header": "proxy-authorization",
+                "hosts": ["pypi.org"]});
+            env["F"] = json!({"kind": "secret_ref", "name": "f", "header": "X-Key", "hosts": ["pypi.org"]});
+        },
+        expected: &[
+            (Code::ESecretHeaderInvalid, "/apps/0/env/A/header"),
+            (Code::ESecretHeaderInvalid, "/apps/0/env/B/header"),
+            (Code::ESecretHeaderInvalid, "/apps/0/env/C/header"),
+            (Code::ESecretHeaderInvalid, "/apps/0/env/D/header"),
+            (Code::ESecretHeaderInvalid, "/apps/0/env/E/header"),
+            (Code::ESecretHeaderInvalid, "/apps/0/env/F/header"),
+        ],
+    },
+    Case {
+        name: "secret hosts",
+        patch: |v| {
+            app(v)["env"]["API_KEY"] = json!({"kind": "secret_ref", "name": "api-key",
+                "hosts": ["", "pypi.org:443", "https://pypi.org", "pypi.org/simple", " pypi.org",
+                          "*.pypi.org", "0.0.0.0", "files.pythonhosted.org", "PyPI.org"]});
+        },
+        expected: &[
+            (Code::ESecretHostInvalid, "/apps/0/env/API_KEY/hosts/0"),
+            (Code::ESecretHostInvalid, "/apps/0/env/API_KEY/hosts/1"),
+            (Code::ESecretHostInvalid, "/apps/0/env/API_KEY/hosts/2"),
+            (Code::ESecretHostInvalid, "/apps/0/env/API_KEY/hosts/3"),
+            (Code::ESecretHostInvalid, "/apps/0/env/API_KEY/hosts/4"),
+            (Code::ENetworkWildcard, "/apps/0/env/API_KEY/hosts/5"),
+            (Code::ENetworkWildcard, "/apps/0/env/API_KEY/hosts/6"),
+            (Code::ESecretHostNotGranted, "/apps/0/env/API_KEY/hosts/7"),
+        ],
+    },
+    Case {
+        name: "secret host with no network",
+        patch: |v| {
+            app(v)["network"] = json!({"mode": "none"});
+            app(v)["env"]["API_KEY"] = json!({"kind": "secret_ref", "name": "api-key",
+                "type": "bearer", "hosts": ["pypi.org"]});
+        },
+        expected: &[(Code::ESecretHostNotGranted, "/apps/0/env/API_KEY/hosts/0")],
+    },
+    Case {
+        name: "secret without hosts",
+        patch: |v| {
+            let env = &mut app(v)["env"];
+            env["A"] = json!({"kind": "secret_ref", "name": "a", "type": "bearer"});
+            env["B"] =
+                json!({"kind": "secret_ref", "name": "b", "type": "header", "header": "X-Key"});
+        },
+        expected: &[
+            (Code::WSecretUnbound, "/apps/0/env/A/hosts"),
+            (Code::WSecretUnbound, "/apps/0/env/B/hosts"),
+        ],
+    },
+    Case {
+        name: "secret binding conflicts",
+        patch: |v| {
+            app(v)["network"]["egress"]["allowlist"] = json!([
+                {"host": "pypi.org", "port": 443},
+                {"host": "api.example.com", "port": 443}
+            ]);
+            let env = &mut app(v)["env"];
+            // bearer and basic both set Authorization on pypi.org.
+            env["A"] =
+                json!({"kind": "secret_ref", "name": "a", "type": "bearer", "hosts": ["pypi.org"]});
+            env["B"] = json!({"kind": "secret_ref", "name": "b", "type": "basic",
+                "hosts": ["api.example.com", "PYPI.ORG"]});
+            // Header names compare case-insensitively.
+            env["C"] = json!({"kind": "secret_ref", "name": "c", "type": "header", "header": "X-Key",
+                "hosts": ["api.example.com"]});
+            env["D"] = json!({"kind": "secret_ref", "name": "d", "type": "header", "header": "x-key",
+                "hosts": ["api.example.com"]});
+            // Authorization as a named header, unbound (every grant): clashes with A.
+            env["E"] = json!({"kind": "secret_ref", "name": "e", "type": "header",
+                "header": "authorization"});
+            // Same header, disjoint hosts: fine.
+            env["F"] = json!({"kind": "secret_ref", "name": "f", "type": "header", "header": "X-Key",
+                "hosts": ["pypi.org"]});
+        },
+        expected: &[
+            (Code::ESecretBindingConflict, "/apps/0/env/B/type"),
+            (Code::ESecretBindingConflict, "/apps/0/env/D/header"),
+            (Code::ESecretBindingConflict, "/apps/0/env/E/header"),
+            (Code::WSecretUnbound, "/apps/0/env/E/hosts"),
+        ],
+    },
+    Case {
         name: "nix package name",
         patch: |v| app(v)["image"]["packages"] = json!(["python312", "1bad", "a b"]),
         expected: &[

@@ -23,7 +23,7 @@ pub const FILE_NAME: &str = "launch.json";
 
 /// Bumped whenever the shape changes; a reader accepts exactly this one.
 /// 2: units in names (`memory_mib`, `rootfs_size_mib`, `size_mib`).
-pub const LAUNCH_VERSION: u32 = 2;
+pub const LAUNCH_VERSION: u32 = 3;
 
 /// Readers refuse a bigger file before parsing it; real ones are a few KiB.
 pub const MAX_BYTES: u64 = 16 << 20;

@@ -25,6 +25,37 @@ pub fn is_secret_name(s: &str) -> bool {
         && b.all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
 }
 
+/// An HTTP field name (RFC 9110 token) the guest-facing host may set for a
+/// secret: not one that frames the request or belongs to the connection.
+pub fn is_header_name(s: &str) -> bool {
+    const OWNED: &[&str] = &[
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+    ];
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+        && !OWNED.iter().any(|o| o.eq_ignore_ascii_case(s))
+}
+
+/// A concrete host a secret may be bound to: a DNS name or an IP literal,
+/// no port, no wildcard (the IR validator decides the finer points).
+pub fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
+}
+
 /// 64 lowercase hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))

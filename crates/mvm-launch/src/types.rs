@@ -222,12 +222,37 @@ pub enum Dns {
     Resolver { host: String, port: u16 },
 }
 
-/// An environment value: a literal, or a secret by name (never its value).
+/// An environment value: a literal, or a secret by name (never its value)
+/// with where it may be sent and how the host applies it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EnvValue {
-    Literal { value: String },
-    SecretRef { name: String },
+    Literal {
+        value: String,
+    },
+    SecretRef {
+        name: String,
+        #[serde(rename = "type")]
+        auth: SecretAuth,
+        /// The header's name, for [`SecretAuth::Header`] only.
+        header: Option<String>,
+        /// Hosts it may be sent to; empty: any egress grant.
+        hosts: Vec<String>,
+    },
+}
+
+/// How the host applies a secret to a request it makes for the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretAuth {
+    /// Only where the guest placed its token.
+    Token,
+    /// `Authorization: Bearer <value>`.
+    Bearer,
+    /// `Authorization: Basic base64(<value>)`.
+    Basic,
+    /// The named header, set to the value.
+    Header,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use crate::rules::*;
-use crate::{Dependencies, EnvValue, HookPhase, Launch, LaunchError, MountSource, Resources};
+use crate::{
+    Dependencies, EnvValue, HookPhase, Launch, LaunchError, MountSource, Resources, SecretAuth,
+};
 
 type Check = Result<(), LaunchError>;
 
@@ -118,10 +120,31 @@ impl Launch {
                 printable("env", key, 256)?;
                 return fail(format!("env.{key}"), "not an environment variable name");
             }
-            if let EnvValue::SecretRef { name } = value
-                && !is_secret_name(name)
+            if let EnvValue::SecretRef {
+                name,
+                auth,
+                header,
+                hosts,
+            } = value
             {
-                return fail(format!("env.{key}.name"), "not a secret name");
+                if !is_secret_name(name) {
+                    return fail(format!("env.{key}.name"), "not a secret name");
+                }
+                match (auth, header) {
+                    (SecretAuth::Header, Some(h)) if is_header_name(h) => {}
+                    (SecretAuth::Header, _) => {
+                        return fail(format!("env.{key}.header"), "not a header name");
+                    }
+                    (_, Some(_)) => {
+                        return fail(format!("env.{key}.header"), "only for type \"header\"");
+                    }
+                    (_, None) => {}
+                }
+                for (i, host) in hosts.iter().enumerate() {
+                    if !is_host_name(host) {
+                        return fail(format!("env.{key}.hosts[{i}]"), "not a host name");
+                    }
+                }
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ fn valid() -> Value {
         "network": {"mode": "bridge", "ports": [{"guest": 80, "host": 8080, "proto": "tcp"}],
                     "egress": {"allowlist": [{"host": "pypi.org", "port": 443}]},
                     "dns": {"kind": "resolver", "host": "1.1.1.1", "port": 53}},
-        "env": {"MODEL": {"kind": "literal", "value": "m"}, "API_KEY": {"kind": "secret_ref", "name": "api-key"}},
+        "env": {"MODEL": {"kind": "literal", "value": "m"}, "API_KEY": {"kind": "secret_ref", "name": "api-key", "type": "bearer", "header": null, "hosts": ["api.example"]}},
         "entrypoints": [
             {"kind": "function", "name": "greet", "language": "python", "module": "app",
              "function": "greet", "format": "json", "working_dir": "/app", "primary": true},
@@ -150,8 +150,34 @@ fn names_paths_and_references_are_checked() {
             "env.1BAD: not an environment",
         ),
         (
-            Box::new(|v| v["env"]["K"] = json!({"kind": "secret_ref", "name": "../k"})),
+            Box::new(
+                |v| v["env"]["K"] = json!({"kind": "secret_ref", "name": "../k", "type": "token", "header": null, "hosts": []}),
+            ),
             "env.K.name: not a secret name",
+        ),
+        (
+            Box::new(
+                |v| v["env"]["K"] = json!({"kind": "secret_ref", "name": "k", "type": "header", "header": null, "hosts": []}),
+            ),
+            "env.K.header: not a header name",
+        ),
+        (
+            Box::new(
+                |v| v["env"]["K"] = json!({"kind": "secret_ref", "name": "k", "type": "header", "header": "Content-Length", "hosts": []}),
+            ),
+            "env.K.header: not a header name",
+        ),
+        (
+            Box::new(
+                |v| v["env"]["K"] = json!({"kind": "secret_ref", "name": "k", "type": "bearer", "header": "X-Key", "hosts": []}),
+            ),
+            "env.K.header: only for type \"header\"",
+        ),
+        (
+            Box::new(
+                |v| v["env"]["K"] = json!({"kind": "secret_ref", "name": "k", "type": "token", "header": null, "hosts": ["a.example/path"]}),
+            ),
+            "env.K.hosts[0]: not a host name",
         ),
         (
             Box::new(|v| v["entrypoints"][1]["name"] = "greet".into()),

@@ -185,7 +185,7 @@ pub fn secret_names(launch: &Launch) -> Vec<String> {
         .env
         .values()
         .filter_map(|v| match v {
-            EnvValue::SecretRef { name } => Some(name.clone()),
+            EnvValue::SecretRef { name, .. } => Some(name.clone()),
             EnvValue::Literal { .. } => None,
         })
         .collect();

@@ -8,6 +8,7 @@
 //! and nowhere else.
 
 pub mod base64_bytes;
+pub mod broker;
 pub mod client;
 mod envelope;
 pub mod frame;

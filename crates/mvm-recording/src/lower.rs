@@ -500,7 +500,7 @@ mod tests {
         }];
         let entry = vec!["python3".to_owned(), "main.py".to_owned()];
         let base = rec(r#"{"op":"run","cmd":"true","background":false}"#).sandboxes[0].clone();
-        let variants: [&dyn Fn(&mut Sandbox); 7] = [
+        let variants: [&dyn Fn(&mut Sandbox); 9] = [
             &|_| {},
             &|sb| sb.resources = json!({}),
             &|sb| sb.resources = json!({"cpu_cores": -1, "gpus": 1, "memory_mb": "x"}),
@@ -518,6 +518,21 @@ mod tests {
                 sb.env
                     .insert("TOKEN".into(), json!({"kind": "secret_ref", "name": "tok"}));
                 sb.network = json!({"egress": {"allowlist": [{"host": "pypi.org", "port": 443}]}});
+            },
+            // A recording carries a secret's bindings as the IR spells them.
+            &|sb| {
+                sb.env.insert(
+                    "PYPI_TOKEN".into(),
+                    json!({"kind": "secret_ref", "name": "pypi", "type": "header",
+                           "header": "X-Token", "hosts": ["pypi.org"]}),
+                );
+                sb.network = json!({"mode": "bridge", "egress": {"allowlist": [{"host": "pypi.org", "port": 443}]}});
+            },
+            &|sb| {
+                sb.env.insert(
+                    "PYPI_TOKEN".into(),
+                    json!({"kind": "secret_ref", "name": "pypi", "type": "Bearer", "hosts": "pypi.org"}),
+                );
             },
         ];
         let mut errors = 0;
@@ -539,7 +554,7 @@ mod tests {
             }
         }
         // Not vacuous: the bad shapes above are rejected, with findings.
-        assert_eq!(errors, 4);
+        assert_eq!(errors, 5);
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn measure(home: &Path) {
         },
         admission: None,
         network: Default::default(),
+        broker: Default::default(),
     };
     let name = InstanceName::parse("bench").unwrap();
 

@@ -108,6 +108,18 @@ pub enum RuntimeError {
     )]
     Audit { dir: PathBuf, detail: String },
 
+    /// Admission: the workload names secrets the store does not hold.
+    #[error(
+        "the workload needs secrets that are not in the store: {}\n  hint: {}",
+        names.join(", "),
+        names.iter().map(|n| format!("mvmctl secret set {n}")).collect::<Vec<_>>().join("; ")
+    )]
+    SecretsMissing { names: Vec<String> },
+
+    /// The secret store could not be read.
+    #[error("the secret store: {detail}")]
+    Secrets { detail: String },
+
     #[error("control channel: {detail}")]
     Control { detail: String },
 }

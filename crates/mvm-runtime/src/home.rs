@@ -67,6 +67,10 @@ impl InstanceDir {
         self.dir.join("control.sock")
     }
     /// QEMU's monitor, kept for snapshot/restore.
+    /// The guest's broker channel (`mvm.web_fetch`), served by the supervisor.
+    pub fn broker_sock(&self) -> PathBuf {
+        self.dir.join("broker.sock")
+    }
     pub fn monitor_sock(&self) -> PathBuf {
         self.dir.join("monitor.sock")
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-pub use mvm_launch::{Entrypoint, EnvValue, Launch, NetworkMode};
+pub use mvm_launch::{Entrypoint, EnvValue, Launch, NetworkMode, SecretAuth};
 
 use crate::error::RuntimeError;
 
@@ -52,7 +52,7 @@ pub(crate) mod tests {
             "dependencies": {"kind": "none"},
             "resources": {"cpu_cores": 2, "memory_mib": 256, "rootfs_size_mib": 512},
             "network": {"mode": "none", "ports": [], "egress": {"allowlist": []}, "dns": {"kind": "none"}},
-            "env": {"MODEL": {"kind": "literal", "value": "m"}, "API_KEY": {"kind": "secret_ref", "name": "api-key"}},
+            "env": {"MODEL": {"kind": "literal", "value": "m"}, "API_KEY": {"kind": "secret_ref", "name": "api-key", "type": "token", "header": null, "hosts": []}},
             "entrypoints": [
                 {"kind": "function", "name": "greet", "language": "python", "module": "app",
                  "function": "greet", "format": "json", "working_dir": "/app", "primary": true},
@@ -81,7 +81,10 @@ pub(crate) mod tests {
         assert_eq!(
             l.env["API_KEY"],
             EnvValue::SecretRef {
-                name: "api-key".into()
+                name: "api-key".into(),
+                auth: SecretAuth::Token,
+                header: None,
+                hosts: vec![],
             }
         );
         assert_eq!(l.primary().map(Entrypoint::name), Some("greet"));
@@ -104,10 +107,10 @@ pub(crate) mod tests {
     #[test]
     fn refuses_a_launch_from_another_version_or_out_of_range() {
         let mut v = launch();
-        v["launch_version"] = 1.into();
+        v["launch_version"] = 2.into();
         let (_d, p) = write(&v);
         let err = load(&p).unwrap_err().to_string();
-        assert!(err.contains("launch_version: 1 is not 2"), "{err}");
+        assert!(err.contains("launch_version: 2 is not 3"), "{err}");
 
         let mut v = launch();
         v["resources"]["memory_mib"] = 4_000_000.into();

@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod assets;
 pub mod audit;
+pub mod broker;
 pub mod call;
 pub mod control;
 pub mod down;

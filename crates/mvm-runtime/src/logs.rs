@@ -56,6 +56,12 @@ pub fn logs(
             Err(e) => return Err(io("opening", e)),
         }
     };
+    // Any secret value in the log is shown as `[secret:NAME]`.
+    let broker = crate::state::InstanceState::load(&dir.state_json())
+        .map(|st| st.persist.broker)
+        .unwrap_or_default();
+    let redactor = crate::broker::redactor_for(home, &broker)?;
+    let mut redacting = redactor.stream();
     let mut buf = vec![0u8; 64 * 1024];
     let mut escaper = Escaper::default();
     let mut shown = Vec::with_capacity(buf.len() * 2);
@@ -64,6 +70,7 @@ pub fn logs(
         if n > 0 {
             shown.clear();
             escaper.push(&buf[..n], &mut shown);
+            let shown = redacting.push(&shown);
             // A closed reader (e.g. `| head`) ends the command quietly.
             if out.write_all(&shown).and_then(|_| out.flush()).is_err() {
                 return Ok(());
@@ -78,6 +85,7 @@ pub fn logs(
             continue;
         }
         if !follow || !dir.dir.is_dir() {
+            let _ = out.write_all(&redacting.finish()).and_then(|_| out.flush());
             return Ok(());
         }
         // Reading past the end again picks up what was appended meanwhile.

@@ -59,4 +59,7 @@ pub struct GuestConfig {
 pub struct Persisted {
     pub vm: VmConfig,
     pub guest: GuestConfig,
+    /// What the host may do for the guest's mediated requests.
+    #[serde(default)]
+    pub broker: crate::broker::BrokerConfig,
 }

@@ -224,6 +224,7 @@ mod tests {
             qemu: Some(ProcessRef::current()),
             timings: Timings::default(),
             persist: Persisted {
+                broker: Default::default(),
                 vm: VmConfig {
                     kernel: "/k".into(),
                     initrd: "/i".into(),

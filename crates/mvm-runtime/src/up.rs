@@ -70,6 +70,8 @@ pub struct UpOptions {
     /// The operator's network decisions. The egress gate is served by
     /// `supervisor.program` too (`mvmctl __egress-proxy`).
     pub network: crate::network::NetworkOptions,
+    /// The operator's choices for mediated requests (CA bundle, search).
+    pub broker: crate::broker::BrokerOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -96,6 +98,9 @@ pub fn up_image(
         Some(n) => n.clone(),
         None => InstanceName::parse(&image.name)?,
     };
+    // Before anything is claimed or booted: every secret the workload
+    // names must be in the store.
+    crate::broker::check_store(home, &crate::broker::referenced(&launch, &opts.broker))?;
     let dir = claim(home, &name)?;
     // Admission after the claim, so a plan's nonce is not spent on a name
     // that was taken.
@@ -171,6 +176,29 @@ pub fn up_image(
             });
         }
         state.persist.guest.host_ca = Some(path);
+    }
+    let tokens: std::collections::BTreeMap<String, String> = state
+        .persist
+        .guest
+        .secret_tokens
+        .keys()
+        .filter_map(|var| Some((var.clone(), state.persist.guest.env.get(var)?.clone())))
+        .collect();
+    let broker =
+        crate::broker::plan(&launch, &tokens, &opts.network, &opts.broker).and_then(|mut b| {
+            if let Some(from) = &opts.broker.ca_bundle {
+                let to = absolute(dir.dir.join("broker-ca.pem"));
+                crate::broker::copy_ca_bundle(from, &to)?;
+                b.ca_bundle = Some(to);
+            }
+            Ok(b)
+        });
+    match broker {
+        Ok(b) => state.persist.broker = b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+            return Err(e);
+        }
     }
     let warnings = planned.warnings;
     state.audit = audit;
@@ -257,7 +285,7 @@ fn initial_state(
     for (var, value) in &launch.env {
         let v = match value {
             EnvValue::Literal { value } => value.clone(),
-            EnvValue::SecretRef { name } => {
+            EnvValue::SecretRef { name, .. } => {
                 guest.secret_tokens.insert(var.clone(), name.clone());
                 secrets::mint_token(name)
             }
@@ -290,7 +318,11 @@ fn initial_state(
         supervisor: None,
         qemu: None,
         timings: Timings::default(),
-        persist: Persisted { vm, guest },
+        persist: Persisted {
+            vm,
+            guest,
+            broker: Default::default(),
+        },
         audit: None,
     }
 }

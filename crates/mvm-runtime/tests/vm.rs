@@ -39,6 +39,11 @@ fn main() {
             &name,
         ));
     }
+    // The secret store's key lives outside every test home; the
+    // supervisors inherit this.
+    let key_dir = tempfile::tempdir().unwrap();
+    // SAFETY: set before any thread starts.
+    unsafe { std::env::set_var("MVM_SECRETS_KEY_FILE", key_dir.path().join("secrets.key")) };
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let tests = vec![
@@ -139,6 +144,7 @@ impl Env {
             supervisor: supervisor(),
             admission,
             network: Default::default(),
+            broker: Default::default(),
         };
         up_image(self.home(), self.image(env), assets(), &opts)
     }
@@ -521,11 +527,29 @@ fn network_none_has_only_lo() -> Result<(), Failed> {
 
 fn secrets_reach_the_guest_as_tokens() -> Result<(), Failed> {
     let env = Env::new();
-    env.up(
-        "sec",
-        json!({"API_KEY": {"kind": "secret_ref", "name": "api-key"}, "MODEL": {"kind": "literal", "value": "m1"}}),
-        READY_TIMEOUT,
+    let vars = json!({
+        "API_KEY": {"kind": "secret_ref", "name": "api-key", "type": "token", "header": null, "hosts": []},
+        "MODEL": {"kind": "literal", "value": "m1"}
+    });
+    // Admission: a secret the store lacks refuses `up` before anything starts.
+    let refused = env.up("sec", vars.clone(), READY_TIMEOUT);
+    let Err(e) = refused else {
+        return Err("up started without the secret in the store".into());
+    };
+    let message = e.to_string();
+    check(
+        message.contains("api-key") && message.contains("mvmctl secret set api-key"),
+        format!("refusal: {message}"),
     )?;
+    check(
+        !env.home().join("instances/sec").exists(),
+        "a refused up leaves no instance directory",
+    )?;
+    const VALUE: &str = "sk-test-0123456789abcdef";
+    mvm_secrets::Store::open(env.home())
+        .and_then(|s| s.set("api-key", VALUE.as_bytes()))
+        .map_err(|e| format!("storing the secret: {e}"))?;
+    env.up("sec", vars, READY_TIMEOUT)?;
     let get = |var: &str| {
         let args = mvm_runtime::input::from_pairs(&[format!("var={var}")]).unwrap();
         call::invoke(env.home(), &n("sec"), Some("getenv".into()), args)
@@ -543,6 +567,22 @@ fn secrets_reach_the_guest_as_tokens() -> Result<(), Failed> {
     )?;
     let (_, out, _) = env.exec("sec", &["sh", "-c", "echo $API_KEY"], None);
     check(out.trim() == token, "exec sees the same token")?;
+    check(!token.contains(VALUE), "the token is not the value")?;
+    // The guest never has the value; if output ever holds it (here the
+    // operator's own argv put it there), the host relays it redacted, also
+    // when it arrives split across chunks.
+    let script = format!(
+        "printf '{}'; sleep 0.3; printf '{} end'",
+        &VALUE[..6],
+        &VALUE[6..]
+    );
+    let (_, out, _) = env.exec("sec", &["sh", "-c", &script], None);
+    check(
+        out == "[secret:api-key] end",
+        format!("relayed exec output is redacted: {out:?}"),
+    )?;
+    let st_text = std::fs::read_to_string(env.home().join("instances/sec/state.json")).unwrap();
+    check(!st_text.contains(VALUE), "state.json holds no value")?;
     let st = env.state("sec");
     check(
         st.persist

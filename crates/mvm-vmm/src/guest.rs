@@ -62,6 +62,9 @@ pub struct GuestVm {
     pub console_log: PathBuf,
     /// The VMM's own stdout/stderr go here.
     pub vmm_log: PathBuf,
+    /// Unix socket the VMM listens on for the guest's broker channel
+    /// (`mvm.web_fetch`); `None` for a guest that asks the host nothing.
+    pub broker_socket: Option<PathBuf>,
     /// The VMM's control socket, for snapshot and restore; `None` when the
     /// VM will never be snapshotted.
     pub control_socket: Option<PathBuf>,
@@ -108,6 +111,7 @@ impl GuestVm {
             agent_socket: self.agent_socket,
             console_log: self.console_log,
             vmm_log: self.vmm_log,
+            broker_socket: self.broker_socket,
             control_socket: self.control_socket,
             network,
             accel: self.accel,
@@ -147,6 +151,7 @@ mod tests {
             agent_socket: "agent.sock".into(),
             console_log: "/h/instances/web/console.log".into(),
             vmm_log: "/h/instances/web/qemu.log".into(),
+            broker_socket: None,
             control_socket: Some("monitor.sock".into()),
             network: GuestNetwork::None,
             accel: Accel::Kvm,
@@ -167,6 +172,7 @@ mod tests {
             agent_socket: "/w/agent.sock".into(),
             console_log: "/w/console.log".into(),
             vmm_log: "/w/qemu.log".into(),
+            broker_socket: None,
             control_socket: None,
             network: GuestNetwork::User {
                 address: "10.0.2.15/24".into(),
@@ -222,6 +228,7 @@ mod tests {
             agent_socket: "agent.sock".into(),
             console_log: "/h/instances/web/console.log".into(),
             vmm_log: "/h/instances/web/qemu.log".into(),
+            broker_socket: None,
             control_socket: Some("monitor.sock".into()),
             network: Network::None,
             accel: Accel::Kvm,
@@ -295,6 +302,7 @@ mod tests {
             agent_socket: "/w/agent.sock".into(),
             console_log: "/w/console.log".into(),
             vmm_log: "/w/qemu.log".into(),
+            broker_socket: None,
             control_socket: None,
             network: Network::User {
                 forwards: vec![],

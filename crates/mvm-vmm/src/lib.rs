@@ -38,7 +38,8 @@ pub use channel::{ConnectError, connect_agent, log_tail};
 pub use error::LaunchError;
 pub use guest::{GuestBoot, GuestNetwork, GuestVm};
 pub use qemu::{
-    AGENT_PORT_NAME, DEFAULT_QEMU, Qemu, QemuProcess, QemuVersion, Qmp, QmpError, VersionError,
+    AGENT_PORT_NAME, BROKER_PORT_NAME, DEFAULT_QEMU, Qemu, QemuProcess, QemuVersion, Qmp, QmpError,
+    VersionError,
 };
 pub use scratch::{MIN_SCRATCH_MIB, ScratchError, create_scratch_disk};
 pub use spec::{

@@ -142,6 +142,9 @@ pub struct VmSpec {
     pub console_log: PathBuf,
     /// The VMM's own stdout/stderr (startup errors, warnings) go here.
     pub vmm_log: PathBuf,
+    /// Unix socket the VMM listens on for the guest's broker channel
+    /// (requests the guest makes of the host); `None`: no such channel.
+    pub broker_socket: Option<PathBuf>,
     /// Unix socket of the VMM's control interface (QMP for QEMU), used for
     /// snapshot and restore.
     pub control_socket: Option<PathBuf>,

@@ -632,6 +632,9 @@ fn seed_examples_with_egress_run_end_to_end() {
             out.to_str().unwrap(),
         ]);
         env.ok(&["build", out.to_str().unwrap()]);
+        if name == "agent-tool" {
+            env.secret_set("openai-api-key", "sk-seed-value");
+        }
         env.ok(&["up", name, "--timeout-ready", "120"]);
         let (code, out, err, _) = sh(
             &env,

@@ -148,7 +148,17 @@ fn cookbook_service_runs_with_its_hooks() {
 fn cookbook_env_runs_and_the_secret_is_a_token() {
     let _g = serial();
     let env = Env::new();
-    env.deploy(&format!("{SEEDS}/cookbook-env/app.py"), "chat");
+    env.compile_and_build(&format!("{SEEDS}/cookbook-env/app.py"), "chat");
+    // Admission: the referenced secret must be stored first.
+    let refused = env.mvmctl(&["up", "chat"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("openai-api-key") && err.contains("mvmctl secret set openai-api-key"),
+        "{err}"
+    );
+    env.secret_set("openai-api-key", "sk-cookbook-value");
+    env.ok(&["up", "chat"]);
     let out = env.ok(&["invoke", "chat", "--input", "prompt=hi"]);
     assert_eq!(out.trim_end(), r#""hi""#);
     let seen = env.ok(&[
@@ -176,6 +186,7 @@ fn cookbook_env_runs_and_the_secret_is_a_token() {
 fn sdk_hello_app_runs_and_sees_the_before_start_export() {
     let _g = serial();
     let env = Env::new();
+    env.secret_set("api-key", "sdk-hello-value");
     env.deploy(
         &format!("{SEEDS}/sdk-hello-app-runnable/app.py"),
         "hello-app",

@@ -92,9 +92,42 @@ def test_env_literal_secret_and_var_mismatch():
     assert mvm.to_ir()["apps"][0]["env"] == {
         "MODEL": {"kind": "literal", "value": "m"},
         "B": {"kind": "literal", "value": "b"},
-        "API_KEY": {"kind": "secret_ref", "name": "api-key"},
+        "API_KEY": {"kind": "secret_ref", "name": "api-key", "type": "token", "header": None, "hosts": []},
     }
     assert code_of(mvm.app, env={"TOKEN": mvm.secret("t", var="OTHER")}) == "E_SECRET_VAR_MISMATCH"
+
+
+def test_secret_bindings_reach_the_ir():
+    bound = mvm.secret("openai-api-key", var="OPENAI_API_KEY", type="bearer", hosts=["api.openai.com"])
+
+    @mvm.app(network=mvm.network(mode="deny", allow_https=["api.openai.com"]), env={"OPENAI_API_KEY": bound})
+    def f() -> None:
+        pass
+
+    env = mvm.to_ir()["apps"][0]["env"]
+    assert env["OPENAI_API_KEY"] == {
+        "kind": "secret_ref",
+        "name": "openai-api-key",
+        "type": "bearer",
+        "header": None,
+        "hosts": ["api.openai.com"],
+    }
+    # The IR holds its own copy: changing the helper's list later changes nothing.
+    bound.value["hosts"].append("x.example")
+    assert mvm.to_ir()["apps"][0]["env"]["OPENAI_API_KEY"]["hosts"] == ["api.openai.com"]
+
+
+def test_unbound_secret_is_a_warning(capsys):
+    @mvm.app(network=mvm.network(mode="deny", allow_https=["a.example"]), env={"K": mvm.secret("k", type="basic")})
+    def f() -> None:
+        pass
+
+    mvm.emit_json()
+    err = capsys.readouterr().err
+    assert '/apps/0/env/K/hosts: warning[W_SECRET_UNBOUND]: secret "k" has type "basic" and no hosts' in err
+
+
+_GRANTED = mvm.network(mode="deny", allow_https=["a.example", "b.example"])
 
 
 def test_argument_errors():
@@ -143,6 +176,25 @@ def test_no_declaration():
         ({"source": mvm.local_path("/etc")}, "E_SOURCE_ESCAPES"),
         ({"env": {"1BAD": "x"}}, "E_ENV_NAME_INVALID"),
         ({"env": {"K": mvm.secret("Bad Name")}}, "E_SECRET_NAME_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", type="header", hosts=["a.example"])}}, "E_SECRET_HEADER_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", type="basic", header="X-K", hosts=["a.example"])}}, "E_SECRET_HEADER_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", type="header", header="X K", hosts=["a.example"])}}, "E_SECRET_HEADER_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", type="header", header="Transfer-Encoding")}}, "E_SECRET_HEADER_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", hosts=["a.example:443"])}}, "E_SECRET_HOST_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", hosts=[""])}}, "E_SECRET_HOST_INVALID"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", hosts=["*.example"])}}, "E_NETWORK_WILDCARD"),
+        ({"network": _GRANTED, "env": {"K": mvm.secret("k", hosts=["c.example"])}}, "E_SECRET_HOST_NOT_GRANTED"),
+        ({"env": {"K": mvm.secret("k", hosts=["a.example"])}}, "E_SECRET_HOST_NOT_GRANTED"),
+        (
+            {
+                "network": _GRANTED,
+                "env": {
+                    "K": mvm.secret("k", type="bearer", hosts=["a.example"]),
+                    "L": mvm.secret("l", type="header", header="authorization"),
+                },
+            },
+            "E_SECRET_BINDING_CONFLICT",
+        ),
         ({"entrypoint": mvm.entrypoint(command=[])}, "E_EMPTY_COMMAND"),
         ({"before_start": ""}, "E_EMPTY_COMMAND"),
         ({"image": mvm.nix_packages(["not a name"])}, "E_INVALID_VALUE"),

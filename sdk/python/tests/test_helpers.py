@@ -86,7 +86,18 @@ def test_network_bridge_egress_ports_dns():
 
 def test_env_values_and_hooks():
     assert mvm.literal("x").value == {"kind": "literal", "value": "x"}
-    assert mvm.secret("api-key").value == {"kind": "secret_ref", "name": "api-key"}
+    assert mvm.secret("api-key").value == {"kind": "secret_ref", "name": "api-key", "type": "token", "header": None, "hosts": []}
+    assert mvm.secret("k", type="header", header="X-Key", hosts=["a.example"]).value == {
+        "kind": "secret_ref", "name": "k", "type": "header", "header": "X-Key", "hosts": ["a.example"],
+    }  # fmt: skip
+    assert code_of(mvm.secret, "k", type="Bearer") == "E_INVALID_VALUE"
+    assert code_of(mvm.secret, "k", type=1) == "E_KWARG_TYPE"
+    assert code_of(mvm.secret, "k", hosts="a.example") == "E_KWARG_TYPE"
+    assert code_of(mvm.secret, "k", hosts=["a.example", 3]) == "E_KWARG_TYPE"
+    assert code_of(mvm.secret, "k", header=["X"]) == "E_KWARG_TYPE"
+    # Only name and var may be positional.
+    assert code_of(mvm.secret, "k", "K", "bearer") == "E_KWARG_CONFLICT"
+    assert code_of(mvm.secret, "k", typ="bearer") == "E_KWARG_UNKNOWN"
     assert mvm.secret("api-key", var="API_KEY").extra == "API_KEY"
     assert mvm.hook("echo hi").value == {"kind": "shell", "line": "echo hi"}
     assert mvm.hook(["uv", "sync"]).value == {"kind": "argv", "argv": ["uv", "sync"]}

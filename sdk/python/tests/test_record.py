@@ -15,7 +15,7 @@ from mvm import Sandbox
 
 with Sandbox.create(
     template="python-3.13",
-    env={"MODE": "demo", "API_KEY": mvm.secret("api-key")},
+    env={"MODE": "demo", "API_KEY": mvm.secret("api-key", type="header", header="X-Api-Key", hosts=["api.example.com"])},
     include=["data/**"],
     resources=mvm.resources(memory_mb=512),
     network=mvm.network(mode="deny", allow_https=["api.example.com"]),
@@ -51,8 +51,10 @@ def test_record_mode_writes_the_recording_at_exit(tmp_path):
     assert first["template"] == "python-3.13"
     assert first["env"] == {
         "MODE": {"kind": "literal", "value": "demo"},
-        "API_KEY": {"kind": "secret_ref", "name": "api-key"},
-    }
+        "API_KEY": {
+            "kind": "secret_ref", "name": "api-key", "type": "header", "header": "X-Api-Key", "hosts": ["api.example.com"],
+        },
+    }  # fmt: skip
     assert first["include"] == ["data/**"]
     assert first["resources"] == {"cpu_cores": 1, "memory_mb": 512, "rootfs_size_mb": 512}
     assert first["network"]["mode"] == "bridge"

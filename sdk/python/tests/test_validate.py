@@ -2,7 +2,7 @@
 
 import pytest
 
-from mvm.validate import host_problem, source_escape
+from mvm.validate import header_problem, host_problem, source_escape
 
 WILDCARDS = ["*", "*.example.com", "api.*", "0.0.0.0", "::", "[::]", "0:0:0:0:0:0:0:0", "0.0.0.0/0", "::/0", "10.0.0.0/8"]
 HOSTS = ["example.com", "pypi.org.", "10.0.0.1", "::1", "[2001:db8::1]", "_dmarc.example.com", "localhost", "1.2.3"]
@@ -29,3 +29,13 @@ def test_source_paths():
         assert source_escape(ok) is None, ok
     for bad in ["/", "/home/me", "~", "~/code", "..", "../x", "a/../b", "a/..", "C:\\x", "a\\..\\b", "\\\\srv\\x"]:
         assert source_escape(bad) is not None, bad
+
+
+def test_header_names():
+    # The vectors of mvm_ir's validate/secrets.rs.
+    for ok in ["X-Api-Key", "x_token", "Authorization", "a!#$%&'*+-.^_`|~9"]:
+        assert header_problem(ok) is None, ok
+    for bad in ["", "X Api", "X-Api:", "Ключ", "a\r\nb", '"q"']:
+        assert header_problem(bad) is not None, bad
+    for owned in ["Host", "CONTENT-LENGTH", "te", "Proxy-Authorization"]:
+        assert header_problem(owned) == "is a header the host sets itself on every request", owned

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import * as a from "./args.js";
 import { canonicalJson } from "./canonical.js";
 import { DeclarationError } from "./errors.js";
-import { shared } from "./helper.js";
+import { copyEnvValue, shared } from "./helper.js";
 import { hookList, local_path, network as networkHelper, no_deps, node_image, resources as resourcesHelper } from "./helpers.js";
 import * as spec from "./spec.js";
 import { validate } from "./validate.js";
@@ -118,7 +118,7 @@ function lowerEnv(env) {
         if (h.helper === "secret" && h.extra !== null && h.extra !== key) {
             throw new DeclarationError("E_SECRET_VAR_MISMATCH", `mvm.secret(var: ${JSON.stringify(h.extra)}) is set as env ${JSON.stringify(key)}`, `make var equal to the env name ${JSON.stringify(key)}, or leave var out`);
         }
-        out[key] = { ...h.value };
+        out[key] = copyEnvValue(h.value);
     }
     return out;
 }

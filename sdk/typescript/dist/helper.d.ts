@@ -16,4 +16,6 @@ export declare class Helper {
  * twice (see BRAND): recorded declarations and the recording session.
  */
 export declare function shared<T>(name: string, make: () => T): T;
+/** A copy of an env value's IR, its `hosts` list too: a helper's value may be reused. */
+export declare function copyEnvValue(value: any): any;
 export {};

@@ -30,3 +30,10 @@ export function shared(name, make) {
         g[key] = make();
     return g[key];
 }
+/** A copy of an env value's IR, its `hosts` list too: a helper's value may be reused. */
+export function copyEnvValue(value) {
+    const out = { ...value };
+    if (Array.isArray(out.hosts))
+        out.hosts = [...out.hosts];
+    return out;
+}

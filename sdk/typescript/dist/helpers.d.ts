@@ -64,9 +64,20 @@ export declare function network(opts?: NetworkOptions): Helper;
 export declare function literal(value: string | {
     value: string;
 }): Helper;
-export declare function secret(name: string | Opts, opts?: {
+export interface SecretOptions {
     var?: string;
-}): Helper;
+    /**
+     * How the host applies the secret to a request it makes for the guest
+     * (`mvm.webFetch`): "token" (default) only where the guest put the token,
+     * "bearer" / "basic" as `Authorization`, "header" in the header named by `header`.
+     */
+    type?: "token" | "bearer" | "basic" | "header";
+    /** The only hosts it may be sent to (each an egress grant); without them, any of the app's grants. */
+    hosts?: string[];
+    /** The header's name, for type "header" only. */
+    header?: string;
+}
+export declare function secret(name: string | Opts, opts?: SecretOptions): Helper;
 export declare function entrypoint_function(opts: {
     module: string;
     function: string;

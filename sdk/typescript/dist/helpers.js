@@ -189,7 +189,14 @@ export function literal(value) {
 }
 export function secret(name, opts) {
     const b = a.bind(a.sig("secret"), [...arguments]);
-    return new Helper("secret", { kind: "secret_ref", name: a.string("mvm.secret(name)", b.name) }, a.optionalString("mvm.secret(var)", b.var));
+    const type = b.type === undefined ? spec.DEFAULT_SECRET_TYPE : a.oneOf("mvm.secret(type)", a.string("mvm.secret(type)", b.type), spec.CHOICES_SECRET_TYPE);
+    return new Helper("secret", {
+        kind: "secret_ref",
+        name: a.string("mvm.secret(name)", b.name),
+        type,
+        header: a.optionalString("mvm.secret(header)", b.header),
+        hosts: a.optionalStringList("mvm.secret(hosts)", b.hosts) ?? [],
+    }, a.optionalString("mvm.secret(var)", b.var));
 }
 // --- entrypoints and hooks ---------------------------------------------------
 export function entrypoint_function(opts) {

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { canonicalJson } from "./canonical.js";
 import { SandboxError } from "./errors.js";
-import { Helper, shared } from "./helper.js";
+import { copyEnvValue, Helper, shared } from "./helper.js";
 import { network as networkHelper } from "./helpers.js";
 import * as spec from "./spec.js";
 export const RECORDING_VERSION = 1;
@@ -83,7 +83,7 @@ function lowerEnv(env) {
         if (typeof value === "string")
             out[key] = { kind: "literal", value };
         else if (value instanceof Helper && (value.helper === "literal" || value.helper === "secret"))
-            out[key] = { ...value.value };
+            out[key] = copyEnvValue(value.value);
         else
             throw new SandboxError(`env[${JSON.stringify(key)}] must be a string, mvm.literal(...) or mvm.secret(...)`);
     }

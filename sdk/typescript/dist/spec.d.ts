@@ -35,7 +35,7 @@ export declare const HELPER_PARAMS: {
     readonly dns_none: readonly [];
     readonly dns_resolver: readonly ["host", "port"];
     readonly literal: readonly ["value"];
-    readonly secret: readonly ["name", "var"];
+    readonly secret: readonly ["name", "var", "type", "hosts", "header"];
     readonly entrypoint_function: readonly ["module", "function", "primary", "name"];
     readonly entrypoint: readonly ["command", "primary", "name"];
     readonly hook: readonly ["cmd"];
@@ -109,7 +109,7 @@ export declare const PHASES: readonly ["before_build", "before_start", "after_st
 /**
  * Finding codes in registry order: findings sort by (JSON pointer, this order).
  */
-export declare const CODES: readonly ["E_SCHEMA", "E_UNSUPPORTED_VERSION", "E_MALFORMED_VERSION", "E_ID_INVALID", "E_APPS_COUNT", "E_PRIMARY_ENTRYPOINT", "E_RESOURCES_RANGE", "E_SOURCE_ESCAPES", "E_SOURCE_KIND_UNSUPPORTED", "E_NETWORK_WILDCARD", "E_EGRESS_PRIVATE", "E_NETWORK_EGRESS_CLOSED", "E_DNS_WITHOUT_NETWORK", "E_HOST_NETWORK_UNTRUSTED", "E_ENV_NAME_INVALID", "E_SECRET_NAME_INVALID", "W_SECRET_LITERAL", "E_LOCKFILE_MISSING", "E_LOCKFILE_NEEDS_PROJECT", "W_HOOK_UNPINNED_FETCH", "W_OCI_MUTABLE", "E_EMPTY_COMMAND", "E_INVALID_VALUE", "E_SYNTAX", "E_NO_DECLARATION", "E_HELPER_UNKNOWN", "E_KWARG_UNKNOWN", "E_KWARG_TYPE", "E_KWARG_CONFLICT", "E_NOT_LITERAL", "E_SECRET_VAR_MISMATCH", "E_SOURCE_UNREADABLE", "E_SOURCE_TOO_LARGE", "W_SOURCE_PRIVATE_FILE", "W_IMAGE_UNBUILDABLE", "E_IMAGE_NO_RUNTIME", "E_DECL_TOO_DEEP", "E_HOST_RUN_REFUSED", "E_OUTPUT"];
+export declare const CODES: readonly ["E_SCHEMA", "E_UNSUPPORTED_VERSION", "E_MALFORMED_VERSION", "E_ID_INVALID", "E_APPS_COUNT", "E_PRIMARY_ENTRYPOINT", "E_RESOURCES_RANGE", "E_SOURCE_ESCAPES", "E_SOURCE_KIND_UNSUPPORTED", "E_NETWORK_WILDCARD", "E_EGRESS_PRIVATE", "E_NETWORK_EGRESS_CLOSED", "E_DNS_WITHOUT_NETWORK", "E_HOST_NETWORK_UNTRUSTED", "E_ENV_NAME_INVALID", "E_SECRET_NAME_INVALID", "W_SECRET_LITERAL", "E_SECRET_HEADER_INVALID", "E_SECRET_HOST_INVALID", "E_SECRET_HOST_NOT_GRANTED", "E_SECRET_BINDING_CONFLICT", "W_SECRET_UNBOUND", "E_LOCKFILE_MISSING", "E_LOCKFILE_NEEDS_PROJECT", "W_HOOK_UNPINNED_FETCH", "W_OCI_MUTABLE", "E_EMPTY_COMMAND", "E_INVALID_VALUE", "E_SYNTAX", "E_NO_DECLARATION", "E_HELPER_UNKNOWN", "E_KWARG_UNKNOWN", "E_KWARG_TYPE", "E_KWARG_CONFLICT", "E_NOT_LITERAL", "E_SECRET_VAR_MISMATCH", "E_SOURCE_UNREADABLE", "E_SOURCE_TOO_LARGE", "W_SOURCE_PRIVATE_FILE", "W_IMAGE_UNBUILDABLE", "E_IMAGE_NO_RUNTIME", "E_DECL_TOO_DEEP", "E_HOST_RUN_REFUSED", "E_OUTPUT"];
 /** (resource, min, max, unit) checked as E_RESOURCES_RANGE. */
 export declare const RANGES: readonly [readonly ["cpu_cores", 1, 64, ""], readonly ["memory_mb", 64, 65536, " MiB"], readonly ["rootfs_size_mb", 64, 1048576, " MiB"]];
 /** The lowest port accepted (a host-side 0 means "any free port"). */
@@ -146,6 +146,8 @@ export declare const DEFAULT_PORT_HOST = 0;
 export declare const DEFAULT_PORT_PROTO = "tcp";
 /** mvm.dns_resolver(port=) when it is not given. */
 export declare const DEFAULT_DNS_RESOLVER_PORT = 53;
+/** mvm.secret(type=) when it is not given. */
+export declare const DEFAULT_SECRET_TYPE = "token";
 /** mvm.entrypoint_function(primary=) when it is not given. */
 export declare const DEFAULT_ENTRYPOINT_FUNCTION_PRIMARY = false;
 /** mvm.entrypoint(primary=) when it is not given. */
@@ -162,6 +164,8 @@ export declare const CHOICES_NETWORK_MODE: readonly ["none", "deny", "bridge", "
 export declare const CHOICES_PORT_PROTO: readonly ["tcp", "udp"];
 /** The values mvm.app(threat_tier=) accepts, in the order errors list them. */
 export declare const CHOICES_APP_THREAT_TIER: readonly ["untrusted", "trusted"];
+/** The values mvm.secret(type=) accepts, in the order errors list them. */
+export declare const CHOICES_SECRET_TYPE: readonly ["token", "bearer", "basic", "header"];
 /**
  * Values of mvm.python_deps(tool=) that stand for another (alias → value).
  */
@@ -209,6 +213,12 @@ export declare const PATTERN_JS_IDENTIFIER: RegExp;
  * A nixpkgs attribute name in nix_packages. Matched against the whole string.
  */
 export declare const PATTERN_NIX_PACKAGE: RegExp;
+/**
+ * An HTTP header name (RFC 9110 tchar), for a secret of type "header"
+ * (E_SECRET_HEADER_INVALID; HOST_OWNED_HEADERS are refused too). Matched against
+ * the whole string.
+ */
+export declare const PATTERN_HEADER_NAME: RegExp;
 /** An oci_base digest. Matched against the whole string. */
 export declare const PATTERN_SHA256_DIGEST: RegExp;
 /**
@@ -216,6 +226,11 @@ export declare const PATTERN_SHA256_DIGEST: RegExp;
  * W_SECRET_LITERAL.
  */
 export declare const CREDENTIAL_SUFFIXES: readonly ["KEY", "TOKEN", "SECRET", "PASSWORD"];
+/**
+ * Headers a secret of type "header" cannot set, compared case-insensitively: the
+ * host owns them on every request it makes (E_SECRET_HEADER_INVALID).
+ */
+export declare const HOST_OWNED_HEADERS: readonly ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive", "proxy-authorization", "proxy-connection"];
 /** TypeScript's camelCase name of every helper whose name has an underscore. */
 export declare const CAMEL_ALIASES: {
     readonly localPath: "local_path";

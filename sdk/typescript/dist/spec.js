@@ -51,7 +51,7 @@ export const HELPER_PARAMS = {
     dns_none: [],
     dns_resolver: ["host", "port"],
     literal: ["value"],
-    secret: ["name", "var"],
+    secret: ["name", "var", "type", "hosts", "header"],
     entrypoint_function: ["module", "function", "primary", "name"],
     entrypoint: ["command", "primary", "name"],
     hook: ["cmd"],
@@ -139,6 +139,11 @@ export const CODES = [
     "E_ENV_NAME_INVALID",
     "E_SECRET_NAME_INVALID",
     "W_SECRET_LITERAL",
+    "E_SECRET_HEADER_INVALID",
+    "E_SECRET_HOST_INVALID",
+    "E_SECRET_HOST_NOT_GRANTED",
+    "E_SECRET_BINDING_CONFLICT",
+    "W_SECRET_UNBOUND",
     "E_LOCKFILE_MISSING",
     "E_LOCKFILE_NEEDS_PROJECT",
     "W_HOOK_UNPINNED_FETCH",
@@ -202,6 +207,8 @@ export const DEFAULT_PORT_HOST = 0;
 export const DEFAULT_PORT_PROTO = "tcp";
 /** mvm.dns_resolver(port=) when it is not given. */
 export const DEFAULT_DNS_RESOLVER_PORT = 53;
+/** mvm.secret(type=) when it is not given. */
+export const DEFAULT_SECRET_TYPE = "token";
 /** mvm.entrypoint_function(primary=) when it is not given. */
 export const DEFAULT_ENTRYPOINT_FUNCTION_PRIMARY = false;
 /** mvm.entrypoint(primary=) when it is not given. */
@@ -218,6 +225,8 @@ export const CHOICES_NETWORK_MODE = ["none", "deny", "bridge", "host"];
 export const CHOICES_PORT_PROTO = ["tcp", "udp"];
 /** The values mvm.app(threat_tier=) accepts, in the order errors list them. */
 export const CHOICES_APP_THREAT_TIER = ["untrusted", "trusted"];
+/** The values mvm.secret(type=) accepts, in the order errors list them. */
+export const CHOICES_SECRET_TYPE = ["token", "bearer", "basic", "header"];
 /**
  * Values of mvm.python_deps(tool=) that stand for another (alias → value).
  */
@@ -260,6 +269,12 @@ export const PATTERN_JS_IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  * A nixpkgs attribute name in nix_packages. Matched against the whole string.
  */
 export const PATTERN_NIX_PACKAGE = /^[A-Za-z_][A-Za-z0-9_.+-]*$/;
+/**
+ * An HTTP header name (RFC 9110 tchar), for a secret of type "header"
+ * (E_SECRET_HEADER_INVALID; HOST_OWNED_HEADERS are refused too). Matched against
+ * the whole string.
+ */
+export const PATTERN_HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 /** An oci_base digest. Matched against the whole string. */
 export const PATTERN_SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
 /**
@@ -267,6 +282,22 @@ export const PATTERN_SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
  * W_SECRET_LITERAL.
  */
 export const CREDENTIAL_SUFFIXES = ["KEY", "TOKEN", "SECRET", "PASSWORD"];
+/**
+ * Headers a secret of type "header" cannot set, compared case-insensitively: the
+ * host owns them on every request it makes (E_SECRET_HEADER_INVALID).
+ */
+export const HOST_OWNED_HEADERS = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+];
 /** TypeScript's camelCase name of every helper whose name has an underscore. */
 export const CAMEL_ALIASES = {
     localPath: "local_path",

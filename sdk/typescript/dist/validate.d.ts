@@ -23,4 +23,6 @@ export declare function hostProblem(host: string): [string, string] | null;
 export declare function cmpCodePoints(x: string, y: string): number;
 /** Every finding for workload `ir`, sorted by JSON pointer then code (as mvm_ir does). */
 export declare function validate(ir: Json): Finding[];
+/** Why `name` cannot be the header a secret is set into, if it cannot. */
+export declare function headerProblem(name: string): string | null;
 export {};

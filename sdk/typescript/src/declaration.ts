@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import * as a from "./args.js";
 import { canonicalJson } from "./canonical.js";
 import { DeclarationError } from "./errors.js";
-import { type Helper, shared } from "./helper.js";
+import { copyEnvValue, type Helper, shared } from "./helper.js";
 import { hookList, local_path, network as networkHelper, no_deps, node_image, resources as resourcesHelper } from "./helpers.js";
 import * as spec from "./spec.js";
 import { validate } from "./validate.js";
@@ -174,7 +174,7 @@ function lowerEnv(env: unknown): Json {
         `make var equal to the env name ${JSON.stringify(key)}, or leave var out`,
       );
     }
-    out[key] = { ...h.value };
+    out[key] = copyEnvValue(h.value);
   }
   return out;
 }

@@ -28,3 +28,10 @@ export function shared<T>(name: string, make: () => T): T {
   if (!(key in g)) g[key] = make();
   return g[key];
 }
+
+/** A copy of an env value's IR, its `hosts` list too: a helper's value may be reused. */
+export function copyEnvValue(value: any): any {
+  const out = { ...value };
+  if (Array.isArray(out.hosts)) out.hosts = [...out.hosts];
+  return out;
+}

@@ -257,9 +257,34 @@ export function literal(value: string | { value: string }): Helper {
   return new Helper("literal", { kind: "literal", value: a.string("mvm.literal(value)", b.value) });
 }
 
-export function secret(name: string | Opts, opts?: { var?: string }): Helper {
+export interface SecretOptions {
+  var?: string;
+  /**
+   * How the host applies the secret to a request it makes for the guest
+   * (`mvm.webFetch`): "token" (default) only where the guest put the token,
+   * "bearer" / "basic" as `Authorization`, "header" in the header named by `header`.
+   */
+  type?: "token" | "bearer" | "basic" | "header";
+  /** The only hosts it may be sent to (each an egress grant); without them, any of the app's grants. */
+  hosts?: string[];
+  /** The header's name, for type "header" only. */
+  header?: string;
+}
+
+export function secret(name: string | Opts, opts?: SecretOptions): Helper {
   const b = a.bind(a.sig("secret"), [...arguments]);
-  return new Helper("secret", { kind: "secret_ref", name: a.string("mvm.secret(name)", b.name) }, a.optionalString("mvm.secret(var)", b.var));
+  const type = b.type === undefined ? spec.DEFAULT_SECRET_TYPE : a.oneOf("mvm.secret(type)", a.string("mvm.secret(type)", b.type), spec.CHOICES_SECRET_TYPE);
+  return new Helper(
+    "secret",
+    {
+      kind: "secret_ref",
+      name: a.string("mvm.secret(name)", b.name),
+      type,
+      header: a.optionalString("mvm.secret(header)", b.header),
+      hosts: a.optionalStringList("mvm.secret(hosts)", b.hosts) ?? [],
+    },
+    a.optionalString("mvm.secret(var)", b.var),
+  );
 }
 
 // --- entrypoints and hooks ---------------------------------------------------

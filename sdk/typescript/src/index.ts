@@ -4,7 +4,9 @@
  * `mvm.app({...})(fn)` records a declaration; `mvm.emitJson()` prints it as
  * canonical Workload IR, byte-identical to `mvmctl compile app.ts`. Every
  * helper is exported under its snake_case name and its camelCase alias.
- * `Sandbox` is the runtime SDK (record mode). See docs/sdk.md.
+ * `Sandbox` is the runtime SDK (record mode). `webFetch`/`webSearch` are
+ * for code running in the guest: the host makes the request, applying the
+ * app's secrets (docs/secrets.md). See docs/sdk.md.
  */
 
 import {
@@ -20,7 +22,9 @@ export { canonicalJson } from "./canonical.js";
 export { validate, type Finding } from "./validate.js";
 export { Sandbox, CommandHandle, type SandboxOptions } from "./sandbox.js";
 export { SDK_VERSION as version } from "./recording.js";
+export { webFetch, webSearch, WebError, WebResponse, type WebErrorCode, type WebFetchOptions, type SearchHit } from "./web.js";
 export type { AppOptions } from "./declaration.js";
+export type { SecretOptions } from "./helpers.js";
 export {
   app, workload, emitJson, toIr, reset,
   addon, dns_none, dns_resolver, dns_system, egress, entrypoint, entrypoint_function, hook, host_port,
@@ -33,3 +37,4 @@ export {
 export * from "./aliases.js";
 export const emit_json = emitJson;
 export const to_ir = toIr;
+export { webFetch as web_fetch, webSearch as web_search } from "./web.js";

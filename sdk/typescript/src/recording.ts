@@ -9,7 +9,7 @@ import * as path from "node:path";
 
 import { canonicalJson } from "./canonical.js";
 import { SandboxError } from "./errors.js";
-import { Helper, shared } from "./helper.js";
+import { copyEnvValue, Helper, shared } from "./helper.js";
 import { network as networkHelper } from "./helpers.js";
 import * as spec from "./spec.js";
 
@@ -95,7 +95,7 @@ function lowerEnv(env: unknown): Json {
   for (const [key, value] of Object.entries(env)) {
     if (!spec.PATTERN_ENV_NAME.test(key)) throw new SandboxError(`env name ${JSON.stringify(key)} is not a valid variable name`);
     if (typeof value === "string") out[key] = { kind: "literal", value };
-    else if (value instanceof Helper && (value.helper === "literal" || value.helper === "secret")) out[key] = { ...value.value };
+    else if (value instanceof Helper && (value.helper === "literal" || value.helper === "secret")) out[key] = copyEnvValue(value.value);
     else throw new SandboxError(`env[${JSON.stringify(key)}] must be a string, mvm.literal(...) or mvm.secret(...)`);
   }
   return out;

@@ -53,7 +53,7 @@ export const HELPER_PARAMS = {
   dns_none: [],
   dns_resolver: ["host", "port"],
   literal: ["value"],
-  secret: ["name", "var"],
+  secret: ["name", "var", "type", "hosts", "header"],
   entrypoint_function: ["module", "function", "primary", "name"],
   entrypoint: ["command", "primary", "name"],
   hook: ["cmd"],
@@ -146,6 +146,11 @@ export const CODES = [
   "E_ENV_NAME_INVALID",
   "E_SECRET_NAME_INVALID",
   "W_SECRET_LITERAL",
+  "E_SECRET_HEADER_INVALID",
+  "E_SECRET_HOST_INVALID",
+  "E_SECRET_HOST_NOT_GRANTED",
+  "E_SECRET_BINDING_CONFLICT",
+  "W_SECRET_UNBOUND",
   "E_LOCKFILE_MISSING",
   "E_LOCKFILE_NEEDS_PROJECT",
   "W_HOOK_UNPINNED_FETCH",
@@ -228,6 +233,9 @@ export const DEFAULT_PORT_PROTO = "tcp";
 /** mvm.dns_resolver(port=) when it is not given. */
 export const DEFAULT_DNS_RESOLVER_PORT = 53;
 
+/** mvm.secret(type=) when it is not given. */
+export const DEFAULT_SECRET_TYPE = "token";
+
 /** mvm.entrypoint_function(primary=) when it is not given. */
 export const DEFAULT_ENTRYPOINT_FUNCTION_PRIMARY = false;
 
@@ -251,6 +259,9 @@ export const CHOICES_PORT_PROTO = ["tcp", "udp"] as const;
 
 /** The values mvm.app(threat_tier=) accepts, in the order errors list them. */
 export const CHOICES_APP_THREAT_TIER = ["untrusted", "trusted"] as const;
+
+/** The values mvm.secret(type=) accepts, in the order errors list them. */
+export const CHOICES_SECRET_TYPE = ["token", "bearer", "basic", "header"] as const;
 
 /**
  * Values of mvm.python_deps(tool=) that stand for another (alias → value).
@@ -305,6 +316,13 @@ export const PATTERN_JS_IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  */
 export const PATTERN_NIX_PACKAGE = /^[A-Za-z_][A-Za-z0-9_.+-]*$/;
 
+/**
+ * An HTTP header name (RFC 9110 tchar), for a secret of type "header"
+ * (E_SECRET_HEADER_INVALID; HOST_OWNED_HEADERS are refused too). Matched against
+ * the whole string.
+ */
+export const PATTERN_HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
 /** An oci_base digest. Matched against the whole string. */
 export const PATTERN_SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
 
@@ -313,6 +331,23 @@ export const PATTERN_SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
  * W_SECRET_LITERAL.
  */
 export const CREDENTIAL_SUFFIXES = ["KEY", "TOKEN", "SECRET", "PASSWORD"] as const;
+
+/**
+ * Headers a secret of type "header" cannot set, compared case-insensitively: the
+ * host owns them on every request it makes (E_SECRET_HEADER_INVALID).
+ */
+export const HOST_OWNED_HEADERS = [
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-connection",
+] as const;
 
 /** TypeScript's camelCase name of every helper whose name has an underscore. */
 export const CAMEL_ALIASES = {

@@ -186,6 +186,7 @@ function checkApp(c: Checker, at: string, app: Json): void {
   }
   checkNetwork(c, at + "/network", app.network, app.threat_tier);
   checkEnv(c, at + "/env", app.env);
+  checkSecretBindings(c, at + "/env", app.env, app.network);
   checkEntrypoints(c, at + "/entrypoints", app.entrypoints);
   c.hooks(at + "/hooks", app.hooks);
   const seen = new Set<string>();
@@ -273,6 +274,121 @@ function checkEnv(c: Checker, at: string, env: Json): void {
       c.add("W_SECRET_LITERAL", p + "/value", `env "${key}" looks like a credential but holds a literal value that is stored in the IR and image`, 'pass it as a secret instead: mvm.secret("name")');
     }
   }
+}
+
+// Rust's to_ascii_lowercase: toLowerCase would also fold non-ASCII letters.
+const asciiLower = (s: string) => s.replace(/[A-Z]/g, (ch) => ch.toLowerCase());
+/** A host as compared with grants: case-insensitive, a trailing dot is the same host. */
+const hostKey = (host: string) => asciiLower(host.endsWith(".") ? host.slice(0, -1) : host);
+const HOST_OWNED: readonly string[] = spec.HOST_OWNED_HEADERS;
+
+/** Why `name` cannot be the header a secret is set into, if it cannot. */
+export function headerProblem(name: string): string | null {
+  if (!name) return "is empty";
+  if (!spec.PATTERN_HEADER_NAME.test(name)) return "is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only, no spaces or \":\")";
+  if (HOST_OWNED.includes(asciiLower(name))) return "is a header the host sets itself on every request";
+  return null;
+}
+
+interface Setter {
+  key: string;
+  name: string;
+  /** Lowercase, for comparing. */
+  header: string;
+  shown: string;
+  /** Host keys; empty: every grant. */
+  hosts: Set<string>;
+  path: string;
+}
+
+const smallest = (s: Iterable<string>) => [...s].sort(cmpCodePoints)[0];
+
+/**
+ * E_SECRET_HEADER_INVALID, E_SECRET_HOST_*, W_SECRET_UNBOUND and
+ * E_SECRET_BINDING_CONFLICT, as mvm_ir's validate/bindings.rs raises them.
+ */
+function checkSecretBindings(c: Checker, at: string, env: Json, net: Json): void {
+  const closed = net.mode === "none";
+  const grants = new Set<string>(closed ? [] : net.egress.allowlist.map((hp: Json) => hostKey(hp.host)));
+  const setters: Setter[] = [];
+  for (const key of Object.keys(env).sort(cmpCodePoints)) {
+    const value = env[key];
+    if (value.kind !== "secret_ref") continue;
+    const p = `${at}/${seg(key)}`;
+    const { name, type: auth, header, hosts } = value;
+    const headerOk = checkSecretHeader(c, p, name, auth, header);
+    checkSecretHosts(c, p, name, auth, hosts, grants, closed);
+    if (!headerOk || auth === "token" || (auth === "header" && header === null)) continue;
+    const keys = new Set<string>(hosts.map(hostKey));
+    if (auth === "header") setters.push({ key, name, header: asciiLower(header), shown: header, hosts: keys, path: p + "/header" });
+    else setters.push({ key, name, header: "authorization", shown: "Authorization", hosts: keys, path: p + "/type" });
+  }
+  setters.forEach((later, j) => {
+    for (const earlier of setters.slice(0, j)) {
+      if (earlier.header !== later.header) continue;
+      let shared: string;
+      if (!earlier.hosts.size && !later.hosts.size) shared = "every egress grant";
+      else if (!earlier.hosts.size) shared = `"${smallest(later.hosts)}"`;
+      else if (!later.hosts.size) shared = `"${smallest(earlier.hosts)}"`;
+      else {
+        const both = [...earlier.hosts].filter((h) => later.hosts.has(h));
+        if (!both.length) continue;
+        shared = `"${smallest(both)}"`;
+      }
+      c.add(
+        "E_SECRET_BINDING_CONFLICT",
+        later.path,
+        `secrets "${earlier.name}" (env ${earlier.key}) and "${later.name}" (env ${later.key}) both set the ${later.shown} header on requests to ${shared}`,
+        "bind them to different hosts, or keep one of them; the host could not tell which to send",
+      );
+      break;
+    }
+  });
+}
+
+function checkSecretHeader(c: Checker, p: string, name: string, auth: string, header: string | null): boolean {
+  let message: string;
+  let hint: string;
+  if (auth === "header" && header === null) {
+    message = `secret "${name}" has type "header" but no header name`;
+    hint = 'name the header the service reads the credential from, e.g. header: "X-Api-Key" (or use type "bearer" for Authorization: Bearer)';
+  } else if (auth === "header") {
+    const why = headerProblem(header as string);
+    if (why === null) return true;
+    message = `header "${header}" of secret "${name}" ${why}`;
+    hint = 'give the header the service reads the credential from, e.g. "X-Api-Key"; framing, connection and proxy headers (Host, Content-Length, Connection, Proxy-Authorization, ...) are the host\'s';
+  } else if (header !== null) {
+    message = `secret "${name}" names header "${header}" but its type is "${auth}"; only type "header" uses a header name`;
+    hint = 'set type: "header" to send the secret in that header, or drop header';
+  } else {
+    return true;
+  }
+  c.add("E_SECRET_HEADER_INVALID", p + "/header", message, hint);
+  return false;
+}
+
+function checkSecretHosts(c: Checker, p: string, name: string, auth: string, hosts: string[], grants: Set<string>, closed: boolean): void {
+  if (!hosts.length && auth !== "token") {
+    c.add("W_SECRET_UNBOUND", p + "/hosts", `secret "${name}" has type "${auth}" and no hosts: the host adds it to every request to any of the app's egress grants`, 'bind it to the hosts that need it, e.g. hosts: ["api.openai.com"]');
+  }
+  hosts.forEach((host, i) => {
+    const hp = `${p}/hosts/${i}`;
+    const problem = hostProblem(host);
+    if (problem !== null && problem[0] === "wildcard") {
+      c.add("E_NETWORK_WILDCARD", hp, `bound host "${host}" of secret "${name}" ${problem[1]}`, 'bind the secret to each host by name or address, e.g. hosts: ["api.openai.com"]; wildcards and ranges are not allowed');
+    } else if (problem !== null) {
+      c.add("E_SECRET_HOST_INVALID", hp, `bound host "${host}" of secret "${name}" ${problem[1]}`, 'give a DNS name or an IP address, without scheme, port or path, e.g. "api.openai.com"');
+    } else if (!grants.has(hostKey(host))) {
+      c.add(
+        "E_SECRET_HOST_NOT_GRANTED",
+        hp,
+        closed
+          ? `secret "${name}" is bound to "${host}", but network mode is "none": the app has no egress grants`
+          : `secret "${name}" is bound to "${host}", which is not one of the app's egress grants`,
+        `grant it as well (mvm.network({ mode: "deny", allowHttps: ["${host}"] }), or an egress allowlist entry { host: "${host}", port: 443 }), or remove it from the secret's hosts`,
+      );
+    }
+  });
 }
 
 function checkEntrypoints(c: Checker, at: string, eps: Json[]): void {

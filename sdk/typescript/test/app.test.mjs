@@ -52,7 +52,19 @@ test("workload id, entrypoints, hooks, env", () => {
   assert.deepEqual(app.hooks.before_build, [{ kind: "argv", argv: ["npm", "ci"] }]);
   assert.deepEqual(app.hooks.before_start, [{ kind: "shell", line: "node migrate.js" }]);
   assert.deepEqual(app.hooks.before_stop.length, 3);
-  assert.deepEqual(app.env, { MODEL: { kind: "literal", value: "m" }, API_KEY: { kind: "secret_ref", name: "api-key" } });
+  assert.deepEqual(app.env, {
+    MODEL: { kind: "literal", value: "m" },
+    API_KEY: { kind: "secret_ref", name: "api-key", type: "token", header: null, hosts: [] },
+  });
+});
+
+test("secret bindings reach the IR, copied", () => {
+  const bound = mvm.secret("openai-api-key", { var: "OPENAI_API_KEY", type: "bearer", hosts: ["api.openai.com"] });
+  mvm.app({ network: mvm.network({ mode: "deny", allowHttps: ["api.openai.com"] }), env: { OPENAI_API_KEY: bound } })(() => null);
+  const expected = { kind: "secret_ref", name: "openai-api-key", type: "bearer", header: null, hosts: ["api.openai.com"] };
+  assert.deepEqual(mvm.toIr().apps[0].env.OPENAI_API_KEY, expected);
+  bound.value.hosts.push("x.example");
+  assert.deepEqual(mvm.toIr().apps[0].env.OPENAI_API_KEY, expected);
 });
 
 test("argument errors", () => {
@@ -69,6 +81,8 @@ test("two apps in one file", () => {
   assert.equal(codeOf(() => mvm.app({})(() => 2)), "E_APPS_COUNT");
 });
 
+const GRANTED = mvm.network({ mode: "deny", allowHttps: ["a.example", "b.example"] });
+
 const VALIDATION = [
   [{ name: "Bad_Name" }, "E_ID_INVALID"],
   [{ network: mvm.network({ mode: "bridge", egress: [mvm.hostPort("*.example.com", 443)] }) }, "E_NETWORK_WILDCARD"],
@@ -84,6 +98,22 @@ const VALIDATION = [
   [{ source: mvm.localPath("../x") }, "E_SOURCE_ESCAPES"],
   [{ env: { "1BAD": "x" } }, "E_ENV_NAME_INVALID"],
   [{ env: { K: mvm.secret("Bad Name") } }, "E_SECRET_NAME_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { type: "header", hosts: ["a.example"] }) } }, "E_SECRET_HEADER_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { type: "basic", header: "X-K", hosts: ["a.example"] }) } }, "E_SECRET_HEADER_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { type: "header", header: "X K", hosts: ["a.example"] }) } }, "E_SECRET_HEADER_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { type: "header", header: "Transfer-Encoding" }) } }, "E_SECRET_HEADER_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { hosts: ["a.example:443"] }) } }, "E_SECRET_HOST_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { hosts: [""] }) } }, "E_SECRET_HOST_INVALID"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { hosts: ["*.example"] }) } }, "E_NETWORK_WILDCARD"],
+  [{ network: GRANTED, env: { K: mvm.secret("k", { hosts: ["c.example"] }) } }, "E_SECRET_HOST_NOT_GRANTED"],
+  [{ env: { K: mvm.secret("k", { hosts: ["a.example"] }) } }, "E_SECRET_HOST_NOT_GRANTED"],
+  [
+    {
+      network: GRANTED,
+      env: { K: mvm.secret("k", { type: "bearer", hosts: ["a.example"] }), L: mvm.secret("l", { type: "header", header: "authorization" }) },
+    },
+    "E_SECRET_BINDING_CONFLICT",
+  ],
   [{ entrypoint: mvm.entrypoint({ command: [] }) }, "E_EMPTY_COMMAND"],
   [{ image: mvm.nixPackages(["not a name"]) }, "E_INVALID_VALUE"],
   [

@@ -76,6 +76,20 @@ test("network lowering", () => {
 test("env values, hooks, entrypoints, addon", () => {
   assert.deepEqual(mvm.literal("x").value, { kind: "literal", value: "x" });
   assert.equal(mvm.secret("api-key", { var: "API_KEY" }).extra, "API_KEY");
+  assert.deepEqual(mvm.secret("api-key").value, { kind: "secret_ref", name: "api-key", type: "token", header: null, hosts: [] });
+  assert.deepEqual(mvm.secret("k", { type: "header", header: "X-Key", hosts: ["a.example"] }).value, {
+    kind: "secret_ref",
+    name: "k",
+    type: "header",
+    header: "X-Key",
+    hosts: ["a.example"],
+  });
+  assert.equal(codeOf(() => mvm.secret("k", { type: "Bearer" })), "E_INVALID_VALUE");
+  assert.equal(codeOf(() => mvm.secret("k", { type: 1 })), "E_KWARG_TYPE");
+  assert.equal(codeOf(() => mvm.secret("k", { hosts: "a.example" })), "E_KWARG_TYPE");
+  assert.equal(codeOf(() => mvm.secret("k", { hosts: ["a.example", 3] })), "E_KWARG_TYPE");
+  assert.equal(codeOf(() => mvm.secret("k", { header: ["X"] })), "E_KWARG_TYPE");
+  assert.equal(codeOf(() => mvm.secret("k", { typ: "bearer" })), "E_KWARG_UNKNOWN");
   assert.deepEqual(mvm.hook("echo hi").value, { kind: "shell", line: "echo hi" });
   assert.deepEqual(mvm.hook(["uv", "sync"]).value, { kind: "argv", argv: ["uv", "sync"] });
   assert.equal(mvm.entrypointFunction({ module: "m", function: "f" }).value.kind, "function");

@@ -33,7 +33,7 @@ import * as mvm from MVM_SDK;
 {
   await using sb = await mvm.Sandbox.create({
     template: "node-22",
-    env: { MODE: "demo", API_KEY: mvm.secret("api-key") },
+    env: { MODE: "demo", API_KEY: mvm.secret("api-key", { type: "header", header: "X-Api-Key", hosts: ["api.example.com"] }) },
     include: ["data/**"],
     resources: mvm.resources({ memoryMb: 512 }),
     network: mvm.network({ mode: "deny", allowHttps: ["api.example.com"] }),
@@ -53,7 +53,10 @@ await other.kill();
   assert.equal(rec.source_root, dir);
   const [first, second] = rec.sandboxes;
   assert.equal(first.template, "node-22");
-  assert.deepEqual(first.env, { MODE: { kind: "literal", value: "demo" }, API_KEY: { kind: "secret_ref", name: "api-key" } });
+  assert.deepEqual(first.env, {
+    MODE: { kind: "literal", value: "demo" },
+    API_KEY: { kind: "secret_ref", name: "api-key", type: "header", header: "X-Api-Key", hosts: ["api.example.com"] },
+  });
   assert.deepEqual(first.resources, { cpu_cores: 1, memory_mb: 512, rootfs_size_mb: 512 });
   assert.deepEqual(first.network.egress.allowlist, [{ host: "api.example.com", port: 443 }]);
   assert.deepEqual(first.operations, [

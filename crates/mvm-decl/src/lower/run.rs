@@ -36,25 +36,15 @@ impl Lowerer {
                     self.span(child(&ep, "value"), a.get("value")?.at);
                     Some(EnvValue::Literal { value })
                 }),
-                Kind::Call(c) if c.helper == "secret" => self.bind(c, e.value.at).and_then(|a| {
-                    let name = self.req_str(&a, "name")?;
-                    self.span(child(&ep, "name"), a.get("name")?.at);
-                    if let Some(vv) = a.get("var") {
-                        let var = self.str_of(&a, "var", vv)?;
-                        if var != e.key {
-                            self.err(
-                                Code::ESecretVarMismatch,
-                                vv.at,
-                                format!("{}(var=\"{var}\") does not match its env key \"{}\"", a.owner, e.key),
-                                format!("the guest sees the secret as ${}; drop `var` or set it to \"{}\"", e.key, e.key),
-                            );
-                            return None;
-                        }
-                    }
-                    Some(EnvValue::SecretRef { name })
-                }),
+                Kind::Call(c) if c.helper == "secret" => self
+                    .bind(c, e.value.at)
+                    .and_then(|a| self.secret(&a, &e.key, &ep, e.value.at)),
                 _ => {
-                    let expected = format!("a string, {}(...) or {}(...)", self.spelled("literal"), self.spelled("secret"));
+                    let expected = format!(
+                        "a string, {}(...) or {}(...)",
+                        self.spelled("literal"),
+                        self.spelled("secret")
+                    );
                     self.type_err(args, "env", &e.value, &expected);
                     None
                 }
@@ -67,6 +57,67 @@ impl Lowerer {
             }
         }
         ok.then_some(out)
+    }
+
+    /// `mvm.secret(name, var, type=, hosts=, header=)` as the env value at
+    /// `ep`. Whether the binding makes sense (a header the host may set,
+    /// granted hosts) is the validator's; here only the types.
+    fn secret(&mut self, a: &Args, key: &str, ep: &str, at: usize) -> Option<EnvValue> {
+        let name = self.req_str(a, "name")?;
+        self.span(child(ep, "name"), a.get("name")?.at);
+        if let Some(vv) = a.get("var") {
+            let var = self.str_of(a, "var", vv)?;
+            if var != key {
+                self.err(
+                    Code::ESecretVarMismatch,
+                    vv.at,
+                    format!(
+                        "{}(var=\"{var}\") does not match its env key \"{key}\"",
+                        a.owner
+                    ),
+                    format!(
+                        "the guest sees the secret as ${key}; drop `var` or set it to \"{key}\""
+                    ),
+                );
+                return None;
+            }
+        }
+        // An absent binding field is located at what decides it: the call
+        // for `type` and `hosts`, the `type` for a missing `header`.
+        let auth = match a.get("type") {
+            Some(tv) => {
+                self.span(child(ep, "type"), tv.at);
+                self.one_of(a, tv, &tables::SECRET_TYPE)
+            }
+            None => {
+                self.span(child(ep, "type"), at);
+                Some(tables::SECRET_TYPE.default_value())
+            }
+        };
+        let header = match a.get("header") {
+            Some(hv) => {
+                self.span(child(ep, "header"), hv.at);
+                self.str_of(a, "header", hv).map(Some)
+            }
+            None => {
+                let decided = a.get("type").map_or(at, |tv| tv.at);
+                self.span(child(ep, "header"), decided);
+                Some(None)
+            }
+        };
+        let hosts = match a.get("hosts") {
+            Some(hv) => self.str_list(a, "hosts", hv, &child(ep, "hosts")),
+            None => {
+                self.span(child(ep, "hosts"), at);
+                Some(Vec::new())
+            }
+        };
+        Some(EnvValue::SecretRef {
+            name,
+            auth: auth?,
+            header: header?,
+            hosts: hosts?,
+        })
     }
 
     pub(super) fn entrypoints(

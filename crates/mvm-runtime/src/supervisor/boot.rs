@@ -19,11 +19,23 @@ pub struct Started {
     pub agent: Agent,
     pub machine: Machine,
     pub timings: Timings,
+    /// The guest's broker channel, served from the agent's hello on.
+    pub broker: super::broker::Serving,
+}
+
+/// The broker to serve once the agent is up (hooks may already call it).
+pub struct BrokerStart {
+    pub broker: std::sync::Arc<mvm_broker::Broker>,
+    pub ctx: super::broker::Context,
 }
 
 /// Boots the instance and brings it to ready. On error, QEMU is already
 /// stopped when this returns.
-pub async fn start(dir: &InstanceDir, st: &mut InstanceState) -> Result<Started, SupervisorError> {
+pub async fn start(
+    dir: &InstanceDir,
+    st: &mut InstanceState,
+    broker: BrokerStart,
+) -> Result<Started, SupervisorError> {
     let timeout = Duration::from_millis(st.ready_timeout_ms);
     Machine::create_scratch(&st.persist.vm)?;
     let t0 = Instant::now();
@@ -34,17 +46,18 @@ pub async fn start(dir: &InstanceDir, st: &mut InstanceState) -> Result<Started,
     tracing::info!(pid = machine.process().pid, "QEMU started");
 
     let result = tokio::select! {
-        r = bring_up(dir, st, t0, deadline) => r,
+        r = bring_up(dir, st, t0, deadline, broker) => r,
         status = machine.exited() => Err(SupervisorError::QemuExited { during: "during start-up", status }),
         // Steps check the deadline themselves and report what they were
         // waiting for; this only catches a step that hangs past it.
         _ = tokio::time::sleep_until((deadline + Duration::from_secs(5)).into()) => Err(SupervisorError::Timeout(timeout)),
     };
     match result {
-        Ok((agent, timings)) => Ok(Started {
+        Ok((agent, timings, broker)) => Ok(Started {
             agent,
             machine,
             timings,
+            broker,
         }),
         Err(e) => {
             machine.kill().await;
@@ -58,13 +71,17 @@ async fn bring_up(
     st: &InstanceState,
     t0: Instant,
     deadline: Instant,
-) -> Result<(Agent, Timings), SupervisorError> {
+    broker: BrokerStart,
+) -> Result<(Agent, Timings, super::broker::Serving), SupervisorError> {
     let mut timings = Timings::default();
     let ms = |since: Instant| since.elapsed().as_millis() as u64;
 
     let agent = Agent::connect(&dir.agent_sock(), deadline).await?;
     timings.boot_ms = ms(t0);
     tracing::info!(ms = timings.boot_ms, agent = %agent.hello().agent_version, "agent said hello");
+    // QEMU has listened since it started; the guest may call from its
+    // first hook on.
+    let serving = super::broker::start(&dir.broker_sock(), broker.broker, broker.ctx).await?;
 
     let t = Instant::now();
     agent.sync_clock().await?;
@@ -113,7 +130,7 @@ async fn bring_up(
     timings.after_start_ms = ms(t);
 
     timings.total_ms = ms(t0);
-    Ok((agent, timings))
+    Ok((agent, timings, serving))
 }
 
 /// The host CA bundle, capped (it is read at every boot).

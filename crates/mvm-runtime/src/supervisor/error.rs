@@ -17,6 +17,11 @@ pub enum SupervisorError {
     #[error("cannot prepare the VM: {0}")]
     Machine(String),
 
+    /// The broker (mediated requests) could not be prepared: a secret
+    /// gone from the store, an unreadable CA bundle.
+    #[error("cannot prepare the host broker: {0}")]
+    Broker(String),
+
     #[error("cannot prepare the VM: {0}")]
     Scratch(#[source] mvm_vmm::ScratchError),
 

@@ -4,6 +4,7 @@
 
 mod agent;
 mod boot;
+mod broker;
 mod error;
 mod machine;
 mod serve;
@@ -46,32 +47,68 @@ pub fn run(home: &Path, name: &InstanceName) -> i32 {
 
 async fn supervise(home: &Path, name: &InstanceName) -> i32 {
     let dir = InstanceDir::new(home, name.clone());
-    match start(home, &dir).await {
+    // The secrets' values are read first, so a secret removed since `up`
+    // costs no boot, and a failure below can be reported redacted.
+    let broker = match prepare_broker(home, &dir) {
+        Ok(b) => b,
+        Err(e) => {
+            fail(&dir, e, None);
+            return 1;
+        }
+    };
+    match start(home, &dir, broker.clone()).await {
         Ok((listener, started, trail, relays)) => {
-            let code = serve::serve(listener, started.agent, started.machine, dir, trail).await;
+            let boot::Started {
+                agent,
+                machine,
+                broker,
+                ..
+            } = started;
+            let code = serve::serve(listener, agent, machine, dir, trail, broker.broker()).await;
+            drop(broker);
             // The published UDP ports close with the instance.
             drop(relays);
             code
         }
         Err(e) => {
-            tracing::error!("start-up failed: {e}");
-            let log_tail = logs::tail(&dir.console_log(), FAILURE_LOG_LINES);
-            // Nothing may stay behind after a failed `up`.
-            if let Err(e) = std::fs::remove_dir_all(&dir.dir) {
-                tracing::warn!("removing {}: {e}", dir.dir.display());
-            }
-            report(&UpReport::Failed {
-                message: e.to_string(),
-                log_tail,
-            });
+            fail(&dir, e, Some(&broker));
             1
         }
     }
 }
 
+/// Reports a failed start-up (hook output in it redacted) and removes
+/// what it left.
+fn fail(dir: &InstanceDir, e: SupervisorError, broker: Option<&mvm_broker::Broker>) {
+    let redact = |s: String| match broker {
+        Some(b) => b.redactor().redact_str(&s),
+        None => s,
+    };
+    let message = redact(e.to_string());
+    tracing::error!("start-up failed: {message}");
+    let log_tail = redact(logs::tail(&dir.console_log(), FAILURE_LOG_LINES));
+    // Nothing may stay behind after a failed `up`.
+    if let Err(e) = std::fs::remove_dir_all(&dir.dir) {
+        tracing::warn!("removing {}: {e}", dir.dir.display());
+    }
+    report(&UpReport::Failed { message, log_tail });
+}
+
+fn prepare_broker(
+    home: &Path,
+    dir: &InstanceDir,
+) -> Result<std::sync::Arc<mvm_broker::Broker>, SupervisorError> {
+    let st = InstanceState::load(&dir.state_json())?;
+    let config = crate::broker::load(home, &st.persist.broker).map_err(SupervisorError::Broker)?;
+    let broker =
+        mvm_broker::Broker::new(config).map_err(|e| SupervisorError::Broker(e.to_string()))?;
+    Ok(std::sync::Arc::new(broker))
+}
+
 async fn start(
     home: &Path,
     dir: &InstanceDir,
+    broker: std::sync::Arc<mvm_broker::Broker>,
 ) -> Result<
     (
         tokio::net::UnixListener,
@@ -87,6 +124,16 @@ async fn start(
     // Before the working directory changes (a relative MVM_HOME) and
     // before boot, so an unusable audit trail costs no boot.
     let audit = Trail::open(home, &st)?;
+    let abs_home = std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
+    let broker_start = boot::BrokerStart {
+        broker: broker.clone(),
+        ctx: broker::Context {
+            egress_log: std::path::absolute(dir.egress_log()).unwrap_or_else(|_| dir.egress_log()),
+            home: abs_home,
+            trail: audit.as_ref().map(|(t, _)| t.clone()),
+            touch: true,
+        },
+    };
     // QEMU gets socket paths relative to the instance directory, so they
     // stay within the 108-byte unix socket limit however deep MVM_HOME is.
     std::env::set_current_dir(&dir.dir).map_err(|source| SupervisorError::Io {
@@ -97,7 +144,7 @@ async fn start(
     // connect once the record says ready.
     let listener = bind_control(dir)?;
     let udp = udp_relay::bind(st.persist.vm.network.udp_relays())?;
-    let mut started = boot::start(dir, &mut st).await?;
+    let mut started = boot::start(dir, &mut st, broker_start).await?;
     // The agent is up, so its relays listen; ready means they carry.
     let relays = match udp_relay::start(udp) {
         Ok(relays) => relays,

@@ -1,6 +1,7 @@
 //! Serving CLI clients on `control.sock` once the instance is ready, and
 //! stopping it when asked.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mvm_proto::{FrameError, HookPhase, frame};
@@ -9,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::control::{self, Event, Request};
+use crate::control::{self, Bytes, Event, Request};
 use crate::error::RuntimeError;
 use crate::home::InstanceDir;
 use crate::state::{InstanceState, Status};
@@ -38,6 +39,7 @@ pub async fn serve(
     mut machine: Machine,
     dir: InstanceDir,
     trail: Option<Trail>,
+    broker: Arc<mvm_broker::Broker>,
 ) -> i32 {
     let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
     loop {
@@ -45,7 +47,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match admit(&stream) {
                     Ok(()) => {
-                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone(), trail.clone()));
+                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone(), trail.clone(), broker.clone()));
                     }
                     Err(why) => tracing::warn!("refused a control connection: {why}"),
                 },
@@ -65,6 +67,7 @@ pub async fn serve(
                 if let Some(trail) = &trail {
                     trail.down().await;
                 }
+                let before_stop = broker.redactor().redact_str(&before_stop);
                 if let Err(e) = write_frame(&mut stream, &Event::Stopped { before_stop }).await {
                     tracing::debug!("the client of the stop went away: {e}");
                 }
@@ -132,7 +135,9 @@ async fn client(
     agent: Agent,
     stop: mpsc::Sender<StopRequest>,
     trail: Option<Trail>,
+    broker: Arc<mvm_broker::Broker>,
 ) {
+    let redactor = broker.redactor();
     let request = match read_frame::<Request>(&mut stream).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
@@ -158,12 +163,12 @@ async fn client(
                 trail.invoke(asked.as_deref(), &outcome, took).await;
             }
             match outcome {
-                Ok(ev) => write_frame(&mut stream, &ev).await,
+                Ok(ev) => write_frame(&mut stream, &redact_event(redactor, ev)).await,
                 Err(e) => {
                     write_frame(
                         &mut stream,
                         &Event::Failed {
-                            message: e.to_string(),
+                            message: redactor.redact_str(&e.to_string()),
                         },
                     )
                     .await
@@ -183,7 +188,14 @@ async fn client(
                 Ok(mut events) => {
                     let mut r = Ok(());
                     let mut recorded = false;
+                    // Per stream, so a value split across chunks is still caught.
+                    let mut out = ExecRedactor::new(redactor);
                     while let Some(ev) = events.recv().await {
+                        let (flushed, ev) = out.event(ev);
+                        for tail in flushed {
+                            r = r.and(write_frame(&mut stream, &tail).await);
+                        }
+                        let Some(ev) = ev else { continue };
                         // Exit or Failed is the last event and the client's
                         // final answer: recorded before it is sent.
                         if matches!(ev, Event::Exit { .. } | Event::Failed { .. })
@@ -209,7 +221,7 @@ async fn client(
                     write_frame(
                         &mut stream,
                         &Event::Failed {
-                            message: e.to_string(),
+                            message: redactor.redact_str(&e.to_string()),
                         },
                     )
                     .await
@@ -225,6 +237,110 @@ async fn client(
     };
     if let Err(e) = result {
         tracing::debug!("control client went away: {e}");
+    }
+}
+
+/// An exec's output streams, redacted as they pass: each holds back what
+/// could be the start of a value until the next chunk or the end.
+struct ExecRedactor<'r> {
+    redactor: &'r mvm_broker::Redactor,
+    stdout: Option<mvm_broker::StreamRedactor<'r>>,
+    stderr: Option<mvm_broker::StreamRedactor<'r>>,
+}
+
+impl<'r> ExecRedactor<'r> {
+    fn new(redactor: &'r mvm_broker::Redactor) -> Self {
+        ExecRedactor {
+            redactor,
+            stdout: Some(redactor.stream()),
+            stderr: Some(redactor.stream()),
+        }
+    }
+
+    /// What to send for `ev`: output held back until now (on the final
+    /// event), then `ev` itself redacted, or `None` when all of it is held.
+    fn event(&mut self, ev: Event) -> (Vec<Event>, Option<Event>) {
+        let push = |s: &mut Option<mvm_broker::StreamRedactor<'r>>, data: &[u8]| {
+            s.as_mut()
+                .map(|s| s.push(data))
+                .unwrap_or_else(|| data.to_vec())
+        };
+        let non_empty =
+            |data: Vec<u8>, f: fn(Bytes) -> Event| (!data.is_empty()).then(|| f(Bytes(data)));
+        match ev {
+            Event::Stdout { data } => {
+                let data = push(&mut self.stdout, &data.0);
+                (Vec::new(), non_empty(data, |data| Event::Stdout { data }))
+            }
+            Event::Stderr { data } => {
+                let data = push(&mut self.stderr, &data.0);
+                (Vec::new(), non_empty(data, |data| Event::Stderr { data }))
+            }
+            last => {
+                let mut flushed = Vec::new();
+                let rest = self.stdout.take().map(|s| s.finish()).unwrap_or_default();
+                flushed.extend(non_empty(rest, |data| Event::Stdout { data }));
+                let rest = self.stderr.take().map(|s| s.finish()).unwrap_or_default();
+                flushed.extend(non_empty(rest, |data| Event::Stderr { data }));
+                (flushed, Some(redact_event(self.redactor, last)))
+            }
+        }
+    }
+}
+
+/// `ev` with every known secret value replaced by `[secret:NAME]`: the
+/// guest should never hold one, but what the host relays is cleaned in
+/// case it does (or the operator's own command line put one there).
+fn redact_event(redactor: &mvm_broker::Redactor, ev: Event) -> Event {
+    if redactor.is_empty() {
+        return ev;
+    }
+    match ev {
+        Event::InvokeResult { value } => Event::InvokeResult {
+            value: redact_value(redactor, value),
+        },
+        Event::InvokeError {
+            kind,
+            message,
+            traceback,
+        } => Event::InvokeError {
+            kind: redactor.redact_str(&kind),
+            message: redactor.redact_str(&message),
+            traceback: traceback.map(|t| redactor.redact_str(&t)),
+        },
+        Event::Stdout { data } => Event::Stdout {
+            data: Bytes(redactor.redact(&data.0).into_owned()),
+        },
+        Event::Stderr { data } => Event::Stderr {
+            data: Bytes(redactor.redact(&data.0).into_owned()),
+        },
+        Event::Stopped { before_stop } => Event::Stopped {
+            before_stop: redactor.redact_str(&before_stop),
+        },
+        Event::Failed { message } => Event::Failed {
+            message: redactor.redact_str(&message),
+        },
+        exit @ Event::Exit { .. } => exit,
+    }
+}
+
+/// Every string in a JSON value (keys too), redacted.
+fn redact_value(redactor: &mvm_broker::Redactor, v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redactor.redact_str(&s)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| redact_value(redactor, i))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (redactor.redact_str(&k), redact_value(redactor, v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -99,6 +99,26 @@ impl Trail {
             .await;
     }
 
+    /// One request the host made for the guest (a release when a secret
+    /// went into it); a failure to write it is a warning, as for exec.
+    pub async fn mediated(&self, record: &mvm_broker::Record) {
+        let event = AuditEvent::mediated(mvm_audit::MediatedRequest {
+            kind: record.kind.to_string(),
+            destination: record.destination.clone().unwrap_or_default(),
+            method: record.method.clone().unwrap_or_default(),
+            secrets: record.secrets.clone(),
+            refused: record.decision != "allowed",
+            status: record.status,
+            detail: record.reason.clone(),
+            bytes_sent: record.bytes_sent,
+            bytes_received: record.bytes_received,
+            duration_ms: record.duration_ms(),
+        });
+        self.recorder
+            .record_or_warn_async(self.instance(), event)
+            .await;
+    }
+
     pub async fn crash(&self, detail: String) {
         self.recorder
             .record_or_warn_async(self.instance(), AuditEvent::Crash { detail })

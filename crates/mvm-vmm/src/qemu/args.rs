@@ -8,6 +8,9 @@ use crate::spec::{Accel, Network, Protocol, VmSpec};
 
 /// Name of the virtio-serial port the guest agent looks for.
 pub const AGENT_PORT_NAME: &str = "mvm.agent";
+/// Name of the virtio-serial port of the guest's broker channel (the same
+/// as `mvm_proto::broker::BROKER_PORT_NAME`; this crate depends on nothing).
+pub const BROKER_PORT_NAME: &str = "mvm.broker";
 
 /// The arguments after the QEMU binary. `host_tsc_khz` is the host's TSC
 /// frequency, passed to TCG guests (see `tsc.rs`).
@@ -63,6 +66,19 @@ pub fn command_line(spec: &VmSpec, host_tsc_khz: Option<u32>) -> Vec<OsString> {
         "-device",
         &format!("virtserialport,chardev=agent,name={AGENT_PORT_NAME}"),
     );
+
+    if let Some(broker) = &spec.broker_socket {
+        args.path(
+            "-chardev",
+            "socket,id=broker,server=on,wait=off,path=",
+            broker,
+            "",
+        );
+        args.pair(
+            "-device",
+            &format!("virtserialport,chardev=broker,name={BROKER_PORT_NAME}"),
+        );
+    }
 
     if let Some(control) = &spec.control_socket {
         args.path("-qmp", "unix:", control, ",server=on,wait=off");
@@ -193,6 +209,7 @@ mod tests {
             agent_socket: "/i/agent.sock".into(),
             console_log: "/i/console.log".into(),
             vmm_log: PathBuf::from("/i/qemu.log"),
+            broker_socket: None,
             control_socket: Some("/i/qmp.sock".into()),
             network,
             accel: Accel::Tcg,
@@ -226,6 +243,19 @@ mod tests {
         assert!(line.contains("-device virtserialport,chardev=agent,name=mvm.agent"));
         assert!(line.contains("-qmp unix:/i/qmp.sock,server=on,wait=off"));
         assert!(line.contains("-accel tcg -cpu max -smp 2 -m 256M"));
+        assert!(
+            !line.contains("mvm.broker"),
+            "no broker socket, no port: {line}"
+        );
+    }
+
+    #[test]
+    fn the_broker_channel_is_a_second_port_on_its_own_socket() {
+        let mut vm = spec(Network::None);
+        vm.broker_socket = Some("/i/broker.sock".into());
+        let line = joined(&vm);
+        assert!(line.contains("-chardev socket,id=broker,server=on,wait=off,path=/i/broker.sock"));
+        assert!(line.contains("-device virtserialport,chardev=broker,name=mvm.broker"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub use args::AGENT_PORT_NAME;
+pub use args::{AGENT_PORT_NAME, BROKER_PORT_NAME};
 pub use process::QemuProcess;
 pub use qmp::{Qmp, QmpError};
 pub use version::{QemuVersion, VersionError};
@@ -204,6 +204,7 @@ mod tests {
             agent_socket: dir.join("agent.sock"),
             console_log: dir.join("console.log"),
             vmm_log: dir.join("qemu.log"),
+            broker_socket: None,
             control_socket: None,
             network: Network::None,
             accel: Accel::Kvm,

@@ -47,6 +47,7 @@ pub fn spec(dir: &Path, kernel: &Path, initrd: &Path, mut disks: Vec<Disk>) -> V
         agent_socket: dir.join("agent.sock"),
         console_log: dir.join("console.log"),
         vmm_log: dir.join("qemu.log"),
+        broker_socket: None,
         control_socket: Some(dir.join("qmp.sock")),
         network: Network::None,
         accel: probe().chosen,

@@ -325,6 +325,43 @@ fn summary(ev: &Event) -> String {
             s.push_str(&format!(" up={bytes_up} down={bytes_down} {duration_ms}ms"));
             s
         }
+        Event::Mediated {
+            kind,
+            destination,
+            method,
+            secrets,
+            decision,
+            status,
+            detail,
+            bytes_sent,
+            bytes_received,
+            duration_ms,
+        } => {
+            let mut s = format!(
+                "{} {} {} {}",
+                word(kind),
+                word(method),
+                word(destination),
+                match decision {
+                    mvm_audit::Decision::Admitted => "allowed",
+                    mvm_audit::Decision::Refused => "REFUSED",
+                }
+            );
+            if let Some(code) = status {
+                s.push_str(&format!(" status={code}"));
+            }
+            if !secrets.is_empty() {
+                let names: Vec<String> = secrets.iter().map(|n| word(n)).collect();
+                s.push_str(&format!(" released={}", names.join(",")));
+            }
+            if let Some(d) = detail {
+                s.push_str(&format!(" detail={}", word(d)));
+            }
+            s.push_str(&format!(
+                " sent={bytes_sent} received={bytes_received} {duration_ms}ms"
+            ));
+            s
+        }
         Event::Crash { detail } => format!("detail={}", word(detail)),
         Event::Repair {
             dropped_bytes,

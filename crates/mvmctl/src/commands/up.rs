@@ -58,6 +58,17 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECS", default_value_t = mvm_runtime::network::DEFAULT_IDLE_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub egress_idle_timeout: u64,
+    /// PEM certificates the host trusts, besides the system's, for the
+    /// requests it makes for the guest (`mvm.web_fetch`, `mvm.web_search`).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// Search provider for `mvm.web_search` (SearXNG's JSON API:
+    /// GET URL?q=...&format=json), e.g. https://search.example/search.
+    #[arg(long, value_name = "URL")]
+    pub web_search: Option<String>,
+    /// Stored secret sent to the search provider as a bearer token.
+    #[arg(long, value_name = "SECRET", requires = "web_search")]
+    pub web_search_key: Option<String>,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<i32> {
@@ -96,6 +107,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             max_connections: args.egress_max_connections,
             max_rate: args.egress_max_rate,
             idle_secs: args.egress_idle_timeout,
+        },
+        broker: mvm_runtime::broker::BrokerOptions {
+            ca_bundle: args.ca_bundle.clone(),
+            search_url: args.web_search.clone(),
+            search_key: args.web_search_key.clone(),
         },
     };
     let outcome = up::up_image(&home, image, &boot, &opts)?;

@@ -41,6 +41,7 @@ impl Env {
         let out = cmd
             .args(args)
             .env("MVM_HOME", self.home())
+            .env("MVM_SECRETS_KEY_FILE", self.secrets_key())
             .current_dir(repo_root())
             .output()
             .expect("run mvmctl");
@@ -52,6 +53,19 @@ impl Env {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    /// The secret store's key: outside the home, as the store requires.
+    pub fn secrets_key(&self) -> PathBuf {
+        self.tmp.path().join("secrets.key")
+    }
+
+    /// `mvmctl secret set NAME --from-file`, the value never on a command line.
+    pub fn secret_set(&self, name: &str, value: &str) {
+        let file = self.tmp.path().join(format!("secret-{name}"));
+        std::fs::write(&file, value).expect("writing the secret's file");
+        self.ok(&["secret", "set", name, "--from-file", file.to_str().unwrap()]);
+        std::fs::remove_file(&file).expect("removing the secret's file");
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -92,6 +106,7 @@ impl Drop for Env {
         let _ = Command::new(env!("CARGO_BIN_EXE_mvmctl"))
             .args(["down", "--all"])
             .env("MVM_HOME", self.home())
+            .env("MVM_SECRETS_KEY_FILE", self.secrets_key())
             .output();
     }
 }

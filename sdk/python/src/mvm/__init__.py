@@ -3,6 +3,8 @@
 ``@mvm.app(...)`` records a declaration; ``mvm.emit_json()`` prints it as
 canonical Workload IR, byte-identical to what ``mvmctl compile`` produces
 from the same file. ``mvm.Sandbox`` is the runtime SDK (record mode).
+``mvm.web_fetch`` / ``mvm.web_search`` are for code running in the guest:
+the host makes the request, applying the app's secrets (docs/secrets.md).
 See docs/sdk.md.
 """
 
@@ -36,6 +38,20 @@ from mvm.helpers import (
     secret,
 )
 from mvm.sandbox import Sandbox
+from mvm.web import (
+    BadRequest,
+    Busy,
+    EgressDenied,
+    Response,
+    SecretNotAllowed,
+    Timeout,
+    TooLarge,
+    Unavailable,
+    Upstream,
+    WebError,
+    web_fetch,
+    web_search,
+)
 
 __version__ = "0.1.0"
 
@@ -65,4 +81,6 @@ __all__ = [
     "addon", "dns_none", "dns_resolver", "dns_system", "egress", "entrypoint", "entrypoint_function",
     "hook", "host_port", "literal", "local_path", "network", "nix_packages", "no_deps", "node_deps",
     "node_image", "oci_image", "port", "python_deps", "python_image", "resources", "secret",
+    "web_fetch", "web_search", "Response", "WebError", "EgressDenied", "SecretNotAllowed", "Timeout",
+    "TooLarge", "BadRequest", "Upstream", "Busy", "Unavailable",
 ]  # fmt: skip

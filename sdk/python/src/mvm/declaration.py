@@ -150,12 +150,12 @@ def app(
     return decorate
 
 
-def _env(env: object) -> Dict[str, Dict[str, str]]:
+def _env(env: object) -> Dict[str, Dict[str, Any]]:
     if env is None:
         return {}
     if not isinstance(env, dict):
         raise a.type_error("mvm.app(env=)", "a dict of names to values", env)
-    out: Dict[str, Dict[str, str]] = {}
+    out: Dict[str, Dict[str, Any]] = {}
     for key, value in env.items():
         if not isinstance(key, str):
             raise a.type_error("mvm.app(env=) key", "a string", key)
@@ -170,7 +170,15 @@ def _env(env: object) -> Dict[str, Dict[str, str]]:
                 "mvm.secret(var=%r) is set as env %r" % (h.extra, key),
                 "make var equal to the env name %r, or leave var out" % key,
             )
-        out[key] = dict(h.value)
+        out[key] = _copy_env_value(h.value)
+    return out
+
+
+def _copy_env_value(value: Dict[str, Any]) -> Dict[str, Any]:
+    # A helper's value may be reused in several declarations: copy its list too.
+    out = dict(value)
+    if "hosts" in out:
+        out["hosts"] = list(out["hosts"])
     return out
 
 

@@ -360,11 +360,31 @@ def literal(value: str) -> Helper:
 
 
 @checked("secret")
-def secret(name: str, var: Optional[str] = None) -> Helper:
-    """A reference to the host-held secret ``name``; the value never enters the IR."""
+def secret(
+    name: str,
+    var: Optional[str] = None,
+    *,
+    type: str = _spec.DEFAULT_SECRET_TYPE,
+    hosts: Optional[List[str]] = None,
+    header: Optional[str] = None,
+) -> Helper:
+    """A reference to the host-held secret ``name``; the value never enters the IR.
+
+    ``type`` says how the host applies it to a request it makes for the guest
+    (``mvm.web_fetch``): ``"token"`` only where the guest put the token,
+    ``"bearer"`` / ``"basic"`` as ``Authorization``, ``"header"`` in the
+    header named by ``header``. ``hosts`` are the only hosts it may be sent
+    to (each must be an egress grant); without them, any of the app's grants.
+    """
     return Helper(
         "secret",
-        {"kind": "secret_ref", "name": a.string("mvm.secret(name=)", name)},
+        {
+            "kind": "secret_ref",
+            "name": a.string("mvm.secret(name=)", name),
+            "type": _in("mvm.secret(type=)", a.string("mvm.secret(type=)", type), _spec.CHOICES_SECRET_TYPE),
+            "header": a.optional_string("mvm.secret(header=)", header),
+            "hosts": a.optional_string_list("mvm.secret(hosts=)", hosts) or [],
+        },
         a.optional_string("mvm.secret(var=)", var),
     )
 

@@ -89,7 +89,7 @@ def sandbox_spec(
     }
 
 
-def _env(env: object) -> Dict[str, Dict[str, str]]:
+def _env(env: object) -> Dict[str, Dict[str, Any]]:
     if env is None:
         return {}
     if not isinstance(env, dict):
@@ -102,6 +102,8 @@ def _env(env: object) -> Dict[str, Dict[str, str]]:
             out[key] = {"kind": "literal", "value": value}
         elif isinstance(value, Helper) and value.helper in ("literal", "secret"):
             out[key] = dict(value.value)
+            if "hosts" in out[key]:
+                out[key]["hosts"] = list(out[key]["hosts"])
         else:
             raise SandboxError("env[%r] must be a string, mvm.literal(...) or mvm.secret(...)" % key)
     return out

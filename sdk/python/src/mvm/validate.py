@@ -221,6 +221,7 @@ def _app(c: _Checker, at: str, app: Dict[str, Any]) -> None:
             )
     _network(c, at + "/network", app["network"], app["threat_tier"])
     _env(c, at + "/env", app["env"])
+    _secret_bindings(c, at + "/env", app["env"], app["network"])
     _entrypoints(c, at + "/entrypoints", app["entrypoints"])
     c.hooks(at + "/hooks", app["hooks"])
     seen = set()
@@ -332,7 +333,7 @@ def _network(c: _Checker, at: str, net: Dict[str, Any], tier: str) -> None:
         c.port(at + "/dns/port", dns["port"])
 
 
-def _env(c: _Checker, at: str, env: Dict[str, Dict[str, str]]) -> None:
+def _env(c: _Checker, at: str, env: Dict[str, Dict[str, Any]]) -> None:
     for key in sorted(env):
         value = env[key]
         p = "%s/%s" % (at, _seg(key))
@@ -357,6 +358,130 @@ def _env(c: _Checker, at: str, env: Dict[str, Dict[str, str]]) -> None:
                 p + "/value",
                 'env "%s" looks like a credential but holds a literal value that is stored in the IR and image' % key,
                 'pass it as a secret instead: mvm.secret("name")',
+            )
+
+
+def _ascii_lower(s: str) -> str:
+    # Rust's to_ascii_lowercase: str.lower() would also fold non-ASCII letters.
+    return "".join(chr(ord(ch) + 32) if "A" <= ch <= "Z" else ch for ch in s)
+
+
+def _host_key(host: str) -> str:
+    """A host as compared with grants: case-insensitive, a trailing dot is the same host."""
+    return _ascii_lower(host[:-1] if host.endswith(".") else host)
+
+
+def header_problem(name: str) -> Optional[str]:
+    """Why ``name`` cannot be the header a secret is set into, if it cannot."""
+    if not name:
+        return "is empty"
+    if not full_match(_spec.PATTERN_HEADER_NAME, name):
+        return 'is not an HTTP header name (letters, digits and !#$%&\'*+-.^_`|~ only, no spaces or ":")'
+    if _ascii_lower(name) in _spec.HOST_OWNED_HEADERS:
+        return "is a header the host sets itself on every request"
+    return None
+
+
+def _secret_bindings(c: _Checker, at: str, env: Dict[str, Dict[str, Any]], net: Dict[str, Any]) -> None:
+    """E_SECRET_HEADER_INVALID, E_SECRET_HOST_*, W_SECRET_UNBOUND and
+    E_SECRET_BINDING_CONFLICT, as mvm_ir's validate/bindings.rs raises them."""
+    closed = net["mode"] == "none"
+    grants = set() if closed else {_host_key(hp["host"]) for hp in net["egress"]["allowlist"]}
+    # (key, name, header lowercase, header as shown, host keys, path)
+    setters: List[Tuple[str, str, str, str, set, str]] = []
+    for key in sorted(env):
+        value = env[key]
+        if value["kind"] != "secret_ref":
+            continue
+        p = "%s/%s" % (at, _seg(key))
+        name, auth, header, hosts = value["name"], value["type"], value["header"], value["hosts"]
+        header_ok = _secret_header(c, p, name, auth, header)
+        _secret_hosts(c, p, name, auth, hosts, grants, closed)
+        if header_ok and auth != "token" and (auth != "header" or header is not None):
+            if auth == "header":
+                setters.append((key, name, _ascii_lower(header), header, {_host_key(h) for h in hosts}, p + "/header"))
+            else:
+                setters.append((key, name, "authorization", "Authorization", {_host_key(h) for h in hosts}, p + "/type"))
+    for j, later in enumerate(setters):
+        for earlier in setters[:j]:
+            if earlier[2] != later[2]:
+                continue
+            if not earlier[4] and not later[4]:
+                shared = "every egress grant"
+            elif not earlier[4]:
+                shared = '"%s"' % min(later[4])
+            elif not later[4]:
+                shared = '"%s"' % min(earlier[4])
+            else:
+                both = earlier[4] & later[4]
+                if not both:
+                    continue
+                shared = '"%s"' % min(both)
+            c.add(
+                "E_SECRET_BINDING_CONFLICT",
+                later[5],
+                'secrets "%s" (env %s) and "%s" (env %s) both set the %s header on requests to %s'
+                % (earlier[1], earlier[0], later[1], later[0], later[3], shared),
+                "bind them to different hosts, or keep one of them; the host could not tell which to send",
+            )
+            break
+
+
+def _secret_header(c: _Checker, p: str, name: str, auth: str, header: Optional[str]) -> bool:
+    if auth == "header" and header is None:
+        message = 'secret "%s" has type "header" but no header name' % name
+        hint = 'name the header the service reads the credential from, e.g. header="X-Api-Key" (or use type "bearer" for Authorization: Bearer)'
+    elif auth == "header":
+        why = header_problem(header)  # type: ignore[arg-type]
+        if why is None:
+            return True
+        message = 'header "%s" of secret "%s" %s' % (header, name, why)
+        hint = (
+            'give the header the service reads the credential from, e.g. "X-Api-Key"; framing, connection and proxy '
+            "headers (Host, Content-Length, Connection, Proxy-Authorization, ...) are the host's"
+        )
+    elif header is not None:
+        message = 'secret "%s" names header "%s" but its type is "%s"; only type "header" uses a header name' % (name, header, auth)
+        hint = 'set type="header" to send the secret in that header, or drop header'
+    else:
+        return True
+    c.add("E_SECRET_HEADER_INVALID", p + "/header", message, hint)
+    return False
+
+
+def _secret_hosts(c: _Checker, p: str, name: str, auth: str, hosts: List[str], grants: set, closed: bool) -> None:
+    if not hosts and auth != "token":
+        c.add(
+            "W_SECRET_UNBOUND",
+            p + "/hosts",
+            'secret "%s" has type "%s" and no hosts: the host adds it to every request to any of the app\'s egress grants' % (name, auth),
+            'bind it to the hosts that need it, e.g. hosts=["api.openai.com"]',
+        )
+    for i, host in enumerate(hosts):
+        hp = "%s/hosts/%d" % (p, i)
+        problem = host_problem(host)
+        if problem is not None and problem[0] == "wildcard":
+            c.add(
+                "E_NETWORK_WILDCARD",
+                hp,
+                'bound host "%s" of secret "%s" %s' % (host, name, problem[1]),
+                'bind the secret to each host by name or address, e.g. hosts=["api.openai.com"]; wildcards and ranges are not allowed',
+            )
+        elif problem is not None:
+            c.add(
+                "E_SECRET_HOST_INVALID",
+                hp,
+                'bound host "%s" of secret "%s" %s' % (host, name, problem[1]),
+                'give a DNS name or an IP address, without scheme, port or path, e.g. "api.openai.com"',
+            )
+        elif _host_key(host) not in grants:
+            c.add(
+                "E_SECRET_HOST_NOT_GRANTED",
+                hp,
+                ('secret "%s" is bound to "%s", but network mode is "none": the app has no egress grants' if closed
+                 else 'secret "%s" is bound to "%s", which is not one of the app\'s egress grants') % (name, host),
+                'grant it as well (mvm.network(mode="deny", allow_https=["%s"]), or an egress allowlist entry '
+                '{"host": "%s", "port": 443}), or remove it from the secret\'s hosts' % (host, host),
             )
 
 
