@@ -18,9 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use mvm_proto::broker::{
-    BrokerError, BrokerReply, BrokerRequest, Call, ErrorCode, GUEST_SOCKET, Outcome,
-};
+use mvm_proto::broker::{BrokerError, BrokerRequest, Call, ErrorCode, GUEST_SOCKET, Outcome};
 use mvm_proto::frame;
 
 use crate::log;
@@ -140,14 +138,31 @@ fn forward(mut client: UnixStream, writer: &Writer, pending: &Pending, next_id: 
     }
 }
 
+/// A [`BrokerReply`] whose outcome stays the bytes the host sent: the
+/// program that asked parses it; the agent only needs the number.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReply<'a> {
+    id: u64,
+    #[serde(borrow)]
+    outcome: &'a serde_json::value::RawValue,
+}
+
 /// Hands each reply from the host to the program waiting for it.
 fn read_replies(mut reader: Box<dyn Read + Send>, pending: &Pending) {
     loop {
-        let reply = match frame::read_frame::<_, BrokerReply>(&mut reader) {
-            Ok(Some(reply)) => reply,
+        let body = match frame::read_frame_bytes(&mut reader) {
+            Ok(Some(body)) => body,
             Ok(None) => return,
             Err(e) => {
                 log!("broker channel: {e}");
+                return;
+            }
+        };
+        let reply: RawReply = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                log!("broker channel: a malformed reply: {e}");
                 return;
             }
         };
@@ -156,8 +171,12 @@ fn read_replies(mut reader: Box<dyn Read + Send>, pending: &Pending) {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&reply.id);
         if let Some(mut client) = waiting {
+            let outcome = reply.outcome.get().as_bytes();
+            let header = (outcome.len() as u32).to_be_bytes();
             // The program may have given up; that is its business.
-            let _ = frame::write_frame(&mut client, &reply.outcome);
+            let _ = client
+                .write_all(&header)
+                .and_then(|()| client.write_all(outcome));
         }
     }
 }
@@ -182,7 +201,7 @@ fn answer(client: &mut UnixStream, code: ErrorCode, message: &str) {
 mod tests {
     use super::*;
     use crate::transport::Connection;
-    use mvm_proto::broker::{FetchRequest, FetchResponse};
+    use mvm_proto::broker::{BrokerReply, FetchRequest, FetchResponse};
     use std::os::unix::net::UnixStream;
 
     /// One "host" connection over a socket pair, answering each call with

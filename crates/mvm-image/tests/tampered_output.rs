@@ -167,9 +167,9 @@ fn unknown_fields_and_other_versions_are_refused() {
 
     let mut v = c.launch();
     v.as_object_mut().unwrap().remove("surprise");
-    v["launch_version"] = 1.into();
+    v["launch_version"] = 2.into();
     c.set_launch(&v);
-    c.refused(&c.out, "launch_version: 1 is not 2");
+    c.refused(&c.out, "launch_version: 2 is not 3");
 }
 
 #[test]

@@ -180,6 +180,7 @@ fn the_named_untrusted_input_readers_exist() {
         "crates/mvm-image/src/upper.rs",
         "crates/mvm-proto/src/frame.rs",
         "crates/mvm-egress/src/request.rs",
+        "crates/mvm-broker/src/request.rs",
         "crates/mvm-image/src/tree.rs",
     ] {
         assert!(

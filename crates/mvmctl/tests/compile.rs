@@ -142,7 +142,7 @@ fn launch_json_merges_addon_hooks_first_and_keeps_secrets_as_names() {
     let launch = read_json(&out.join("launch.json"));
     assert_eq!(
         launch["env"]["API_KEY"],
-        json!({ "kind": "secret_ref", "name": "tool-api-key" })
+        json!({ "kind": "secret_ref", "name": "tool-api-key", "type": "token", "header": null, "hosts": [] })
     );
     assert_eq!(launch["primary_entrypoint"], "run");
 }

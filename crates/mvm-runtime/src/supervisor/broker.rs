@@ -141,13 +141,16 @@ async fn read_request(
 }
 
 /// The call's egress-log line, audit record and the secrets' last use.
+/// Only the audit record is waited for before the guest hears back (a
+/// release it saw is a release on record); the log line and the store's
+/// "last used" stamp are written on the side.
 async fn note(ctx: &Context, record: &mvm_broker::Record) {
     let line = record.json_line();
     let log = ctx.egress_log.clone();
     let secrets = record.secrets.clone();
     let home = ctx.home.clone();
     let touch = ctx.touch && !secrets.is_empty();
-    let _ = tokio::task::spawn_blocking(move || {
+    drop(tokio::task::spawn_blocking(move || {
         if let Err(e) = append_line(&log, &line) {
             tracing::warn!("writing {}: {e}", log.display());
         }
@@ -158,8 +161,7 @@ async fn note(ctx: &Context, record: &mvm_broker::Record) {
                 }
             }
         }
-    })
-    .await;
+    }));
     if let Some(trail) = &ctx.trail {
         trail.mediated(record).await;
     }

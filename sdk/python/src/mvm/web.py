@@ -10,12 +10,15 @@ replaced by its token. Outside a microVM there is no broker: the calls raise
 
 from __future__ import annotations
 
-import base64
-import json as _json
 import os
-import socket
-import struct
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+# Everything else is imported where it is used: `import mvm` in the guest's
+# function runner must stay cheap (tests/test_import.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+    Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
 
 #: Where the guest agent listens; ``MVM_BROKER_SOCKET`` overrides it (tests).
 GUEST_SOCKET = "/run/mvm/broker.sock"
@@ -98,7 +101,9 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        return _json.loads(self.body)
+        import json
+
+        return json.loads(self.body)
 
     def header(self, name: str) -> Optional[str]:
         """The first value of header ``name`` (any case), or None."""
@@ -110,9 +115,6 @@ class Response:
 
     def __repr__(self) -> str:
         return "<mvm.Response status=%d bytes=%d>" % (self.status, len(self.body))
-
-
-Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
 
 
 def web_fetch(
@@ -131,9 +133,12 @@ def web_fetch(
     Secrets declared with ``type="bearer"``/``"basic"``/``"header"`` are
     applied by the host without being named. ``json=`` sends a JSON body.
     """
+    import base64
+    import json as _json
+
     pairs: List[List[str]] = []
     if headers is not None:
-        items = headers.items() if isinstance(headers, Mapping) else headers
+        items = headers.items() if hasattr(headers, "items") else headers
         for k, v in items:
             pairs.append([str(k), str(v)])
     if json is not None:
@@ -163,6 +168,10 @@ def web_search(query: str, max_results: int = 10) -> List[Dict[str, str]]:
 
 
 def _call(call: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    import json as _json
+    import socket
+    import struct
+
     path = os.environ.get("MVM_BROKER_SOCKET", GUEST_SOCKET)
     payload = _json.dumps(call).encode()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -190,7 +199,7 @@ def _call(call: Dict[str, Any], timeout: float) -> Dict[str, Any]:
     return out
 
 
-def _read(s: socket.socket, n: int) -> bytes:
+def _read(s: Any, n: int) -> bytes:
     chunks = []
     while n > 0:
         chunk = s.recv(min(n, 1 << 20))
