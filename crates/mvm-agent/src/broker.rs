@@ -28,6 +28,8 @@ use crate::transport::{Transport, VirtioSerial};
 const MAX_PENDING: usize = 64;
 /// A program that connects and says nothing is dropped after this long.
 const CALL_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A program that does not read its answer is dropped after this long.
+const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Writer = Arc<Mutex<Option<Box<dyn Write + Send>>>>;
 type Pending = Arc<Mutex<HashMap<u64, UnixStream>>>;
@@ -171,12 +173,16 @@ fn read_replies(mut reader: Box<dyn Read + Send>, pending: &Pending) {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&reply.id);
         if let Some(mut client) = waiting {
-            let outcome = reply.outcome.get().as_bytes();
-            let header = (outcome.len() as u32).to_be_bytes();
-            // The program may have given up; that is its business.
-            let _ = client
-                .write_all(&header)
-                .and_then(|()| client.write_all(outcome));
+            let mut framed = Vec::with_capacity(frame::HEADER_BYTES + reply.outcome.get().len());
+            framed.extend_from_slice(&(reply.outcome.get().len() as u32).to_be_bytes());
+            framed.extend_from_slice(reply.outcome.get().as_bytes());
+            // On its own thread, with a deadline: a program that never
+            // reads its answer holds up no one else's.
+            thread::spawn(move || {
+                let _ = client.set_write_timeout(Some(REPLY_WRITE_TIMEOUT));
+                // The program may have given up; that is its business.
+                let _ = client.write_all(&framed);
+            });
         }
     }
 }
@@ -278,6 +284,52 @@ mod tests {
                 (202, "https://b.example/".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn a_program_that_never_reads_its_answer_holds_up_no_one_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("broker.sock");
+        let (host_end, agent_end) = UnixStream::pair().unwrap();
+        serve(Box::new(FakeHost(Some(agent_end))), &socket).unwrap();
+        // The host answers every call with a body far larger than a socket buffer.
+        thread::spawn(move || {
+            let mut r = host_end.try_clone().unwrap();
+            let mut w = host_end;
+            while let Ok(Some(req)) = frame::read_frame::<_, BrokerRequest>(&mut r) {
+                let reply = BrokerReply {
+                    id: req.id,
+                    outcome: Outcome::Fetched(FetchResponse {
+                        status: 200,
+                        headers: vec![],
+                        body: vec![b'x'; 4 << 20],
+                    }),
+                };
+                frame::write_frame(&mut w, &reply).unwrap();
+            }
+        });
+        // A program that asks and then never reads...
+        let mut stuck = UnixStream::connect(&socket).unwrap();
+        let c = Call::WebFetch(FetchRequest {
+            url: "https://a.example/".into(),
+            method: "GET".into(),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: None,
+        });
+        frame::write_frame(&mut stuck, &c).unwrap();
+        thread::sleep(Duration::from_millis(200));
+        // ...and one that reads gets its answer.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = socket.clone();
+        thread::spawn(move || {
+            let _ = tx.send(call(&s, "https://b.example/"));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the second program was held up");
+        assert!(matches!(got, Outcome::Fetched(r) if r.status == 200));
+        drop(stuck);
     }
 
     #[test]

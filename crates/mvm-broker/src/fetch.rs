@@ -8,13 +8,17 @@ use mvm_proto::broker::{ErrorCode, FetchRequest, FetchResponse, MAX_RESPONSE_BOD
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::request::{self, Fetch};
+use crate::secrets::Misuse;
 use crate::{Broker, Record, Refusal};
 
 pub(crate) async fn run(
     broker: &Broker,
     req: FetchRequest,
     record: &mut Record,
+    permit: Permit,
 ) -> Result<Outcome, Refusal> {
+    // Held to the end of the call (and by a lookup past it: `addresses`).
+    let permit = &permit;
     if let Ok(u) = url::Url::parse(&req.url)
         && let Some(host) = u.host_str()
         && host.len() <= 255
@@ -37,7 +41,7 @@ pub(crate) async fn run(
     let timeout = fetch.timeout;
     let grant = fetch.grant.clone();
     let sent = async {
-        let addrs = addresses(broker, &grant).await?;
+        let addrs = addresses(broker, &grant, permit.clone()).await?;
         let client = client(broker, &grant, &addrs)?;
         record.secrets = released;
         record.bytes_sent = fetch.body.len() as u64;
@@ -46,7 +50,7 @@ pub(crate) async fn run(
         send(client, fetch, headers, record).await
     };
     match tokio::time::timeout(timeout, sent).await {
-        Ok(Ok(response)) => Ok(Outcome::Fetched(filter(broker, response))),
+        Ok(Ok(response)) => Ok(Outcome::Fetched(filter(broker, &grant, response)?)),
         Ok(Err(refusal)) => Err(refusal),
         Err(_) => Err((
             ErrorCode::Timeout,
@@ -86,12 +90,19 @@ fn apply_secrets(broker: &Broker, fetch: &Fetch) -> Result<(HeaderMap, Vec<Strin
     let mut map = HeaderMap::new();
     let mut used: Vec<usize> = Vec::new();
     for (name, value) in &fetch.headers {
-        let Ok((bytes, tokens)) = broker.secrets.substitute(value) else {
-            return Err((
+        let (bytes, token) = broker.secrets.substitute(value).map_err(|m| match m {
+            Misuse::Unknown => (
                 ErrorCode::SecretNotAllowed,
                 format!("header {name} holds an unknown secret token (not one of this instance's)"),
-            ));
-        };
+            ),
+            Misuse::Misplaced => (
+                ErrorCode::SecretNotAllowed,
+                format!(
+                    "header {name} holds a secret token where the host does not put a secret: a token must be the whole header value (`TOKEN`) or follow one auth-scheme word and a space (`Bearer TOKEN`), once per header"
+                ),
+            ),
+        })?;
+        let tokens: Vec<usize> = token.into_iter().collect();
         for &i in &tokens {
             let s = &secrets[i];
             if !s.bound_to(host) {
@@ -140,13 +151,28 @@ fn apply_secrets(broker: &Broker, fetch: &Fetch) -> Result<(HeaderMap, Vec<Strin
     Ok((map, names))
 }
 
+/// The call's place among the broker's [`crate::MAX_IN_FLIGHT`].
+pub(crate) type Permit = std::sync::Arc<tokio::sync::OwnedSemaphorePermit>;
+
 /// The gate's own check, off the async threads (it may resolve a name).
-async fn addresses(broker: &Broker, grant: &Grant) -> Result<Vec<SocketAddr>, Refusal> {
+/// A blocking lookup cannot be cancelled: when the call times out it goes
+/// on, so it holds the call's permit until it ends, and lookups that
+/// linger count against the broker's limit instead of piling up.
+async fn addresses(
+    broker: &Broker,
+    grant: &Grant,
+    permit: Permit,
+) -> Result<Vec<SocketAddr>, Refusal> {
     let gate = broker.gate.clone();
     let g = grant.clone();
-    let checked = tokio::task::spawn_blocking(move || gate.addresses_for(&g))
-        .await
-        .map_err(|e| (ErrorCode::Upstream, format!("checking {grant}: {e}")))?;
+    let checked = tokio::task::spawn_blocking(move || {
+        let held = permit;
+        let found = gate.addresses_for(&g);
+        drop(held);
+        found
+    })
+    .await
+    .map_err(|e| (ErrorCode::Upstream, format!("checking {grant}: {e}")))?;
     checked.map_err(|e| match e {
         GateError::Denied(_) | GateError::Private { .. } => {
             (ErrorCode::EgressDenied, e.to_string())
@@ -211,6 +237,13 @@ async fn send(
     record: &mut Record,
 ) -> Result<Response, Refusal> {
     let grant = fetch.grant;
+    let mut headers = headers;
+    // Only an uncompressed body can be filtered (the guest may not ask for
+    // another encoding: `request`).
+    headers.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     let mut builder = client.request(fetch.method, fetch.url).headers(headers);
     if !fetch.body.is_empty() {
         builder = builder.body(fetch.body);
@@ -226,6 +259,7 @@ async fn send(
     };
     let mut response = builder.send().await.map_err(upstream)?;
     record.status = Some(response.status().as_u16());
+    refuse_unfilterable(&grant, &response)?;
     let too_large = || {
         (
             ErrorCode::TooLarge,
@@ -259,24 +293,102 @@ async fn send(
     })
 }
 
-/// Every secret value in the response, replaced by its token.
-fn filter(broker: &Broker, r: Response) -> FetchResponse {
-    let f = &broker.secrets.to_tokens;
-    FetchResponse {
-        status: r.status,
-        headers: r
-            .headers
-            .into_iter()
-            .map(|(n, v)| {
-                let v = f.replace(&v);
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(&v).into_owned(),
-                )
-            })
-            .collect(),
-        body: f.replace(&r.body).into_owned(),
+/// A response whose body the filter cannot read as sent: compressed
+/// (a server may compress even when asked not to) or a part of a whole
+/// (the guest could put a value together from pieces no filter sees whole).
+fn refuse_unfilterable(grant: &Grant, response: &reqwest::Response) -> Result<(), Refusal> {
+    if response.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err((
+            ErrorCode::Upstream,
+            format!(
+                "{grant} answered 206 Partial Content, which the host does not relay (the guest may not ask for ranges)"
+            ),
+        ));
     }
+    for v in response
+        .headers()
+        .get_all(reqwest::header::CONTENT_ENCODING)
+    {
+        let identity = v.to_str().is_ok_and(|t| {
+            t.split(',')
+                .all(|e| e.trim().eq_ignore_ascii_case("identity"))
+        });
+        if !identity {
+            return Err((
+                ErrorCode::Upstream,
+                format!(
+                    "{grant} sent a response with Content-Encoding {}, though the host asked for identity; an encoded body cannot be checked for secret values, so it is not relayed",
+                    crate::request::quote(&String::from_utf8_lossy(v.as_bytes()))
+                ),
+            ));
+        }
+    }
+    // A transfer coding other than chunked (`gzip, chunked`) is left on
+    // the body by the HTTP client, compressed all the same.
+    for v in response
+        .headers()
+        .get_all(reqwest::header::TRANSFER_ENCODING)
+    {
+        let plain = v.to_str().is_ok_and(|t| {
+            t.split(',').all(|e| {
+                let e = e.trim();
+                e.eq_ignore_ascii_case("chunked") || e.eq_ignore_ascii_case("identity")
+            })
+        });
+        if !plain {
+            return Err((
+                ErrorCode::Upstream,
+                format!(
+                    "{grant} sent a response with Transfer-Encoding {}; an encoded body cannot be checked for secret values, so it is not relayed",
+                    crate::request::quote(&String::from_utf8_lossy(v.as_bytes()))
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The most the response's headers may add up to (names and values) once
+/// values are replaced by tokens.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 256 * 1024;
+
+/// Every secret value in the response, replaced by its token. A token may
+/// be longer than its value, so a response under the caps can grow past
+/// them here: checked again after filtering (`TooLarge`).
+fn filter(broker: &Broker, grant: &Grant, r: Response) -> Result<FetchResponse, Refusal> {
+    let f = &broker.secrets.to_tokens;
+    let mut total = 0usize;
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for (n, v) in r.headers {
+        let v = f.replace(&v);
+        total = total.saturating_add(n.as_str().len() + v.len());
+        if total > MAX_RESPONSE_HEADER_BYTES {
+            return Err((
+                ErrorCode::TooLarge,
+                format!(
+                    "the response headers from {grant} are larger than {MAX_RESPONSE_HEADER_BYTES} bytes once secret values in them are replaced by tokens"
+                ),
+            ));
+        }
+        headers.push((
+            n.as_str().to_string(),
+            String::from_utf8_lossy(&v).into_owned(),
+        ));
+    }
+    let body = f.replace(&r.body).into_owned();
+    if body.len() > MAX_RESPONSE_BODY {
+        return Err((
+            ErrorCode::TooLarge,
+            format!(
+                "the response from {grant} is larger than {MAX_RESPONSE_BODY} bytes once secret values in it are replaced by tokens"
+            ),
+        ));
+    }
+    Ok(FetchResponse {
+        status: r.status,
+        headers,
+        body,
+    })
 }
 
 /// An error and its causes on one line (reqwest's own message alone says

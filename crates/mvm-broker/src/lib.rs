@@ -13,16 +13,27 @@
 //! 2. The method is one of GET HEAD POST PUT PATCH DELETE OPTIONS; header
 //!    names and values are well formed and none is one the HTTP client
 //!    owns (`host`, `content-length`, `transfer-encoding`, `connection`,
-//!    `upgrade`, `te`, `trailer`, `keep-alive`, `proxy-*`); the body is at
+//!    `upgrade`, `te`, `trailer`, `keep-alive`, `proxy-*`) or one that
+//!    would make the answer compressed or partial (`accept-encoding`,
+//!    `range`, `if-range`: `BadRequest`; the filter of step 7 reads only
+//!    whole, uncompressed bodies); the body is at
 //!    most [`MAX_REQUEST_BODY`] (`TooLarge`); the time limit is the
-//!    request's `timeout_ms` or [`DEFAULT_TIMEOUT_MS`], at most
-//!    [`MAX_TIMEOUT_MS`], and covers resolving, connecting, sending and
-//!    reading the whole response (`Timeout`).
-//! 3. **Tokens in header values** are replaced by their secrets' values.
-//!    Every `mvm-secret-ref:` in a header value must begin a whole token of
-//!    this instance (`SecretNotAllowed`, "unknown secret token"), and the
-//!    destination host must be among that secret's hosts, or the secret
-//!    has none (`SecretNotAllowed`). **Tokens in the URL or the body are
+//!    request's `timeout_ms` or [`DEFAULT_TIMEOUT_MS`], at least
+//!    [`MIN_TIMEOUT_MS`] and at most [`MAX_TIMEOUT_MS`], and covers
+//!    resolving, connecting, sending and reading the whole response
+//!    (`Timeout`).
+//! 3. **Tokens in header values** are replaced by their secrets' values,
+//!    only where a credential goes: a header value that is exactly the
+//!    token (`X-Api-Key: TOKEN`), or one auth-scheme word, a single space
+//!    and the token (`Authorization: Bearer TOKEN`, `token TOKEN`; the
+//!    word is a letter then letters, digits or `._~+/-`). A token anywhere
+//!    else (`Cookie: s=TOKEN`, `User-Agent: x TOKEN`, two in one header)
+//!    is `SecretNotAllowed`: a bound host may store such a header and show
+//!    it back later where no filter stands. Every `mvm-secret-ref:` in a
+//!    header value must begin a whole token of this instance
+//!    (`SecretNotAllowed`, "unknown secret token"), and the destination
+//!    host must be among that secret's hosts, or the secret has none
+//!    (`SecretNotAllowed`). **Tokens in the URL or the body are
 //!    not replaced**: they are sent as the useless strings they are. A URL
 //!    ends up in logs and caches and a body is the guest's data; neither is
 //!    a place a credential should be put by the host.
@@ -47,12 +58,20 @@
 //! 7. The response (status, headers in order, body of at most
 //!    [`MAX_RESPONSE_BODY`], else `TooLarge`) has every secret value in it
 //!    replaced by that secret's token before it reaches the guest, in each
-//!    of the spellings of [`spellings`] (as is, base64 as `basic` sends
-//!    it, JSON-escaped, percent-encoded). A failure to connect, a TLS
-//!    error or a reset is `Upstream`; so is an error message, which is
-//!    filtered the same way.
+//!    of the spellings of [`spellings`] (as is, base64, hex, JSON-escaped,
+//!    percent-encoded, HTML entities; any ASCII case). The host asks for
+//!    `Accept-Encoding: identity`; a response with any other
+//!    `Content-Encoding`, a `Transfer-Encoding` other than `chunked`, or a
+//!    206 Partial Content, is `Upstream`, not
+//!    relayed (the filter cannot see a value inside it). A token can be
+//!    longer than its value: a body over [`MAX_RESPONSE_BODY`] or headers
+//!    over [`MAX_RESPONSE_HEADER_BYTES`] once filtered are `TooLarge`. A
+//!    failure to connect, a TLS error or a reset is `Upstream`; so is an
+//!    error message, which is filtered the same way.
 //!
-//! At most [`MAX_IN_FLIGHT`] calls run at once per broker (`Busy` beyond).
+//! At most [`MAX_IN_FLIGHT`] calls run at once per broker (`Busy` beyond);
+//! a name lookup counts as part of its call until the lookup itself ends,
+//! even when the call has already timed out.
 //! Every call, refused or not, yields a [`Record`]; its `secrets` names the
 //! secrets whose values went into the request (a release, for the audit).
 //!
@@ -113,9 +132,10 @@ pub use mvm_proto::broker::{
 };
 use zeroize::Zeroizing;
 
+pub use fetch::MAX_RESPONSE_HEADER_BYTES;
 pub use record::Record;
 pub use redact::{Redactor, StreamRedactor, spellings};
-pub use request::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_QUERY, MAX_URL};
+pub use request::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_QUERY, MAX_URL, MIN_TIMEOUT_MS};
 pub use secrets::{Auth, Secret};
 
 /// How every token the guest sees begins.
@@ -170,7 +190,9 @@ pub struct Broker {
     tls: rustls::ClientConfig,
     secrets: secrets::Prepared,
     search: Option<search::Provider>,
-    in_flight: tokio::sync::Semaphore,
+    /// Shared with the name lookups a call starts, which hold a permit
+    /// until they end (even after their call timed out).
+    in_flight: Arc<tokio::sync::Semaphore>,
     clients: fetch::Clients,
 }
 
@@ -193,7 +215,7 @@ impl Broker {
             tls,
             secrets,
             search,
-            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             clients: Default::default(),
         })
     }
@@ -207,13 +229,13 @@ impl Broker {
             Call::WebFetch(_) => "web_fetch",
             Call::WebSearch(_) => "web_search",
         });
-        let result = match self.in_flight.try_acquire() {
+        let result = match self.in_flight.clone().try_acquire_owned() {
             Err(_) => Err((
                 ErrorCode::Busy,
                 format!("{MAX_IN_FLIGHT} calls are already in flight from this instance"),
             )),
-            Ok(_permit) => match call {
-                Call::WebFetch(req) => fetch::run(self, req, &mut record).await,
+            Ok(permit) => match call {
+                Call::WebFetch(req) => fetch::run(self, req, &mut record, Arc::new(permit)).await,
                 Call::WebSearch(req) => search::run(self, req, &mut record).await,
             },
         };

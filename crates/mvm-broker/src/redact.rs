@@ -12,30 +12,159 @@ use std::borrow::Cow;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use zeroize::Zeroizing;
 
-/// Every spelling a value is commonly carried in: as is, base64 (an
-/// `Authorization: Basic` header), escaped for a JSON string (a JSON log
-/// line, an echoing server) and percent-encoded (a URL or form); each only
-/// when it differs from the others. Empty for an empty value.
+/// Every spelling a value is commonly carried in, each only once:
+///
+/// - as is;
+/// - base64, standard and URL-safe, padded and not (an `Authorization:
+///   Basic` header, a token, a cookie);
+/// - hex;
+/// - escaped for a JSON string: the minimal escapes, with `\/` for `/`
+///   (PHP, Java, Ruby), with `\u0026 \u003c \u003e` for `& < >` (Go),
+///   and with every non-alphanumeric ASCII character as `\u00XX`;
+/// - percent-encoded: as a form (`+` for a space) and as a URL component
+///   (`%20`), keeping the characters each common encoder keeps;
+/// - with HTML entities for `& < > " '`: named, decimal and hex.
+///
+/// The filters match them without regard to ASCII case, which covers
+/// lower- and upper-case hex digits in every escape (and over-redacts a
+/// little: acceptable). Empty for an empty value.
 pub fn spellings(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     if value.is_empty() {
         return Vec::new();
     }
     let mut out = vec![Zeroizing::new(value.to_vec())];
-    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
-    out.push(Zeroizing::new(b64.as_bytes().to_vec()));
-    if let Ok(text) = std::str::from_utf8(value)
-        && let Ok(json) = serde_json::to_string(text)
-    {
-        let json = Zeroizing::new(json);
-        out.push(Zeroizing::new(json.as_bytes()[1..json.len() - 1].to_vec()));
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        out.push(Zeroizing::new(engine.encode(value).into_bytes()));
     }
-    let percent: Zeroizing<String> =
-        Zeroizing::new(url::form_urlencoded::byte_serialize(value).collect());
-    out.push(Zeroizing::new(percent.as_bytes().to_vec()));
+    out.push(spell(value, |b, o| {
+        o.extend_from_slice(format!("{b:02x}").as_bytes())
+    }));
+    out.extend(escapes::json(value));
+    out.extend(escapes::percent(value));
+    out.extend(escapes::html(value));
     out.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
     out.dedup_by(|a, b| a.as_slice() == b.as_slice());
     out
+}
+
+/// `value` with each byte written by `each`, into a zeroized buffer.
+fn spell(value: &[u8], each: impl Fn(u8, &mut Vec<u8>)) -> Zeroizing<Vec<u8>> {
+    // Room for the longest escape of a byte (`\u00XX`, `&quot;`), so the
+    // buffer never moves and leaves an unzeroized copy behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(value.len() * 6));
+    for &b in value {
+        each(b, &mut out);
+    }
+    out
+}
+
+/// The escaping families of [`spellings`].
+mod escapes {
+    use super::spell;
+    use zeroize::Zeroizing;
+
+    /// A JSON string's contents: `\"`, `\\` and the short control escapes,
+    /// other controls as `\u00XX`; `slash` adds `\/`, and bytes `as_u`
+    /// picks are written `\u00XX` whatever they are. Bytes >= 0x80 are
+    /// left as they are (JSON carries UTF-8 unescaped).
+    fn escape(value: &[u8], slash: bool, as_u: impl Fn(u8) -> bool) -> Zeroizing<Vec<u8>> {
+        spell(value, |b, o| {
+            let short: Option<&[u8]> = match b {
+                _ if as_u(b) => None,
+                b'"' => Some(b"\\\""),
+                b'\\' => Some(b"\\\\"),
+                b'/' if slash => Some(b"\\/"),
+                b'\n' => Some(b"\\n"),
+                b'\r' => Some(b"\\r"),
+                b'\t' => Some(b"\\t"),
+                0x08 => Some(b"\\b"),
+                0x0c => Some(b"\\f"),
+                0x00..=0x1f => None,
+                _ => {
+                    o.push(b);
+                    return;
+                }
+            };
+            match short {
+                Some(s) => o.extend_from_slice(s),
+                None => o.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+            }
+        })
+    }
+
+    pub(super) fn json(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+        let go = |b: u8| matches!(b, b'&' | b'<' | b'>');
+        let every = |b: u8| b.is_ascii() && !b.is_ascii_alphanumeric();
+        vec![
+            escape(value, false, |_| false),
+            escape(value, true, |_| false),
+            escape(value, false, go),
+            escape(value, true, go),
+            escape(value, false, every),
+        ]
+    }
+
+    /// Percent-encoding, keeping the bytes `keep` picks, a space as `+`
+    /// or `%20`.
+    fn percent_with(value: &[u8], keep: &[u8], plus: bool) -> Zeroizing<Vec<u8>> {
+        spell(value, |b, o| {
+            if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                o.push(b);
+            } else if b == b' ' && plus {
+                o.push(b'+');
+            } else {
+                o.extend_from_slice(format!("%{b:02X}").as_bytes());
+            }
+        })
+    }
+
+    pub(super) fn percent(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+        // Forms (WHATWG), RFC 3986 unreserved, JavaScript's
+        // encodeURIComponent, and what encodeURI and most path encoders
+        // leave alone.
+        let sets: [&[u8]; 4] = [b"*-._", b"-._~", b"-_.!~*'()", b"-_.!~*'();/?:@&=+$,#"];
+        let mut out = Vec::new();
+        for keep in sets {
+            out.push(percent_with(value, keep, true));
+            out.push(percent_with(value, keep, false));
+        }
+        out
+    }
+
+    pub(super) fn html(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+        let mut out = Vec::new();
+        // The named forms, with each way encoders write the quotes.
+        for quot in ["&quot;", "&#34;", "&#x22;"] {
+            for apos in ["&#39;", "&#x27;", "&apos;", "&#039;"] {
+                out.push(spell(value, |b, o| match b {
+                    b'&' => o.extend_from_slice(b"&amp;"),
+                    b'<' => o.extend_from_slice(b"&lt;"),
+                    b'>' => o.extend_from_slice(b"&gt;"),
+                    b'"' => o.extend_from_slice(quot.as_bytes()),
+                    b'\'' => o.extend_from_slice(apos.as_bytes()),
+                    _ => o.push(b),
+                }));
+            }
+        }
+        let special = |b: u8| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'');
+        out.push(spell(value, |b, o| {
+            if special(b) {
+                o.extend_from_slice(format!("&#{b};").as_bytes());
+            } else {
+                o.push(b);
+            }
+        }));
+        out.push(spell(value, |b, o| {
+            if special(b) {
+                o.extend_from_slice(format!("&#x{b:x};").as_bytes());
+            } else {
+                o.push(b);
+            }
+        }));
+        out
+    }
 }
 
 /// What a text becomes when the redactor could not be built.
@@ -69,6 +198,8 @@ impl Replacer {
             // secrets; then this replacer fails closed (see `replace`).
             match AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                // Hex digits of escapes come in either case (crate docs).
+                .ascii_case_insensitive(true)
                 .build(pairs.iter().map(|(p, _)| p.as_slice()))
             {
                 Ok(a) => Some(a),
@@ -268,7 +399,92 @@ mod tests {
         assert_eq!(r.redact_str("?key=p%22w%2Fd%3A1"), "?key=[secret:k]");
         assert_eq!(r.redact_str("Basic cCJ3L2Q6MQ=="), "Basic [secret:k]");
         assert!(spellings(b"").is_empty());
-        assert_eq!(spellings(b"plain").len(), 2);
+        // As is, base64 padded and not (URL-safe is the same here), hex.
+        assert_eq!(spellings(b"plain").len(), 4);
+    }
+
+    /// A value with the characters encoders treat differently, in each
+    /// spelling a common encoder writes it, built here by hand.
+    #[test]
+    fn every_common_encoding_of_a_value_is_caught() {
+        use base64::Engine;
+        use base64::engine::general_purpose as b64;
+        let v = "aB/c+d&e<f\"g h'i>j";
+        let r = Redactor::new(vec![("k".into(), Zeroizing::new(v.as_bytes().to_vec()))]);
+        let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+        let json = r#"aB/c+d&e<f\"g h'i>j"#;
+        let every: String = v
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("\\u{b:04X}")
+                }
+            })
+            .collect();
+        let cases = [
+            ("as is", v.to_string()),
+            ("upper case", v.to_ascii_uppercase()),
+            ("base64", b64::STANDARD.encode(v)),
+            ("base64, unpadded", b64::STANDARD_NO_PAD.encode(v)),
+            ("base64url", b64::URL_SAFE.encode(v)),
+            ("base64url, unpadded", b64::URL_SAFE_NO_PAD.encode(v)),
+            ("hex", hex.clone()),
+            ("HEX", hex.to_ascii_uppercase()),
+            ("JSON", json.to_string()),
+            ("JSON, \\/", json.replace('/', "\\/")),
+            (
+                "JSON, Go",
+                json.replace('&', "\\u0026")
+                    .replace('<', "\\u003c")
+                    .replace('>', "\\u003e"),
+            ),
+            ("JSON, every non-alphanumeric as \\u", every),
+            ("form", "aB%2Fc%2Bd%26e%3Cf%22g+h%27i%3Ej".into()),
+            ("form, lower hex", "aB%2fc%2bd%26e%3cf%22g+h%27i%3ej".into()),
+            ("URL, %20", "aB%2Fc%2Bd%26e%3Cf%22g%20h%27i%3Ej".into()),
+            (
+                "encodeURIComponent",
+                "aB%2Fc%2Bd%26e%3Cf%22g%20h'i%3Ej".into(),
+            ),
+            ("encodeURI", "aB/c+d&e%3Cf%22g%20h'i%3Ej".into()),
+            (
+                "HTML, Python",
+                "aB/c+d&amp;e&lt;f&quot;g h&#x27;i&gt;j".into(),
+            ),
+            ("HTML, Go", "aB/c+d&amp;e&lt;f&#34;g h&#39;i&gt;j".into()),
+            ("HTML, PHP", "aB/c+d&amp;e&lt;f&quot;g h&#039;i&gt;j".into()),
+            (
+                "HTML, &apos;",
+                "aB/c+d&amp;e&lt;f&quot;g h&apos;i&gt;j".into(),
+            ),
+            (
+                "HTML, decimal",
+                "aB/c+d&#38;e&#60;f&#34;g h&#39;i&#62;j".into(),
+            ),
+            (
+                "HTML, hex",
+                "aB/c+d&#x26;e&#x3c;f&#x22;g h&#x27;i&#x3e;j".into(),
+            ),
+            (
+                "HTML, HEX",
+                "aB/c+d&#X26;e&#X3C;f&#X22;g h&#X27;i&#X3E;j".into(),
+            ),
+        ];
+        let missed: Vec<&str> = cases
+            .iter()
+            .filter(|(_, spelled)| r.redact_str(&format!("<{spelled}>")) != "<[secret:k]>")
+            .map(|(what, _)| *what)
+            .collect();
+        assert!(missed.is_empty(), "spellings not caught: {missed:?}");
+        // Leftmost-longest still: a longer value starting with a shorter
+        // one is replaced whole, in any case.
+        let r = redactor();
+        assert_eq!(
+            r.redact_str("SK-LIVE-123456 sk-live"),
+            "[secret:api-key] [secret:short]"
+        );
     }
 
     #[test]
@@ -301,10 +517,11 @@ mod tests {
     fn a_stream_holds_back_only_what_could_start_a_value() {
         let r = redactor();
         let mut s = r.stream();
-        // Far from any value: all but the last 19 bytes (the longest
-        // spelling, base64 of "sk-live-123456", is 20) come out at once.
-        let out = s.push(b"0123456789012345678901234567890123456789");
-        assert_eq!(out.len(), 40 - 19);
-        assert_eq!(s.finish(), b"1234567890123456789");
+        // Far from any value: all but the last 27 bytes (the longest
+        // spelling, hex of "sk-live-123456", is 28) come out at once.
+        let text = b"0123456789012345678901234567890123456789";
+        let out = s.push(text);
+        assert_eq!(out, text[..40 - 27]);
+        assert_eq!(s.finish(), text[40 - 27..]);
     }
 }

@@ -36,6 +36,16 @@ const RESERVED: &[&str] = &[
     "keep-alive",
 ];
 
+/// Headers the guest may not set because of what the answer would become:
+/// a compressed or partial response carries a secret value the host's
+/// filter cannot see (it replaces values byte for byte in the whole,
+/// uncompressed body). The host itself asks for `identity`.
+const ANSWER_SHAPING: &[&str] = &["accept-encoding", "range", "if-range"];
+
+/// The shortest time limit, in milliseconds: shorter ones would abandon
+/// calls (and their name lookups) faster than the lookups end.
+pub const MIN_TIMEOUT_MS: u64 = 1000;
+
 /// A fetch that passed every check that needs no secret and no network.
 #[derive(Debug)]
 pub(crate) struct Fetch {
@@ -97,7 +107,7 @@ pub(crate) fn fetch(req: FetchRequest) -> Result<Fetch, Refusal> {
     let ms = req
         .timeout_ms
         .unwrap_or(DEFAULT_TIMEOUT_MS)
-        .clamp(1, MAX_TIMEOUT_MS);
+        .clamp(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS);
     Ok(Fetch {
         url,
         grant,
@@ -135,6 +145,11 @@ pub(crate) fn reserved(lower: &str) -> bool {
     RESERVED.contains(&lower) || lower.starts_with("proxy-")
 }
 
+/// A header that would make the answer one the filter cannot read.
+pub(crate) fn shapes_answer(lower: &str) -> bool {
+    ANSWER_SHAPING.contains(&lower)
+}
+
 fn headers(list: Vec<(String, String)>) -> Result<Vec<(HeaderName, String)>, Refusal> {
     let bad = |m: String| (ErrorCode::BadRequest, m);
     if list.len() > MAX_HEADERS {
@@ -154,6 +169,13 @@ fn headers(list: Vec<(String, String)>) -> Result<Vec<(HeaderName, String)>, Ref
         if reserved(lower) {
             return Err(bad(format!(
                 "header {lower} is set by the host's HTTP client, not by the guest"
+            )));
+        }
+        if shapes_answer(lower) {
+            return Err(bad(format!(
+                "header {lower} may not be set by the guest: a compressed or partial response \
+                 would hide secret values from the host's filter (the host always asks for \
+                 `Accept-Encoding: identity` and whole responses)"
             )));
         }
         // Visible ASCII, spaces and tabs, or bytes >= 0x80: what a header
@@ -283,6 +305,10 @@ mod tests {
             ("Content-Length", "1"),
             ("transfer-encoding", "chunked"),
             ("Proxy-Authorization", "x"),
+            ("Accept-Encoding", "gzip"),
+            ("accept-encoding", "identity"),
+            ("Range", "bytes=0-7"),
+            ("If-Range", "\"etag\""),
             ("bad name", "x"),
             ("x", "a\r\nInjected: 1"),
             ("x", "nul\0"),
@@ -290,6 +316,15 @@ mod tests {
             let mut r = req("https://a.example/");
             r.headers = vec![(n.into(), v.into())];
             assert_eq!(code(fetch(r)), ErrorCode::BadRequest, "{n}: {v:?}");
+        }
+        let mut r = req("https://a.example/");
+        r.headers = vec![("Accept-Encoding".into(), "br".into())];
+        let (_, why) = fetch(r).unwrap_err();
+        assert!(why.contains("compressed or partial"), "{why}");
+        for (ms, want) in [(0, MIN_TIMEOUT_MS), (1, MIN_TIMEOUT_MS), (1500, 1500)] {
+            let mut r = req("https://a.example/");
+            r.timeout_ms = Some(ms);
+            assert_eq!(fetch(r).unwrap().timeout, Duration::from_millis(want));
         }
         let mut r = req("https://a.example/");
         r.body = vec![0; MAX_REQUEST_BODY + 1];

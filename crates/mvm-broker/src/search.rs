@@ -167,7 +167,7 @@ pub(crate) async fn run(
         )
     })?;
     let f = &broker.secrets.to_tokens;
-    let results = hits
+    let results: Vec<SearchHit> = hits
         .into_iter()
         .map(|h| SearchHit {
             title: f.replace_str(&h.title),
@@ -175,6 +175,19 @@ pub(crate) async fn run(
             snippet: f.replace_str(&h.snippet),
         })
         .collect();
+    // Tokens can be longer than the values they replace (as for fetch).
+    let size: usize = results
+        .iter()
+        .map(|h| h.title.len() + h.url.len() + h.snippet.len())
+        .sum();
+    if size > MAX_RESPONSE_BODY {
+        return Err((
+            ErrorCode::TooLarge,
+            format!(
+                "the results from the search provider {dest} are larger than {MAX_RESPONSE_BODY} bytes once secret values in them are replaced by tokens"
+            ),
+        ));
+    }
     Ok(Outcome::Searched(SearchResponse { results }))
 }
 

@@ -115,6 +115,14 @@ impl Prepared {
                         name: s.name.clone(),
                         why: format!("`{}` is not a header name", mvm_ir::text::escape_control(h)),
                     })?;
+                if crate::request::shapes_answer(name.as_str()) {
+                    return Err(SetupError::Secret {
+                        name: s.name.clone(),
+                        why: format!(
+                            "header {name} is the host's own (it asks for whole, uncompressed answers); it cannot carry a secret"
+                        ),
+                    });
+                }
                 if crate::request::reserved(name.as_str()) {
                     return Err(SetupError::Secret {
                         name: s.name.clone(),
@@ -164,43 +172,69 @@ impl Prepared {
         Ok(prepared)
     }
 
-    /// `value` with each token replaced by its secret's value, and which
-    /// secrets those were. Every `mvm-secret-ref:` in it must begin a whole
-    /// token of this instance, else `Err(())` (an unknown token).
-    pub(crate) fn substitute(&self, value: &str) -> Result<(Zeroizing<Vec<u8>>, Vec<usize>), ()> {
+    /// `value` with its token replaced by the secret's value, and which
+    /// secret that was (none: no token in it). A token is replaced only
+    /// where a credential goes: the whole value (`TOKEN`), or one
+    /// auth-scheme word, a single space and the token (`Bearer TOKEN`).
+    /// Anywhere else a bound host might store the value and hand it back
+    /// later, unfiltered (a cookie, a user agent).
+    pub(crate) fn substitute(
+        &self,
+        value: &str,
+    ) -> Result<(Zeroizing<Vec<u8>>, Option<usize>), Misuse> {
         let bytes = value.as_bytes();
-        let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
-        let mut used = Vec::new();
-        let mut at = 0;
-        while let Some(found) = find(&bytes[at..], TOKEN_PREFIX.as_bytes()) {
-            let start = at + found;
-            // The longest token starting here (a handful of secrets: a
-            // scan is enough).
-            let rest = &bytes[start..];
-            let Some((i, end)) = self
-                .secrets
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| rest.starts_with(s.token.as_bytes()))
-                .map(|(i, s)| (i, start + s.token.len()))
-                .max_by_key(|&(_, end)| end)
-            else {
-                return Err(());
-            };
+        let Some(start) = find(bytes, TOKEN_PREFIX.as_bytes()) else {
+            return Ok((Zeroizing::new(bytes.to_vec()), None));
+        };
+        let rest = &bytes[start..];
+        // The longest token of this instance starting here (a handful of
+        // secrets: a scan is enough).
+        let Some(i) = self
+            .secrets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| rest.starts_with(s.token.as_bytes()))
+            .max_by_key(|(_, s)| s.token.len())
+            .map(|(i, _)| i)
+        else {
+            return Err(Misuse::Unknown);
+        };
+        let end = start + self.secrets[i].token.len();
+        match bytes.get(end) {
             // `...:<hex>` followed by more token characters is some other token.
-            if bytes.get(end).is_some_and(|&b| is_token_byte(b)) {
-                return Err(());
-            }
-            out.extend_from_slice(&bytes[at..start]);
-            out.extend_from_slice(&self.secrets[i].value);
-            if !used.contains(&i) {
-                used.push(i);
-            }
-            at = end;
+            Some(&b) if is_token_byte(b) => return Err(Misuse::Unknown),
+            Some(_) => return Err(Misuse::Misplaced),
+            None => {}
         }
-        out.extend_from_slice(&bytes[at..]);
-        Ok((out, used))
+        if start > 0 && !is_scheme_and_space(&bytes[..start]) {
+            return Err(Misuse::Misplaced);
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(start + self.secrets[i].value.len()));
+        out.extend_from_slice(&bytes[..start]);
+        out.extend_from_slice(&self.secrets[i].value);
+        Ok((out, Some(i)))
     }
+}
+
+/// Why a header's token is not replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Misuse {
+    /// Not a token of this instance.
+    Unknown,
+    /// A token where a credential does not go (see [`Prepared::substitute`]).
+    Misplaced,
+}
+
+/// `Scheme ` before a token: a letter, then letters, digits or `._~+/-`
+/// (RFC 9110's token68-ish scheme names), then exactly one space.
+fn is_scheme_and_space(head: &[u8]) -> bool {
+    let Some((b' ', word)) = head.split_last() else {
+        return false;
+    };
+    word.first().is_some_and(u8::is_ascii_alphabetic)
+        && word.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'-')
+        })
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -237,11 +271,18 @@ mod tests {
         .unwrap();
         let ta = p.secrets[0].token.clone();
         let tab = p.secrets[1].token.clone();
-        let (v, used) = p.substitute(&format!("Bearer {ta}, {tab} {ta}")).unwrap();
-        assert_eq!(&v[..], b"Bearer VALUE-A, VALUE-AB VALUE-A");
-        assert_eq!(used, [0, 1]);
+        let (v, used) = p.substitute(&tab).unwrap();
+        assert_eq!((&v[..], used), (&b"VALUE-AB"[..], Some(1)));
+        for (scheme, want) in [
+            ("Bearer ", "Bearer VALUE-A"),
+            ("token ", "token VALUE-A"),
+            ("X.y~z+/-1 ", "X.y~z+/-1 VALUE-A"),
+        ] {
+            let (v, used) = p.substitute(&format!("{scheme}{ta}")).unwrap();
+            assert_eq!((&v[..], used), (want.as_bytes(), Some(0)), "{scheme}");
+        }
         let (v, used) = p.substitute("no token").unwrap();
-        assert_eq!((&v[..], used.len()), (&b"no token"[..], 0));
+        assert_eq!((&v[..], used), (&b"no token"[..], None));
         for bad in [
             format!("{TOKEN_PREFIX}a:ffffffffffffffffffffffffffffffff"),
             format!("{ta}0"),
@@ -249,7 +290,26 @@ mod tests {
             TOKEN_PREFIX.to_string(),
             format!("x{}", &ta[..ta.len() - 1]),
         ] {
-            assert!(p.substitute(&bad).is_err(), "{bad}");
+            assert_eq!(p.substitute(&bad).unwrap_err(), Misuse::Unknown, "{bad}");
+        }
+        // Anywhere a server might keep the value and show it back later.
+        for misplaced in [
+            format!("x {ta} y"),
+            format!("s={ta}"),
+            format!("{ta} "),
+            format!("Bearer  {ta}"),
+            format!(" {ta}"),
+            format!("1x {ta}"),
+            format!("a b {ta}"),
+            format!("Bearer\t{ta}"),
+            format!("{ta}, {tab}"),
+            format!("Bearer {ta} {tab}"),
+        ] {
+            assert_eq!(
+                p.substitute(&misplaced).unwrap_err(),
+                Misuse::Misplaced,
+                "{misplaced}"
+            );
         }
         let none = Prepared::new(vec![], vec![]).unwrap();
         assert!(none.substitute(&ta).is_err());
@@ -278,6 +338,21 @@ mod tests {
             p.redactor.redact_str(&text),
             "[secret:b] [secret:b] [secret:search] [secret:b]"
         );
+        // Both filters know every spelling (`redact::spellings`), in any
+        // ASCII case.
+        let w = Prepared::new(vec![secret("w", Auth::Token, &[], "a/b&c<d")], vec![]).unwrap();
+        let t = &w.secrets[0].token;
+        for spelled in [
+            r"a\/b&c<d",
+            r"a/b\u0026c\u003Cd",
+            "a%2fb%26c%3cd",
+            "a/b&amp;c&lt;d",
+            "612f6226633c64",
+            "A/B&C<D",
+        ] {
+            assert_eq!(w.to_tokens.replace_str(spelled), *t, "{spelled}");
+            assert_eq!(w.redactor.redact_str(spelled), "[secret:w]", "{spelled}");
+        }
     }
 
     #[test]
@@ -293,6 +368,8 @@ mod tests {
             "Host",
             "proxy-authorization",
             "Transfer-Encoding",
+            "Accept-Encoding",
+            "range",
         ] {
             let bad_header = secret("f", Auth::Header(h.into()), &[], "v");
             assert!(Prepared::new(vec![bad_header], vec![]).is_err(), "{h}");

@@ -8,6 +8,12 @@
 //!   value], ...], "body"}` describing the request (body as UTF-8, lossy);
 //!   each request header also comes back as the response header
 //!   `x-echo-NAME`.
+//! - `/gzip`: the `/echo` body, gzip-compressed with `content-encoding:
+//!   gzip` when the request's `accept-encoding` names gzip (as most
+//!   servers do), or always with `?always=1` (as a misbehaving one does);
+//!   plain otherwise; `?te=1`: always, as `transfer-encoding: gzip,
+//!   chunked` instead.
+//! - `/partial`: 206 with `content-range`, a piece of the `/echo` body.
 //! - `/redirect`: 302 to `https://elsewhere.test/landed`.
 //! - `/big?bytes=N`: N bytes of `x` with a `Content-Length`;
 //!   `/big?bytes=N&length=0`: the same without one (ends at close).
@@ -279,13 +285,7 @@ fn respond(out: &mut Tls, req: &Seen, stop: &AtomicBool) -> io::Result<bool> {
     let head_only = req.method == "HEAD";
     match route {
         "/echo" => {
-            let body = serde_json::json!({
-                "method": req.method,
-                "path": req.path,
-                "headers": req.headers,
-                "body": String::from_utf8_lossy(&req.body),
-            })
-            .to_string();
+            let body = echo_body(req);
             let mut extra: Vec<(String, String)> = req
                 .headers
                 .iter()
@@ -293,6 +293,38 @@ fn respond(out: &mut Tls, req: &Seen, stop: &AtomicBool) -> io::Result<bool> {
                 .collect();
             extra.push(("content-type".into(), "application/json".into()));
             write_response(out, 200, &extra, body.as_bytes(), head_only)?;
+        }
+        "/gzip" => {
+            let body = echo_body(req);
+            let asked = req
+                .header("accept-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+            if param("te").as_deref() == Some("1") {
+                let z = gzip(body.as_bytes());
+                let mut all = format!(
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n{:x}\r\n",
+                    z.len()
+                )
+                .into_bytes();
+                all.extend_from_slice(&z);
+                all.extend_from_slice(b"\r\n0\r\n\r\n");
+                out.write_all(&all)?;
+                out.flush()?;
+            } else if asked || param("always").as_deref() == Some("1") {
+                let extra = [("content-encoding".to_string(), "gzip".to_string())];
+                write_response(out, 200, &extra, &gzip(body.as_bytes()), head_only)?;
+            } else {
+                write_response(out, 200, &[], body.as_bytes(), head_only)?;
+            }
+        }
+        "/partial" => {
+            let body = echo_body(req);
+            let piece = &body.as_bytes()[..body.len().min(8)];
+            let extra = [(
+                "content-range".to_string(),
+                format!("bytes 0-{}/{}", piece.len().saturating_sub(1), body.len()),
+            )];
+            write_response(out, 206, &extra, piece, head_only)?;
         }
         "/redirect" => {
             let extra = [(
@@ -355,6 +387,89 @@ fn respond(out: &mut Tls, req: &Seen, stop: &AtomicBool) -> io::Result<bool> {
     Ok(true)
 }
 
+/// What `/echo` answers: the request, as JSON.
+fn echo_body(req: &Seen) -> String {
+    serde_json::json!({
+        "method": req.method,
+        "path": req.path,
+        "headers": req.headers,
+        "body": String::from_utf8_lossy(&req.body),
+    })
+    .to_string()
+}
+
+/// `data` as a gzip member: one deflate block of fixed-Huffman literals
+/// (no back-references; enough that no input byte appears as itself).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut bits = Bits::default();
+    bits.put(1, 1); // the last block
+    bits.put(1, 2); // fixed Huffman codes
+    for &b in data {
+        // Literal codes (RFC 1951 3.2.6): 0-143 are 8 bits from 0x30,
+        // 144-255 are 9 bits from 0x190; codes go most significant first.
+        let (code, len) = if b < 144 {
+            (0x30 + u32::from(b), 8)
+        } else {
+            (0x190 + u32::from(b) - 144, 9)
+        };
+        bits.put_code(code, len);
+    }
+    bits.put_code(0, 7); // end of block
+    out.extend(bits.finish());
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+#[derive(Default)]
+struct Bits {
+    out: Vec<u8>,
+    acc: u32,
+    n: u32,
+}
+
+impl Bits {
+    /// `len` bits of `value`, least significant first.
+    fn put(&mut self, value: u32, len: u32) {
+        for i in 0..len {
+            self.acc |= ((value >> i) & 1) << self.n;
+            self.n += 1;
+            if self.n == 8 {
+                self.out.push(self.acc as u8);
+                self.acc = 0;
+                self.n = 0;
+            }
+        }
+    }
+
+    /// A Huffman code: most significant bit first.
+    fn put_code(&mut self, code: u32, len: u32) {
+        for i in (0..len).rev() {
+            self.put((code >> i) & 1, 1);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
+}
+
 fn write_response(
     out: &mut Tls,
     status: u16,
@@ -364,6 +479,7 @@ fn write_response(
 ) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
+        206 => "Partial Content",
         302 => "Found",
         400 => "Bad Request",
         _ => "Not Found",

@@ -346,13 +346,13 @@ async fn a_server_that_never_answers_times_out() {
     let server = TestServer::start(&["echo.test"]);
     let b = broker(&server, vec![]);
     let mut req = get(&server.url("echo.test", "/slow"));
-    req.timeout_ms = Some(300);
+    req.timeout_ms = Some(1000);
     let started = Instant::now();
     let (o, record) = fetch(&b, req).await;
     let e = failed(o);
     assert_eq!(e.code, ErrorCode::Timeout, "{}", e.message);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(record.reason.unwrap().contains("300 ms"));
+    assert!(record.reason.unwrap().contains("1000 ms"));
 }
 
 #[tokio::test]
@@ -412,4 +412,167 @@ async fn calls_to_the_same_destination_reuse_the_connection() {
     let seen = server.requests();
     assert_eq!(seen[0].connection, seen[1].connection);
     assert_ne!(seen[1].connection, seen[2].connection);
+}
+
+/// A bound host that echoes the request (its applied secret included) and
+/// compresses when asked, or always: the guest may not ask, the host asks
+/// for identity, and a compressed answer is refused rather than relayed
+/// (the filter cannot see a value inside compressed bytes).
+#[tokio::test]
+async fn compressed_or_partial_answers_are_refused() {
+    let server = TestServer::start(&["echo.test"]);
+    let b = broker(
+        &server,
+        vec![secret("k", Auth::Bearer, &["echo.test"], VALUE)],
+    );
+    // The guest asking for gzip is refused before anything is sent.
+    let mut req = get(&server.url("echo.test", "/gzip"));
+    req.headers = vec![("Accept-Encoding".into(), "gzip".into())];
+    let e = failed(fetch(&b, req).await.0);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+    assert!(e.message.contains("accept-encoding"), "{}", e.message);
+    for (n, v) in [("Range", "bytes=0-7"), ("If-Range", "\"x\"")] {
+        let mut req = get(&server.url("echo.test", "/partial"));
+        req.headers = vec![(n.into(), v.into())];
+        assert_eq!(failed(fetch(&b, req).await.0).code, ErrorCode::BadRequest);
+    }
+    assert!(server.requests().is_empty());
+    // The host asks for identity; a server that honours it is relayed.
+    let (o, _) = fetch(&b, get(&server.url("echo.test", "/gzip"))).await;
+    let r = fetched(o);
+    assert_eq!(
+        server.requests()[0].header("accept-encoding"),
+        Some("identity")
+    );
+    assert!(header(&r, "content-encoding").is_none());
+    assert!(!String::from_utf8_lossy(&r.body).contains(VALUE));
+    // One that compresses anyway is refused, and nothing of it is relayed.
+    let (o, record) = fetch(&b, get(&server.url("echo.test", "/gzip?always=1"))).await;
+    let e = failed(o);
+    assert_eq!(e.code, ErrorCode::Upstream, "{}", e.message);
+    assert!(
+        e.message.contains("Content-Encoding `gzip`"),
+        "{}",
+        e.message
+    );
+    assert_eq!(record.status, Some(200));
+    // So is one compressed as a transfer coding.
+    let e = failed(
+        fetch(&b, get(&server.url("echo.test", "/gzip?te=1")))
+            .await
+            .0,
+    );
+    assert_eq!(e.code, ErrorCode::Upstream, "{}", e.message);
+    assert!(
+        e.message.contains("Transfer-Encoding `gzip, chunked`"),
+        "{}",
+        e.message
+    );
+    // A partial answer (asked or not) is refused too.
+    let e = failed(fetch(&b, get(&server.url("echo.test", "/partial"))).await.0);
+    assert_eq!(e.code, ErrorCode::Upstream, "{}", e.message);
+    assert!(e.message.contains("206"), "{}", e.message);
+}
+
+/// The test server's gzip is real gzip (else the test above proves
+/// little): the input bytes do not appear in it, and its trailer holds
+/// the CRC-32 and length of the input.
+#[test]
+fn the_test_servers_gzip_hides_its_input() {
+    let data = format!("{{\"authorization\":\"Bearer {VALUE}\"}}");
+    let z = mvm_broker::test_server::gzip(data.as_bytes());
+    assert_eq!(&z[..3], &[0x1f, 0x8b, 8]);
+    assert!(!z.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
+    let n = u32::from_le_bytes(z[z.len() - 4..].try_into().unwrap());
+    assert_eq!(n as usize, data.len());
+    // CRC-32 of "123456789" is 0xcbf43926 (the check value).
+    let z = mvm_broker::test_server::gzip(b"123456789");
+    let crc = u32::from_le_bytes(z[z.len() - 8..z.len() - 4].try_into().unwrap());
+    assert_eq!(crc, 0xcbf4_3926);
+    if let Some(path) = std::env::var_os("MVM_BROKER_GZIP_SAMPLE") {
+        std::fs::write(path, mvm_broker::test_server::gzip(data.as_bytes())).unwrap();
+    }
+}
+
+/// A token is replaced only where a credential goes; anywhere else (where
+/// a bound host may store the value and show it back later, unfiltered)
+/// the call is refused and nothing is sent.
+#[tokio::test]
+async fn a_token_is_replaced_only_as_a_whole_credential() {
+    let server = TestServer::start(&["echo.test"]);
+    let b = broker(
+        &server,
+        vec![secret("api", Auth::Token, &["echo.test"], VALUE)],
+    );
+    let t = token("api");
+    for (n, v) in [
+        ("User-Agent", format!("x {t} y")),
+        ("Cookie", format!("s={t}")),
+        ("Referer", format!("https://a.example/?k={t}")),
+        ("Authorization", format!("Bearer {t}, Bearer {t}")),
+        ("Authorization", format!("Bearer  {t}")),
+        ("X-Api-Key", format!("{t} ")),
+    ] {
+        let mut req = get(&server.url("echo.test", "/echo"));
+        req.headers = vec![(n.into(), v.clone())];
+        let e = failed(fetch(&b, req).await.0);
+        assert_eq!(
+            e.code,
+            ErrorCode::SecretNotAllowed,
+            "{n}: {v}: {}",
+            e.message
+        );
+        assert!(e.message.contains("`Bearer TOKEN`"), "{}", e.message);
+    }
+    assert!(server.requests().is_empty(), "a misplaced token was sent");
+    let mut req = get(&server.url("echo.test", "/echo"));
+    req.headers = vec![
+        ("Authorization".into(), format!("token {t}")),
+        ("X-Api-Key".into(), t.clone()),
+    ];
+    let r = fetched(fetch(&b, req).await.0);
+    assert_eq!(r.status, 200);
+    let seen = &server.requests()[0];
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("token {VALUE}").as_str())
+    );
+    assert_eq!(seen.header("x-api-key"), Some(VALUE));
+}
+
+/// Tokens are longer than short values: filtering can grow a response
+/// past the caps, which is then too large rather than relayed.
+#[tokio::test]
+async fn a_response_that_grows_past_the_caps_when_filtered_is_too_large() {
+    let server = TestServer::start(&["echo.test"]);
+    let b = broker(
+        &server,
+        vec![secret("x", Auth::Token, &["echo.test"], "xx")],
+    );
+    // 1 MiB of `x`: half a million tokens of some 50 bytes each.
+    let n = 1024 * 1024;
+    assert!(n / 2 * token("x").len() > MAX_RESPONSE_BODY);
+    let e = failed(
+        fetch(
+            &b,
+            get(&server.url("echo.test", &format!("/big?bytes={n}"))),
+        )
+        .await
+        .0,
+    );
+    assert_eq!(e.code, ErrorCode::TooLarge, "{}", e.message);
+    assert!(e.message.contains("replaced by tokens"), "{}", e.message);
+    // Short of the cap once filtered, it is relayed.
+    let (o, _) = fetch(&b, get(&server.url("echo.test", "/big?bytes=1000"))).await;
+    assert_eq!(
+        String::from_utf8(fetched(o).body).unwrap(),
+        token("x").repeat(500)
+    );
+    // Headers: the echo sends a guest header back as `x-echo-NAME`.
+    let mut req = get(&server.url("echo.test", "/echo"));
+    req.headers = vec![("X-Pad".into(), "x".repeat(32 * 1024))];
+    let e = failed(fetch(&b, req).await.0);
+    assert_eq!(e.code, ErrorCode::TooLarge, "{}", e.message);
+    assert!(e.message.contains("headers"), "{}", e.message);
+    assert!(16 * 1024 * token("x").len() > mvm_broker::MAX_RESPONSE_HEADER_BYTES);
 }

@@ -132,6 +132,38 @@ fn the_contracts_name_rules_are_the_irs() {
 /// The `launch_json` fuzz target starts from real launch files: the seeds
 /// are what compile writes for two corpus workloads (`MVM_BLESS=1`
 /// rewrites them), and they must parse.
+/// The header names launch.json accepts for a secret are the ones the IR
+/// accepts (mvm-launch repeats the rule: it depends on nothing of ours).
+#[test]
+fn the_contracts_header_rule_is_the_irs() {
+    for name in [
+        "X-Api-Key",
+        "authorization",
+        "x.key_1~",
+        "",
+        "Host",
+        "CONTENT-LENGTH",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "Proxy-Connection",
+        "x key",
+        "x:key",
+        "x\nkey",
+        "é",
+    ] {
+        assert_eq!(
+            mvm_launch::rules::is_header_name(name),
+            mvm_ir::validate::secrets::header_problem(name).is_none(),
+            "header name {name:?}"
+        );
+    }
+}
+
 #[test]
 fn fuzz_seeds_are_launches_compile_writes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/launch_json");

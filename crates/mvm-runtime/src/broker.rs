@@ -317,7 +317,7 @@ pub fn load(home: &Path, cfg: &BrokerConfig) -> Result<mvm_broker::Config, Strin
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn launch(env: serde_json::Value, mode: &str) -> Launch {
@@ -382,12 +382,19 @@ mod tests {
         assert!(plan(&l, &Default::default(), &Default::default(), &ftp).is_err());
     }
 
+    /// One store key for every test of this binary (the variable is
+    /// process-wide; tests run on threads), outside every test home.
+    pub(crate) fn use_test_key_file() {
+        static KEY: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        let dir = KEY.get_or_init(|| tempfile::tempdir().unwrap());
+        // SAFETY: every writer sets the same value, once initialised.
+        unsafe { std::env::set_var("MVM_SECRETS_KEY_FILE", dir.path().join("secrets.key")) };
+    }
+
     #[test]
     fn admission_names_every_missing_secret() {
         let home = tempfile::tempdir().unwrap();
-        let keydir = tempfile::tempdir().unwrap();
-        // SAFETY: this test alone sets this variable.
-        unsafe { std::env::set_var("MVM_SECRETS_KEY_FILE", keydir.path().join("k")) };
+        use_test_key_file();
         let store = mvm_secrets::Store::open(home.path()).unwrap();
         store.set("present", b"v").unwrap();
         let names: BTreeSet<String> = ["absent-a", "present", "absent-b"].map(String::from).into();

@@ -56,10 +56,16 @@ pub fn logs(
             Err(e) => return Err(io("opening", e)),
         }
     };
-    // Any secret value in the log is shown as `[secret:NAME]`.
-    let broker = crate::state::InstanceState::load(&dir.state_json())
-        .map(|st| st.persist.broker)
-        .unwrap_or_default();
+    // Any secret value in the log is shown as `[secret:NAME]`. A record
+    // that cannot be read fails the command; only a directory that never
+    // got one (nothing was configured yet) has no secrets.
+    let broker = if dir.state_json().exists() {
+        crate::state::InstanceState::load(&dir.state_json())?
+            .persist
+            .broker
+    } else {
+        Default::default()
+    };
     let redactor = crate::broker::redactor_for(home, &broker)?;
     let mut redacting = redactor.stream();
     let mut buf = vec![0u8; 64 * 1024];
@@ -69,8 +75,9 @@ pub fn logs(
         let n = file.read(&mut buf).map_err(|e| io("reading", e))?;
         if n > 0 {
             shown.clear();
-            escaper.push(&buf[..n], &mut shown);
-            let shown = redacting.push(&shown);
+            // Redacted before escaping, which could change a value's bytes.
+            let clean = redacting.push(&buf[..n]);
+            escaper.push(&clean, &mut shown);
             // A closed reader (e.g. `| head`) ends the command quietly.
             if out.write_all(&shown).and_then(|_| out.flush()).is_err() {
                 return Ok(());
@@ -85,7 +92,9 @@ pub fn logs(
             continue;
         }
         if !follow || !dir.dir.is_dir() {
-            let _ = out.write_all(&redacting.finish()).and_then(|_| out.flush());
+            shown.clear();
+            escaper.push(&redacting.finish(), &mut shown);
+            let _ = out.write_all(&shown).and_then(|_| out.flush());
             return Ok(());
         }
         // Reading past the end again picks up what was appended meanwhile.
@@ -181,6 +190,50 @@ mod tests {
         e.push(b"evil\n", &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "a\\x9b2Jb \\u{202e}evil\n");
         assert_eq!(printable("a\x1b[31mb"), "a\\x1b[31mb");
+    }
+
+    /// A value that reached the console (a guest that learned one) is
+    /// shown as `[secret:NAME]`, also when it straddles two reads.
+    #[test]
+    fn secret_values_in_the_log_are_shown_redacted() {
+        let home = tempfile::tempdir().unwrap();
+        crate::broker::tests::use_test_key_file();
+        let store = mvm_secrets::Store::open(home.path()).unwrap();
+        store.set("api-key", b"sk-live-0123456789").unwrap();
+        let name = InstanceName::parse("web").unwrap();
+        let dir = InstanceDir::new(home.path(), name.clone());
+        std::fs::create_dir_all(&dir.dir).unwrap();
+        let mut st = crate::state::tests::sample("web");
+        st.persist.broker.secrets.push(crate::broker::SecretUse {
+            var: "API_KEY".into(),
+            name: "api-key".into(),
+            token: "mvm-secret-ref:api-key:00".into(),
+            auth: crate::launch::SecretAuth::Token,
+            header: None,
+            hosts: vec![],
+        });
+        st.save(&dir.state_json()).unwrap();
+        let mut console = b"leak: sk-live-0123456789 end\n".to_vec();
+        console.extend(std::iter::repeat_n(b'.', 64 * 1024 - console.len() - 5));
+        console.extend(b"sk-live-0123456789!\n");
+        std::fs::write(dir.console_log(), &console).unwrap();
+        let mut out = Vec::new();
+        logs(home.path(), &name, Which::Console, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("leak: [secret:api-key] end\n"),
+            "{}",
+            &text[..40]
+        );
+        assert!(
+            text.ends_with("[secret:api-key]!\n"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        assert!(!text.contains("sk-live"));
+        // A record that cannot be read shows nothing rather than everything.
+        std::fs::write(dir.state_json(), "{").unwrap();
+        assert!(logs(home.path(), &name, Which::Console, false, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -202,7 +202,7 @@ pub fn list(home: &Path) -> Result<Vec<Listed>, RuntimeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::persist::{GuestConfig, NetworkConfig, VmConfig};
 

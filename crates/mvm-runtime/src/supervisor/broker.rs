@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mvm_proto::broker::{BrokerReply, BrokerRequest};
+use mvm_proto::broker::{BrokerError, BrokerReply, BrokerRequest, ErrorCode, Outcome};
 use mvm_proto::frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -77,18 +77,38 @@ pub async fn start(
     Ok(Serving { task, broker })
 }
 
+/// Calls carried out at once, their replies included until written: a
+/// guest that stops reading its end holds at most this many replies (each
+/// at most one frame) in the host's memory, and no more calls are read.
+const MAX_CALLS: usize = 8;
+/// Calls a second a guest may make; more are answered `Busy` at once and
+/// neither logged nor audited (as the gate's rate limit), so a loop of
+/// cheap refusals cannot fill the disk or the audit trail.
+const MAX_CALLS_PER_SEC: u32 = 50;
+/// The egress log stops growing here (the gate's own cap).
+const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
+
 async fn serve(stream: UnixStream, broker: Arc<mvm_broker::Broker>, ctx: Arc<Context>) {
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS));
+    // A reply travels with its slot, freed once the reply is written.
+    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>(MAX_CALLS);
     let writing = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if let Err(e) = writer.write_all(&bytes).await {
+        while let Some((bytes, slot)) = rx.recv().await {
+            let written = writer.write_all(&bytes).await;
+            drop(slot);
+            if let Err(e) = written {
                 tracing::warn!("broker channel: writing a reply: {e}");
                 return;
             }
         }
     });
+    let mut rate = Rate::default();
     loop {
+        // Back-pressure: no slot, no reading.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         let request = match read_request(&mut reader).await {
             Ok(Some(r)) => r,
             Ok(None) => break,
@@ -97,24 +117,65 @@ async fn serve(stream: UnixStream, broker: Arc<mvm_broker::Broker>, ctx: Arc<Con
                 break;
             }
         };
+        if !rate.take() {
+            let outcome = Outcome::Failed(BrokerError::new(
+                ErrorCode::Busy,
+                format!("more than {MAX_CALLS_PER_SEC} calls a second from this guest"),
+            ));
+            if let Some(bytes) = encode(request.id, outcome) {
+                let _ = tx.send((bytes, slot)).await;
+            }
+            continue;
+        }
         let (broker, ctx, tx) = (broker.clone(), ctx.clone(), tx.clone());
         tokio::spawn(async move {
             let (outcome, record) = broker.call(request.call).await;
             note(&ctx, &record).await;
-            let reply = BrokerReply {
-                id: request.id,
-                outcome,
-            };
-            match frame::encode_frame(&reply) {
-                Ok(bytes) => {
-                    let _ = tx.send(bytes).await;
-                }
-                Err(e) => tracing::warn!("broker channel: encoding a reply: {e}"),
+            if let Some(bytes) = encode(request.id, outcome) {
+                let _ = tx.send((bytes, slot)).await;
             }
         });
     }
     drop(tx);
     let _ = writing.await;
+}
+
+/// The reply frame; one that cannot be a frame (too large once encoded)
+/// is answered `TooLarge`, so the guest never waits for nothing.
+fn encode(id: u64, outcome: Outcome) -> Option<Vec<u8>> {
+    match frame::encode_frame(&BrokerReply { id, outcome }) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::warn!("broker channel: encoding a reply: {e}");
+            let outcome = Outcome::Failed(BrokerError::new(
+                ErrorCode::TooLarge,
+                "the answer does not fit in one frame to the guest",
+            ));
+            frame::encode_frame(&BrokerReply { id, outcome }).ok()
+        }
+    }
+}
+
+/// A fixed one-second window: cheap and enough to bound a flood.
+#[derive(Default)]
+struct Rate {
+    window: Option<Instant>,
+    used: u32,
+}
+
+impl Rate {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        match self.window {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
+            _ => {
+                self.window = Some(now);
+                self.used = 0;
+            }
+        }
+        self.used += 1;
+        self.used <= MAX_CALLS_PER_SEC
+    }
 }
 
 /// One request frame, within mvm-proto's size cap.
@@ -175,6 +236,50 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
+    if f.metadata()?.len() >= MAX_LOG_BYTES {
+        // Full: later calls are still audited, only this log stops.
+        return Ok(());
+    }
     // One write per line: appends from the gate processes never interleave.
     f.write_all(format!("{line}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_refuses_past_its_limit_and_opens_again() {
+        let mut r = Rate::default();
+        let allowed = (0..MAX_CALLS_PER_SEC + 10).filter(|_| r.take()).count();
+        assert_eq!(allowed, MAX_CALLS_PER_SEC as usize);
+        r.window = Some(Instant::now() - Duration::from_secs(2));
+        assert!(r.take());
+    }
+
+    #[test]
+    fn an_answer_too_large_for_a_frame_becomes_too_large() {
+        let body = vec![b'x'; mvm_proto::MAX_FRAME_BYTES];
+        let outcome = Outcome::Fetched(mvm_proto::broker::FetchResponse {
+            status: 200,
+            headers: vec![],
+            body,
+        });
+        let bytes = encode(9, outcome).expect("a reply is always sent");
+        let reply: BrokerReply = frame::decode(&bytes[frame::HEADER_BYTES..]).unwrap();
+        assert_eq!(reply.id, 9);
+        let Outcome::Failed(e) = reply.outcome else {
+            panic!("{:?}", reply.outcome)
+        };
+        assert_eq!(e.code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn the_log_stops_at_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("egress.log");
+        std::fs::write(&log, vec![b'.'; MAX_LOG_BYTES as usize]).unwrap();
+        append_line(&log, "{}").unwrap();
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), MAX_LOG_BYTES);
+    }
 }
