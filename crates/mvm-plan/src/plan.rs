@@ -225,8 +225,8 @@ pub(crate) mod tests {
             "resources": {"cpu_cores": 2, "memory_mib": 256, "rootfs_size_mib": 512},
             "network": {"mode": "none", "ports": [], "egress": {"allowlist": []}, "dns": {"kind": "none"}},
             "env": {"MODEL": {"kind": "literal", "value": "m"},
-                    "API_KEY": {"kind": "secret_ref", "name": "api-key"},
-                    "API_KEY2": {"kind": "secret_ref", "name": "api-key"}},
+                    "API_KEY": {"kind": "secret_ref", "name": "api-key", "type": "token", "header": null, "hosts": []},
+                    "API_KEY2": {"kind": "secret_ref", "name": "api-key", "type": "token", "header": null, "hosts": []}},
             "entrypoints": [
                 {"kind": "function", "name": "greet", "language": "python", "module": "app",
                  "function": "greet", "format": "json", "working_dir": "/app", "primary": true}
