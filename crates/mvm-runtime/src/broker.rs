@@ -41,6 +41,13 @@ pub struct BrokerConfig {
     /// The operator's CA bundle, copied into the instance directory.
     pub ca_bundle: Option<PathBuf>,
     pub search: Option<SearchConfig>,
+    /// Calls a second the guest may make (`up --egress-max-rate`).
+    #[serde(default = "default_max_rate")]
+    pub max_rate: u32,
+}
+
+fn default_max_rate() -> u32 {
+    crate::network::DEFAULT_MAX_RATE
 }
 
 /// One env var's secret: the token the guest sees and what it may do.
@@ -137,6 +144,7 @@ pub fn plan(
         secrets,
         ca_bundle: None,
         search,
+        max_rate: network.max_rate,
     })
 }
 

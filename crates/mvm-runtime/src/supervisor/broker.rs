@@ -52,6 +52,8 @@ pub struct Context {
     pub trail: Option<Trail>,
     /// Names of secrets whose "last used" is stamped on release.
     pub touch: bool,
+    /// Calls a second (see [`max_calls_per_sec`]).
+    pub max_rate: u32,
 }
 
 /// Connects to the channel's socket and serves it in the background.
@@ -81,10 +83,13 @@ pub async fn start(
 /// guest that stops reading its end holds at most this many replies (each
 /// at most one frame) in the host's memory, and no more calls are read.
 const MAX_CALLS: usize = 8;
-/// Calls a second a guest may make; more are answered `Busy` at once and
-/// neither logged nor audited (as the gate's rate limit), so a loop of
-/// cheap refusals cannot fill the disk or the audit trail.
-const MAX_CALLS_PER_SEC: u32 = 50;
+/// Calls a second a guest may make (the operator's `--egress-max-rate`,
+/// as for new gate connections); more are answered `Busy` at once and
+/// neither logged nor audited, so a loop of cheap refusals cannot fill the
+/// disk or the audit trail.
+fn max_calls_per_sec(ctx: &Context) -> u32 {
+    ctx.max_rate.max(1)
+}
 /// The egress log stops growing here (the gate's own cap).
 const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -103,7 +108,8 @@ async fn serve(stream: UnixStream, broker: Arc<mvm_broker::Broker>, ctx: Arc<Con
             }
         }
     });
-    let mut rate = Rate::default();
+    let per_sec = max_calls_per_sec(&ctx);
+    let mut rate = Rate::new(per_sec);
     loop {
         // Back-pressure: no slot, no reading.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -120,7 +126,9 @@ async fn serve(stream: UnixStream, broker: Arc<mvm_broker::Broker>, ctx: Arc<Con
         if !rate.take() {
             let outcome = Outcome::Failed(BrokerError::new(
                 ErrorCode::Busy,
-                format!("more than {MAX_CALLS_PER_SEC} calls a second from this guest"),
+                format!(
+                    "more than {per_sec} calls a second from this guest (the operator's --egress-max-rate)"
+                ),
             ));
             if let Some(bytes) = encode(request.id, outcome) {
                 let _ = tx.send((bytes, slot)).await;
@@ -157,13 +165,21 @@ fn encode(id: u64, outcome: Outcome) -> Option<Vec<u8>> {
 }
 
 /// A fixed one-second window: cheap and enough to bound a flood.
-#[derive(Default)]
 struct Rate {
+    per_sec: u32,
     window: Option<Instant>,
     used: u32,
 }
 
 impl Rate {
+    fn new(per_sec: u32) -> Rate {
+        Rate {
+            per_sec,
+            window: None,
+            used: 0,
+        }
+    }
+
     fn take(&mut self) -> bool {
         let now = Instant::now();
         match self.window {
@@ -174,7 +190,7 @@ impl Rate {
             }
         }
         self.used += 1;
-        self.used <= MAX_CALLS_PER_SEC
+        self.used <= self.per_sec
     }
 }
 
@@ -250,9 +266,9 @@ mod tests {
 
     #[test]
     fn the_rate_refuses_past_its_limit_and_opens_again() {
-        let mut r = Rate::default();
-        let allowed = (0..MAX_CALLS_PER_SEC + 10).filter(|_| r.take()).count();
-        assert_eq!(allowed, MAX_CALLS_PER_SEC as usize);
+        let mut r = Rate::new(50);
+        let allowed = (0..60).filter(|_| r.take()).count();
+        assert_eq!(allowed, 50);
         r.window = Some(Instant::now() - Duration::from_secs(2));
         assert!(r.take());
     }

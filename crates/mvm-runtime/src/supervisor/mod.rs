@@ -132,6 +132,7 @@ async fn start(
             home: abs_home,
             trail: audit.as_ref().map(|(t, _)| t.clone()),
             touch: true,
+            max_rate: st.persist.broker.max_rate,
         },
     };
     // QEMU gets socket paths relative to the instance directory, so they

@@ -91,6 +91,10 @@ fn main() {
             &grant,
             "--ca-bundle",
             ca.to_str().unwrap(),
+            // The default (50 calls a second) would answer most of the
+            // 200 back-to-back calls Busy.
+            "--egress-max-rate",
+            "100000",
         ],
     );
     let (samples, big) = (SAMPLES.to_string(), BIG.to_string());
