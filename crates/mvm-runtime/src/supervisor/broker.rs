@@ -50,8 +50,6 @@ pub struct Context {
     pub home: PathBuf,
     pub egress_log: PathBuf,
     pub trail: Option<Trail>,
-    /// Names of secrets whose "last used" is stamped on release.
-    pub touch: bool,
     /// Calls a second (see [`max_calls_per_sec`]).
     pub max_rate: u32,
 }
@@ -226,7 +224,7 @@ async fn note(ctx: &Context, record: &mvm_broker::Record) {
     let log = ctx.egress_log.clone();
     let secrets = record.secrets.clone();
     let home = ctx.home.clone();
-    let touch = ctx.touch && !secrets.is_empty();
+    let touch = !secrets.is_empty();
     drop(tokio::task::spawn_blocking(move || {
         if let Err(e) = append_line(&log, &line) {
             tracing::warn!("writing {}: {e}", log.display());

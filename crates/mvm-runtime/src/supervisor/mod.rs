@@ -131,7 +131,6 @@ async fn start(
             egress_log: std::path::absolute(dir.egress_log()).unwrap_or_else(|_| dir.egress_log()),
             home: abs_home,
             trail: audit.as_ref().map(|(t, _)| t.clone()),
-            touch: true,
             max_rate: st.persist.broker.max_rate,
         },
     };
