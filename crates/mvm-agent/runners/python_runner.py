@@ -11,6 +11,19 @@ line on fd 3, answers one JSON line per request on fd 4:
 
 The first line written is {"ready": true, ...}. stdout and stderr belong to
 the instance log, so the function's prints never reach the channel.
+
+Control lines carry no "id" and are answered in order like calls:
+
+  {"env": {"NAME": "value", ...}}  ->  {"env_ok": true}
+      Replaces os.environ. Sent only while no call has run (the runner was
+      started ahead of time, e.g. before a template snapshot), so no user
+      module has seen the old environment.
+  {"reseed": true}  ->  {"reseed_ok": true}
+      Sent after a snapshot restore, once the kernel's generator was
+      reseeded: reseeds the random module, whose state the snapshot cloned.
+
+A failed control line is answered {"<key>": false, "error": "..."}; the agent
+then replaces the runner.
 """
 
 import os
@@ -23,6 +36,7 @@ try:
     import importlib
     import json
     import platform
+    import time
     import traceback
 except ImportError as missing:
     # A minimal interpreter (Debian's python3-minimal has no json) cannot
@@ -78,6 +92,44 @@ def handle(request):
     return {"ok": True, "value": json.loads(encoded)}
 
 
+def set_environment(env):
+    os.environ.clear()
+    os.environ.update(env)
+    # The time module, and the C library behind localtime_r, read TZ once;
+    # a runner started with this env would have read the new one.
+    time.tzset()
+
+
+def reseed():
+    # Seeding without an argument draws from os.urandom, i.e. the kernel,
+    # which the agent reseeded first. Only an imported module has state to
+    # refresh; one imported later seeds itself then.
+    module = sys.modules.get("random")
+    if module is not None:
+        module.seed()
+
+
+# Control line key -> (what it does, the key of its answer).
+CONTROLS = {
+    "env": (set_environment, "env_ok"),
+    "reseed": (lambda _: reseed(), "reseed_ok"),
+}
+
+
+def control(request):
+    """The answer to a control line, or None if `request` is a call."""
+    if "id" in request:
+        return None
+    for key, (apply, answer_key) in CONTROLS.items():
+        if key in request:
+            try:
+                apply(request[key])
+            except Exception as exc:  # noqa: BLE001 - reported to the agent, which replaces the runner
+                return {answer_key: False, "error": f"{type(exc).__name__}: {exc}"}
+            return {answer_key: True}
+    return None
+
+
 def main():
     sdk = None
     if len(sys.argv) == 3 and sys.argv[1] == "--sdk":
@@ -100,6 +152,13 @@ def main():
             request = json.loads(line)
         except ValueError as exc:
             send({"id": 0, **error("InvalidRequest", f"not a JSON request: {exc}")})
+            continue
+        if not isinstance(request, dict):
+            send({"id": 0, **error("InvalidRequest", "a request must be a JSON object")})
+            continue
+        answer = control(request)
+        if answer is not None:
+            send(answer)
             continue
         answer = handle(request)
         answer["id"] = request.get("id", 0)

@@ -6,16 +6,26 @@
 //! request per line on fd 3 and writes one JSON line per answer on fd 4;
 //! its stdout and stderr go to the instance log, so user `print`s never
 //! touch the channel. First line from the runner: `{"ready": true, ...}`.
+//! Besides calls (which carry an `id`), the agent sends the Python runner
+//! control lines, answered in order and one at a time like calls:
+//! `{"env": {...}}` → `{"env_ok": true}` (replace `os.environ`) and
+//! `{"reseed": true}` → `{"reseed_ok": true}` (after a snapshot restore).
+//!
+//! A runner may be started before any call (`Prewarm`), so a snapshot
+//! holds a warm interpreter that has imported no user code. While it has
+//! served no call it takes a new environment in place instead of being
+//! restarted, so `Configure` after a restore keeps it warm.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::Duration;
 
@@ -30,6 +40,11 @@ use crate::{log, process, reaper};
 /// How long a runner may take to import itself and say it is ready. Far
 /// above a normal start (tens of ms) to allow slow emulated guests.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a runner may take to answer a control line. It is idle when
+/// one is sent (no call runs under the slot lock), so this only catches a
+/// broken runner.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to call: a function entrypoint resolved from launch.json.
 pub struct Call<'a> {
@@ -46,14 +61,26 @@ type Slot = Arc<Mutex<Option<Runner>>>;
 #[derive(Default)]
 pub struct Runners {
     slots: Mutex<HashMap<Language, Slot>>,
+    /// Counts `Resume`s. A runner whose `seeded` lags behind reseeds before
+    /// its next call: one busy with a call during `Resume` is not waited
+    /// for, so a fork never hangs on a long-running function.
+    resumes: AtomicU64,
 }
 
 struct Runner {
+    language: Language,
     pgid: i32,
     requests: File,
     answers: Receiver<String>,
     exited: Receiver<ProcessExit>,
     next_id: u64,
+    /// Set once a call was sent: user modules may be imported and may have
+    /// read the environment, so a new one needs a new process.
+    served: bool,
+    /// The environment the process holds, to tell what a new one changes.
+    env: BTreeMap<String, String>,
+    /// The `Runners::resumes` its random state is fresh for.
+    seeded: u64,
 }
 
 #[derive(Deserialize)]
@@ -83,16 +110,21 @@ impl Runners {
         env: &BTreeMap<String, String>,
         call: Call<'_>,
     ) -> Result<Response, AgentError> {
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(call.language)
-            .or_default()
-            .clone();
-        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = self.slot(call.language);
+        let mut guard = lock(&slot);
+        let resumes = self.resumes.load(Ordering::SeqCst);
+        if let Some(runner) = guard.as_mut()
+            && runner.seeded != resumes
+        {
+            // It was busy when the VM was resumed; reseed before user code
+            // draws random numbers again, or start a fresh process.
+            match runner.reseed() {
+                Ok(()) => runner.seeded = resumes,
+                Err(why) => discard(&mut guard, &why),
+            }
+        }
         if guard.is_none() {
-            *guard = Some(Runner::start(layout, env, call.language)?);
+            *guard = Some(Runner::start(layout, env, call.language, resumes)?);
         }
         let runner = guard.as_mut().expect("started above");
         let result = runner.call(&call);
@@ -104,28 +136,186 @@ impl Runners {
         result
     }
 
-    /// Stops every runner (new environment, or shutdown).
+    /// Starts `language`'s runner now if it is not running, importing no
+    /// user code, so a snapshot taken next holds a warm interpreter.
+    ///
+    /// Only Python is prewarmed. V8's `Math.random` and OpenSSL's DRBG are
+    /// seeded in user space when Node starts and cannot be reseeded from
+    /// JavaScript, so a Node process cloned by a snapshot would hand the
+    /// same "random" values to every restored copy. Python's `random` is
+    /// reseeded on `Resume` (see [`Runners::resumed`]); `os.urandom` and
+    /// `secrets` read the kernel, which `Resume` reseeds.
+    pub fn prewarm(
+        &self,
+        layout: &Layout,
+        env: &BTreeMap<String, String>,
+        language: Language,
+    ) -> Result<(), AgentError> {
+        if language != Language::Python {
+            return Ok(());
+        }
+        let slot = self.slot(language);
+        let mut guard = lock(&slot);
+        if guard.is_none() {
+            let resumes = self.resumes.load(Ordering::SeqCst);
+            *guard = Some(Runner::start(layout, env, language, resumes)?);
+            log!("{} runner prewarmed", language.as_str());
+        }
+        Ok(())
+    }
+
+    /// Gives every runner a new environment (after `Configure`, or when
+    /// `before_start` exported something else). A Python runner that has
+    /// served no call takes it in place, unless a variable the interpreter
+    /// reads only at start changed (see [`start_up_change`]); any other
+    /// runner is stopped and started afresh with it on the next invoke.
+    pub fn set_env(&self, env: &BTreeMap<String, String>) {
+        for slot in self.all_slots() {
+            let mut guard = lock(&slot);
+            let Some(runner) = guard.as_mut() else {
+                continue;
+            };
+            if runner.env == *env {
+                continue;
+            }
+            match runner.take_env(env) {
+                Ok(()) => log!(
+                    "{} runner took the new environment in place",
+                    runner.language.as_str()
+                ),
+                Err(why) => discard(&mut guard, &why),
+            }
+        }
+    }
+
+    /// After `Resume` (the kernel CRNG was just reseeded): every idle
+    /// runner reseeds its user-space random state now; one busy with a
+    /// call does so before its next call. A runner that fails is stopped.
+    ///
+    /// Node runners are left alone: they cannot be reseeded (see
+    /// [`Runners::prewarm`]), none is prewarmed, and one in a fork of a
+    /// live instance keeps the random state it had.
+    pub fn resumed(&self) {
+        let resumes = self.resumes.fetch_add(1, Ordering::SeqCst) + 1;
+        for slot in self.all_slots() {
+            let mut guard = match slot.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                // Running a call: `invoke` reseeds it before the next one.
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            let Some(runner) = guard.as_mut() else {
+                continue;
+            };
+            match runner.reseed() {
+                Ok(()) => runner.seeded = resumes,
+                Err(why) => discard(&mut guard, &why),
+            }
+        }
+    }
+
+    /// Stops every runner (shutdown).
     pub fn stop_all(&self) {
-        let slots: Vec<Slot> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for slot in slots {
-            if let Some(runner) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        for slot in self.all_slots() {
+            if let Some(runner) = lock(&slot).take() {
                 runner.stop();
             }
         }
     }
+
+    fn slot(&self, language: Language) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(language)
+            .or_default()
+            .clone()
+    }
+
+    fn all_slots(&self) -> Vec<Slot> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+fn lock(slot: &Slot) -> MutexGuard<'_, Option<Runner>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops the slot's runner, saying why; the next invoke starts a new one.
+fn discard(guard: &mut Option<Runner>, why: &str) {
+    if let Some(runner) = guard.take() {
+        log!(
+            "stopping the {} runner (pid {}): {why}; the next invoke starts a new one",
+            runner.language.as_str(),
+            runner.pgid
+        );
+        runner.stop();
+    }
+}
+
+/// Why a runner holding `old` cannot take `new` in place: a variable that
+/// only takes effect when the interpreter starts differs. `PYTHON*`
+/// (PYTHONPATH, PYTHONHASHSEED, ...), the locale (`LANG`, `LC_*`: Python
+/// fixes its encodings at start), the dynamic loader's `LD_*`, and a
+/// `PATH` on which `python3` resolves to another interpreter (it decides
+/// which one runs, and with it the virtual environment).
+fn start_up_change(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Option<String> {
+    let read_at_start = |name: &str| {
+        name.starts_with("PYTHON")
+            || name == "LANG"
+            || name.starts_with("LC_")
+            || name.starts_with("LD_")
+    };
+    if let Some(name) = old
+        .keys()
+        .chain(new.keys())
+        .find(|name| read_at_start(name) && old.get(*name) != new.get(*name))
+    {
+        return Some(format!(
+            "`{name}` changed, which Python reads only at start"
+        ));
+    }
+    let (was, now) = (which("python3", old), which("python3", new));
+    (was != now).then(|| {
+        let shown = |p: Option<PathBuf>| p.map_or("nothing".into(), |p| p.display().to_string());
+        format!(
+            "`PATH` now selects {} instead of {} as python3",
+            shown(now),
+            shown(was)
+        )
+    })
+}
+
+/// Where `program` resolves on the environment's `PATH`, as the runner's
+/// spawn looks it up.
+fn which(program: &str, env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    env.get("PATH")?
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| {
+            path.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 impl Runner {
+    /// `resumes`: the [`Runners::resumes`] read before the start, so a
+    /// `Resume` racing with it still gets this runner reseeded.
     fn start(
         layout: &Layout,
         env: &BTreeMap<String, String>,
         language: Language,
+        resumes: u64,
     ) -> Result<Runner, AgentError> {
         let argv = runner_argv(layout, env, language)?;
         let unavailable = |message: String| AgentError {
@@ -185,11 +375,15 @@ impl Runner {
             })
             .map_err(|e| unavailable(format!("cannot start the runner reader thread: {e}")))?;
         let mut runner = Runner {
+            language,
             pgid,
             requests: File::from(req_write),
             answers,
             exited,
             next_id: 1,
+            served: false,
+            env: env.clone(),
+            seeded: resumes,
         };
 
         let ready = match runner.answers.recv_timeout(READY_TIMEOUT) {
@@ -237,6 +431,7 @@ impl Runner {
         });
         let mut line = request.to_string();
         line.push('\n');
+        self.served = true;
         let crashed = |runner: &mut Runner, what: &str| AgentError {
             kind: ErrorKind::RunnerCrashed,
             message: format!(
@@ -299,6 +494,67 @@ impl Runner {
                 message: "the runner reported a failure without details".into(),
                 traceback: None,
             })),
+        }
+    }
+
+    /// Hands a runner that has served no call a new environment in place;
+    /// the reason it cannot be is the error.
+    fn take_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), String> {
+        if self.served {
+            return Err("it has served calls, so user code may hold the old environment".into());
+        }
+        if self.language != Language::Python {
+            return Err("only the Python runner takes a new environment in place".into());
+        }
+        if let Some(change) = start_up_change(&self.env, env) {
+            return Err(change);
+        }
+        self.control(&json!({ "env": env }), "env_ok")?;
+        self.env = env.clone();
+        Ok(())
+    }
+
+    /// Reseeds the runner's user-space random state from the kernel (just
+    /// reseeded by `Resume`). Node cannot be; see [`Runners::resumed`].
+    fn reseed(&mut self) -> Result<(), String> {
+        match self.language {
+            Language::Python => self.control(&json!({ "reseed": true }), "reseed_ok"),
+            Language::Node => Ok(()),
+        }
+    }
+
+    /// Sends a control line and waits for its answer, `{"<key>": true}`.
+    /// Answers come in order, one request at a time under the slot lock,
+    /// so the next line is this one's; the key is checked all the same.
+    fn control(&mut self, message: &Value, key: &str) -> Result<(), String> {
+        let mut line = message.to_string();
+        line.push('\n');
+        if let Err(e) = self.requests.write_all(line.as_bytes()) {
+            return Err(format!("cannot send it `{key}`: {e}"));
+        }
+        let answer = match self.answers.recv_timeout(CONTROL_TIMEOUT) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "it did not answer `{key}` within {CONTROL_TIMEOUT:?}"
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(format!("it {} before answering `{key}`", self.death()));
+            }
+        };
+        let parsed: Option<Map<String, Value>> = serde_json::from_str(&answer).ok();
+        match parsed.as_ref().and_then(|a| a.get(key)) {
+            Some(Value::Bool(true)) => Ok(()),
+            _ => {
+                let detail = parsed
+                    .as_ref()
+                    .and_then(|a| a.get("error")?.as_str().map(String::from))
+                    .map_or(String::new(), |e| format!(": {e}"));
+                Err(format!(
+                    "it answered `{answer}` instead of {{\"{key}\": true}}{detail}"
+                ))
+            }
         }
     }
 
@@ -393,4 +649,146 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_start_up_settings_force_a_restart() {
+        let base = env(&[("PATH", "/nonexistent"), ("API_KEY", "a")]);
+        let mut secrets = base.clone();
+        secrets.insert("API_KEY".into(), "b".into());
+        secrets.insert("NEW".into(), "1".into());
+        assert_eq!(start_up_change(&base, &secrets), None);
+        for name in [
+            "PYTHONHASHSEED",
+            "PYTHONPATH",
+            "LANG",
+            "LC_ALL",
+            "LD_PRELOAD",
+        ] {
+            let mut changed = base.clone();
+            changed.insert(name.into(), "x".into());
+            let why = start_up_change(&base, &changed).unwrap_or_default();
+            assert!(why.contains(name), "{name}: {why:?}");
+            // Removing one counts as well.
+            assert!(start_up_change(&changed, &base).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_path_selecting_another_python3_forces_a_restart() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (venv, empty) = (dir.path().join("venv"), dir.path().join("empty"));
+        std::fs::create_dir_all(&venv).unwrap();
+        std::fs::create_dir_all(&empty).unwrap();
+        let python = venv.join("python3");
+        std::fs::write(&python, "").unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = |dirs: &[&Path]| {
+            let joined: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            env(&[("PATH", &joined.join(":"))])
+        };
+        // Another PATH, same interpreter: no restart.
+        assert_eq!(
+            start_up_change(&path(&[&venv]), &path(&[&empty, &venv])),
+            None
+        );
+        let why = start_up_change(&path(&[&empty]), &path(&[&venv, &empty])).unwrap();
+        assert!(why.contains(&python.display().to_string()), "{why}");
+    }
+
+    /// A real Python runner (python3 on the host) over a module whose
+    /// `draw` returns the next random number beside the one `seed(1)`
+    /// gives: equal unless the runner reseeded after `fix`.
+    struct Python {
+        _dir: tempfile::TempDir,
+        layout: Layout,
+        runners: Runners,
+    }
+
+    impl Python {
+        fn new() -> Python {
+            let dir = tempfile::tempdir().unwrap();
+            let app = dir.path().join("app");
+            std::fs::create_dir_all(&app).unwrap();
+            std::fs::write(
+                app.join("rng.py"),
+                "import random\n\ndef fix():\n    random.seed(1)\n\ndef draw():\n    return [random.random(), random.Random(1).random()]\n",
+            )
+            .unwrap();
+            let layout = Layout {
+                root: dir.path().to_path_buf(),
+                runners: Path::new(env!("CARGO_MANIFEST_DIR")).join("runners"),
+            };
+            Python {
+                _dir: dir,
+                layout,
+                runners: Runners::default(),
+            }
+        }
+
+        fn call(&self, function: &str) -> Value {
+            let call = Call {
+                language: Language::Python,
+                module: "rng",
+                function,
+                working_dir: &self.layout.root.join("app"),
+                args: Map::new(),
+                timeout: Some(Duration::from_secs(60)),
+            };
+            let env = env(&[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+            match self.runners.invoke(&self.layout, &env, call) {
+                Ok(Response::Value { value }) => value,
+                other => panic!("{function}: {other:?}"),
+            }
+        }
+
+        fn reseeded(&self) -> bool {
+            let drawn = self.call("draw");
+            drawn[0] != drawn[1]
+        }
+    }
+
+    impl Drop for Python {
+        fn drop(&mut self) {
+            self.runners.stop_all();
+        }
+    }
+
+    #[test]
+    fn resume_reseeds_an_idle_python_runner() {
+        let python = Python::new();
+        python.call("fix");
+        assert!(!python.reseeded(), "without a resume the state stays");
+        python.call("fix");
+        python.runners.resumed();
+        assert!(python.reseeded());
+    }
+
+    #[test]
+    fn a_runner_busy_during_resume_reseeds_before_its_next_call() {
+        let python = Python::new();
+        python.call("fix");
+        {
+            // As if a call were running: resume must not wait for it.
+            let slot = python.runners.slot(Language::Python);
+            let _busy = lock(&slot);
+            python.runners.resumed();
+        }
+        assert!(python.reseeded());
+        // Reseeded once: a later fix stays fixed.
+        python.call("fix");
+        assert!(!python.reseeded());
+    }
 }

@@ -59,7 +59,7 @@ impl Agent {
     }
 
     pub fn hello(&self) -> Hello {
-        let mut capabilities = vec!["exec", "files", "invoke", "hooks", "service"];
+        let mut capabilities = vec!["exec", "files", "invoke", "hooks", "service", "prewarm"];
         if self.mode == Mode::Guest {
             capabilities.push("resume");
         }
@@ -120,7 +120,7 @@ impl Agent {
         };
         if changed {
             // Warm runners hold the old environment.
-            self.runners.stop_all();
+            self.runners.set_env(&self.env());
         }
         result.map(|(response, _)| response)
     }
@@ -242,8 +242,9 @@ fn answer(
             *agent.env.write().unwrap_or_else(|p| p.into_inner()) = env;
             // A new configuration starts over: before_start runs again on it.
             agent.exported.write().unwrap_or_else(|p| p.into_inner()).clear();
-            // Warm runners hold the old environment.
-            agent.runners.stop_all();
+            // Warm runners hold the old environment; a prewarmed one that
+            // has run no user code takes the new one in place.
+            agent.runners.set_env(&agent.env());
             Ok(Response::Ok)
         }
         Request::Exec(exec) => run_exec(agent, writer, id, exec),
@@ -289,8 +290,29 @@ fn answer(
                 }),
             }
         }
+        Request::Prewarm => {
+            let launch = launch::read(&agent.layout.launch_json())?;
+            let mut languages = Vec::new();
+            for entrypoint in &launch.entrypoints {
+                if let Entrypoint::Function { language, .. } = entrypoint
+                    && !languages.contains(language)
+                {
+                    languages.push(*language);
+                }
+            }
+            // Which languages are worth prewarming is the runners' call.
+            for language in languages {
+                agent.runners.prewarm(&agent.layout, &agent.env(), language)?;
+            }
+            Ok(Response::Ok)
+        }
         Request::Resume { now_unix_ms, entropy } => match agent.mode {
-            Mode::Guest => crate::pid1::resume(now_unix_ms, &entropy),
+            Mode::Guest => {
+                let resumed = crate::pid1::resume(now_unix_ms, &entropy)?;
+                // The kernel was reseeded; now the runners' own generators.
+                agent.runners.resumed();
+                Ok(resumed)
+            }
             Mode::Dev => Err(AgentError {
                 kind: ErrorKind::Unsupported,
                 message: "resume sets the clock and seeds the random pool; a dev-mode agent leaves its host alone".into(),

@@ -6,9 +6,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mvm_proto::{ClientError, ErrorKind};
+use mvm_proto::{ClientError, ErrorKind, HookPhase};
 use serde_json::{Map, Value, json};
-use support::{DevAgent, write, write_launch};
+use support::{DevAgent, wait_dead, write, write_launch};
 
 const APP: &str = r#"
 import os
@@ -293,4 +293,270 @@ fn the_shipped_sdk_is_importable() {
         .unwrap()
         .unwrap();
     assert_eq!(value, json!("shipped sdk"));
+}
+
+// --- Prewarm: a runner started before any user code, kept through Configure.
+
+/// Records every import of the module (by pid) beside itself, so a test can
+/// tell whether the prewarmed runner imported user code.
+const WARM: &str = r#"
+import os
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imports.log"), "a") as log:
+    log.write(f"{os.getpid()}\n")
+
+def env(name):
+    return os.environ.get(name)
+
+def pid():
+    return os.getpid()
+
+def environ():
+    return dict(os.environ)
+"#;
+
+const WARM_BEFORE_START: &str = "#!/bin/sh\nset -eu\nexport WARM_BANNER=\"hi ${API_KEY-nobody}\"\n";
+
+/// Python functions from `warm.py`, a `before_start` that exports
+/// `WARM_BANNER`, and optionally a Node function beside them.
+fn setup_warm(root: &Path, with_node: bool) {
+    write(root, "app/warm.py", WARM);
+    write(root, "etc/mvm/hooks/before_start.sh", WARM_BEFORE_START);
+    let app = root.join("app");
+    let mut entrypoints: Vec<Value> = ["env", "pid", "environ"]
+        .iter()
+        .map(|f| {
+            json!({"kind": "function", "name": f, "language": "python", "module": "warm", "function": f,
+                   "format": "json", "working_dir": app, "primary": *f == "env"})
+        })
+        .collect();
+    if with_node {
+        entrypoints.push(node_function(&app, false));
+    }
+    write_launch(root, Value::Array(entrypoints), "env");
+}
+
+fn node_function(app: &Path, primary: bool) -> Value {
+    json!({"kind": "function", "name": "js", "language": "node", "module": "app", "function": "f",
+           "format": "json", "working_dir": app, "primary": primary})
+}
+
+/// The agent's live children as (pid, command line): its runners, in dev
+/// mode, where nothing else runs between requests.
+fn children(agent: &DevAgent) -> Vec<(u32, String)> {
+    let parent = agent.child.id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the parenthesised name: state, then the parent's pid.
+        let mut rest = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let (state, ppid) = (rest.next(), rest.next().and_then(|p| p.parse::<u32>().ok()));
+        if ppid == Some(parent) && state != Some("Z") {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// Prewarms and returns the pid of the one runner that started.
+fn prewarm(agent: &DevAgent) -> u32 {
+    agent.client.prewarm().unwrap();
+    let runners = children(agent);
+    assert_eq!(runners.len(), 1, "one runner after prewarm: {runners:?}");
+    assert!(runners[0].1.contains("python_runner.py"), "{runners:?}");
+    runners[0].0
+}
+
+fn imports(agent: &DevAgent) -> Option<String> {
+    std::fs::read_to_string(agent.root().join("app/imports.log")).ok()
+}
+
+fn call(agent: &DevAgent, entrypoint: &str, args: Value) -> Value {
+    agent
+        .client
+        .invoke(Some(entrypoint), args.as_object().unwrap().clone(), None)
+        .unwrap()
+        .unwrap()
+}
+
+fn runner_pid(agent: &DevAgent) -> u32 {
+    call(agent, "pid", json!({})).as_u64().unwrap() as u32
+}
+
+/// The environment `exec` children get: `agent.env()`, exactly what a
+/// runner started now would be given.
+fn exec_environ(agent: &DevAgent) -> Value {
+    let out = agent
+        .client
+        .exec_output(mvm_proto::ExecRequest::new(["env", "-0"]))
+        .unwrap();
+    assert!(out.exit.success(), "{out:?}");
+    let mut env = Map::new();
+    for pair in String::from_utf8(out.stdout).unwrap().split('\0') {
+        if let Some((name, value)) = pair.split_once('=') {
+            env.insert(name.into(), json!(value));
+        }
+    }
+    Value::Object(env)
+}
+
+fn tokens(api_key: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("API_KEY".into(), api_key.into()),
+        ("MODE".into(), "warm".into()),
+    ])
+}
+
+#[test]
+fn prewarm_is_announced_and_idempotent() {
+    let agent = DevAgent::start(|root| setup_warm(root, false));
+    assert!(
+        agent
+            .client
+            .hello()
+            .capabilities
+            .iter()
+            .any(|c| c == "prewarm"),
+        "{:?}",
+        agent.client.hello().capabilities
+    );
+    let first = prewarm(&agent);
+    assert_eq!(prewarm(&agent), first, "a second prewarm keeps the runner");
+}
+
+#[test]
+fn a_prewarmed_runner_takes_configure_and_before_start_in_place() {
+    let agent = DevAgent::start(|root| setup_warm(root, false));
+    let warm = prewarm(&agent);
+    assert_eq!(imports(&agent), None, "prewarm must not import user code");
+
+    agent.client.configure(tokens("tok-1")).unwrap();
+    let hook = agent.client.run_hook(HookPhase::BeforeStart, None).unwrap();
+    assert_eq!(hook.exit.map(|e| e.success()), Some(true), "{hook:?}");
+
+    assert_eq!(
+        call(&agent, "env", json!({"name": "API_KEY"})),
+        json!("tok-1")
+    );
+    assert_eq!(
+        call(&agent, "env", json!({"name": "WARM_BANNER"})),
+        json!("hi tok-1")
+    );
+    assert_eq!(runner_pid(&agent), warm, "the prewarmed runner was kept");
+    assert_eq!(
+        imports(&agent),
+        Some(format!("{warm}\n")),
+        "the module was imported once, by the prewarmed runner, at the first call"
+    );
+    let environ = call(&agent, "environ", json!({}));
+    assert_eq!(environ, exec_environ(&agent), "exactly agent.env()");
+
+    // A runner started cold after the same steps sees the same.
+    let cold = DevAgent::start(|root| setup_warm(root, false));
+    cold.client.configure(tokens("tok-1")).unwrap();
+    cold.client.run_hook(HookPhase::BeforeStart, None).unwrap();
+    assert_eq!(call(&cold, "environ", json!({})), environ);
+}
+
+#[test]
+fn a_second_configure_before_any_call_replaces_the_first_in_place() {
+    let agent = DevAgent::start(|root| setup_warm(root, false));
+    let warm = prewarm(&agent);
+    agent.client.configure(tokens("tok-1")).unwrap();
+    agent.client.run_hook(HookPhase::BeforeStart, None).unwrap();
+    // Nothing of the first configuration may survive: not its variables,
+    // not what before_start exported from it.
+    agent
+        .client
+        .configure(BTreeMap::from([("OTHER".into(), "2".into())]))
+        .unwrap();
+    let environ = call(&agent, "environ", json!({}));
+    assert_eq!(environ["OTHER"], json!("2"));
+    assert_eq!(environ.get("API_KEY"), None, "{environ}");
+    assert_eq!(environ.get("WARM_BANNER"), None, "{environ}");
+    assert_eq!(environ, exec_environ(&agent));
+    assert_eq!(runner_pid(&agent), warm);
+}
+
+#[test]
+fn before_start_exports_after_prewarm_reach_the_first_invoke() {
+    let agent = DevAgent::start(|root| setup_warm(root, false));
+    let warm = prewarm(&agent);
+    // No configure at all: the hook alone changes the environment.
+    let hook = agent.client.run_hook(HookPhase::BeforeStart, None).unwrap();
+    assert_eq!(hook.exit.map(|e| e.success()), Some(true), "{hook:?}");
+    assert_eq!(
+        call(&agent, "env", json!({"name": "WARM_BANNER"})),
+        json!("hi nobody")
+    );
+    assert_eq!(runner_pid(&agent), warm);
+}
+
+#[test]
+fn a_start_up_variable_after_prewarm_restarts_the_runner() {
+    let agent = DevAgent::start(|root| setup_warm(root, false));
+    let warm = prewarm(&agent);
+    agent
+        .client
+        .configure(BTreeMap::from([("PYTHONHASHSEED".into(), "7".into())]))
+        .unwrap();
+    assert!(wait_dead(warm), "the prewarmed runner should be stopped");
+    assert_ne!(runner_pid(&agent), warm);
+    assert_eq!(
+        call(&agent, "env", json!({"name": "PYTHONHASHSEED"})),
+        json!("7")
+    );
+}
+
+#[test]
+fn configure_after_a_call_restarts_the_prewarmed_runner() {
+    let agent = DevAgent::start(|root| setup_warm(root, false));
+    let warm = prewarm(&agent);
+    assert_eq!(runner_pid(&agent), warm);
+    agent.client.configure(tokens("tok-2")).unwrap();
+    assert!(wait_dead(warm), "a runner that served a call is restarted");
+    let now = runner_pid(&agent);
+    assert_ne!(now, warm);
+    assert_eq!(
+        call(&agent, "env", json!({"name": "API_KEY"})),
+        json!("tok-2")
+    );
+    assert_eq!(imports(&agent), Some(format!("{warm}\n{now}\n")));
+}
+
+#[test]
+fn prewarm_leaves_node_alone() {
+    // Only a Node function: nothing starts.
+    let agent = DevAgent::start(|root| {
+        let app = root.join("app");
+        write(root, "app/app.mjs", "export function f() { return 1; }\n");
+        write_launch(root, json!([node_function(&app, true)]), "js");
+    });
+    agent.client.prewarm().unwrap();
+    assert_eq!(children(&agent), vec![], "no runner for a Node-only image");
+
+    // Python beside Node: only Python starts.
+    let agent = DevAgent::start(|root| setup_warm(root, true));
+    prewarm(&agent);
+
+    // No function entrypoints at all: nothing to do.
+    let agent = DevAgent::start(|root| {
+        write_launch(
+            root,
+            json!([{"kind": "command", "name": "server", "command": ["sleep", "1"], "working_dir": "/", "primary": true}]),
+            "server",
+        );
+    });
+    agent.client.prewarm().unwrap();
+    assert_eq!(children(&agent), vec![]);
 }

@@ -319,8 +319,8 @@ impl Client {
     }
 
     /// Sets the guest's wall clock to the host's now (a microVM has no RTC)
-    /// and mixes `entropy` into its random pool: after boot and after a
-    /// snapshot restore.
+    /// and seeds its random generator with `entropy` (32 bytes or more):
+    /// after boot and after a snapshot restore.
     pub fn sync_clock(&self, entropy: Vec<u8>) -> Result<(), ClientError> {
         let now_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -338,6 +338,16 @@ impl Client {
             "resume",
             |r| matches!(r, Response::Ok),
         )
+    }
+
+    /// Starts the runners of the image's function entrypoints without
+    /// importing user code, so a snapshot taken next holds warm
+    /// interpreters. The agent bounds a runner's start itself (two
+    /// minutes), so no timeout is needed here.
+    pub fn prewarm(&self) -> Result<(), ClientError> {
+        expect_ok(self.call(Request::Prewarm)?, "prewarm", |r| {
+            matches!(r, Response::Ok)
+        })
     }
 
     /// Asks the agent to power off; returns once it has acknowledged.

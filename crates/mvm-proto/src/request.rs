@@ -25,7 +25,9 @@ pub enum Request {
     Hello,
     /// Replaces the environment given to hooks, exec'd commands, function
     /// runners and services: literal values and opaque secret tokens.
-    /// Warm runners are restarted so they see it.
+    /// Warm runners are restarted so they see it, except one that has not
+    /// served a call yet (prewarmed), which is handed the new environment
+    /// in place unless interpreter start-up settings changed.
     Configure { env: BTreeMap<String, String> },
     /// Runs a command; answered with `Stdout`/`Stderr` chunks as they arrive,
     /// then `Exit`.
@@ -70,13 +72,19 @@ pub enum Request {
         entrypoint: Option<String>,
     },
     /// Sent after restoring a snapshot: the guest clock jumps to the host's
-    /// time and the kernel's random pool is reseeded, so restored copies of
-    /// one snapshot neither share random state nor live in the past.
+    /// time, `entropy` is credited to the kernel's pool and its CRNG
+    /// reseeded, and warm Python runners reseed `random`, so restored
+    /// copies of one snapshot neither share random state nor live in the
+    /// past.
     Resume {
         now_unix_ms: u64,
         #[serde(with = "crate::base64_bytes")]
         entropy: Vec<u8>,
     },
+    /// Starts the function runners of the image's function entrypoints now,
+    /// before any user code is imported, so a snapshot taken afterwards
+    /// holds warm interpreters. Answered with `Ok`.
+    Prewarm,
     /// Answered with `Ok`, after which the agent stops every process,
     /// unmounts and powers the VM off (in dev mode: exits).
     Shutdown { reason: String },
@@ -170,7 +178,28 @@ impl Request {
             Request::RunHook { .. } => "run_hook",
             Request::StartService { .. } => "start_service",
             Request::Resume { .. } => "resume",
+            Request::Prewarm => "prewarm",
             Request::Shutdown { .. } => "shutdown",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostFrame;
+    use serde_json::json;
+
+    #[test]
+    fn prewarm_is_a_bare_tag_and_round_trips() {
+        let frame = HostFrame {
+            id: 5,
+            request: Request::Prewarm,
+        };
+        let wire = serde_json::to_value(&frame).unwrap();
+        assert_eq!(wire, json!({"id": 5, "request": {"type": "prewarm"}}));
+        let back: HostFrame = serde_json::from_value(wire).unwrap();
+        assert_eq!(back, frame);
+        assert_eq!(Request::Prewarm.name(), "prewarm");
     }
 }

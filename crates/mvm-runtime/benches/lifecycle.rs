@@ -75,6 +75,8 @@ fn measure(home: &Path) {
         admission: None,
         network: Default::default(),
         broker: Default::default(),
+        // These measure and test the boot path; templates have their own.
+        start: mvm_runtime::up::StartChoice::Cold,
     };
     let name = InstanceName::parse("bench").unwrap();
 

@@ -34,6 +34,11 @@ pub enum Request {
     },
     /// before_stop, guest power-off, then the supervisor exits.
     Stop { grace_ms: u64 },
+    /// Save the guest to the instance's `paused/` and stop QEMU; the
+    /// supervisor exits after answering.
+    Pause {},
+    /// Save the guest as the tagged snapshot `tag`; it keeps running.
+    Snapshot { tag: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +68,21 @@ pub enum Event {
     Stopped {
         before_stop: String,
     },
+    /// The guest is saved and nothing of the instance runs.
+    Paused {
+        /// Bytes the paused state takes on disk (memory state; the disk
+        /// is the instance's own).
+        bytes: u64,
+        /// How long the guest was stopped before QEMU exited.
+        stopped_ms: u64,
+    },
+    /// A snapshot was taken; the guest runs on.
+    Snapshotted {
+        tag: String,
+        bytes: u64,
+        /// How long the guest was stopped for it.
+        stopped_ms: u64,
+    },
     /// The supervisor could not carry out the request.
     Failed {
         message: String,
@@ -79,8 +99,17 @@ pub struct Bytes(#[serde(with = "mvm_proto::base64_bytes")] pub Vec<u8>);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum UpReport {
-    Ready { timings: Timings },
-    Failed { message: String, log_tail: String },
+    Ready {
+        timings: Timings,
+        /// `boot`, `template`, `resume`, `snapshot TAG`, or why a
+        /// template could not be used.
+        #[serde(default)]
+        started_by: Option<String>,
+    },
+    Failed {
+        message: String,
+        log_tail: String,
+    },
 }
 
 /// A framing failure as this channel reports it; `doing` is what this side

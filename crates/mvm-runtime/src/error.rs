@@ -122,6 +122,20 @@ pub enum RuntimeError {
 
     #[error("control channel: {detail}")]
     Control { detail: String },
+
+    #[error(
+        "no snapshot tagged `{tag}`\n  hint: `mvmctl snapshot list` lists snapshots; `mvmctl snapshot NAME TAG` takes one"
+    )]
+    NoSuchSnapshot { tag: String },
+
+    #[error(
+        "a snapshot tagged `{tag}` exists already\n  hint: pick another tag, or remove it with `mvmctl snapshot rm {tag}`"
+    )]
+    SnapshotExists { tag: String },
+
+    /// A snapshot could not be saved, or is not one mvm will restore.
+    #[error("snapshot: {detail}")]
+    Snapshot { detail: String },
 }
 
 fn tail_block(tail: &str) -> String {

@@ -13,6 +13,8 @@
 //! - [`admission`], [`audit`]: the operator's policy and signed plans
 //!   checked at `up`, and the audit trail every instance writes;
 //! - [`secrets`], [`input`]: secret tokens and invoke arguments;
+//! - [`snapshot`]: template, paused and tagged snapshots (what binds
+//!   them, where they live); [`lifecycle`]: pause, resume, snapshot, fork;
 //! - [`error`]: every failure, as a message a person can act on.
 
 pub mod admission;
@@ -27,6 +29,7 @@ pub mod home;
 pub mod image;
 pub mod input;
 pub mod launch;
+pub mod lifecycle;
 pub mod logs;
 pub mod name;
 pub mod network;
@@ -35,6 +38,7 @@ pub mod private;
 pub mod process;
 pub mod ps;
 pub mod secrets;
+pub mod snapshot;
 pub mod state;
 pub mod supervisor;
 pub mod up;

@@ -24,6 +24,46 @@ pub enum Status {
     Ready,
     /// `down` is running before_stop and shutting the guest down.
     Stopping,
+    /// Pausing: the supervisor is saving the guest's state to `paused/`.
+    Pausing,
+    /// The guest's state is saved in `paused/` and nothing of the instance
+    /// runs; `mvmctl resume` brings it back.
+    Paused,
+}
+
+/// How the supervisor brings the instance up; written by whoever starts
+/// it (`up`, `resume`), read once by the supervisor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Start {
+    /// Boot the kernel (`up --cold`, or nothing to restore).
+    #[default]
+    Boot,
+    /// Boot, and leave a template snapshot behind for later `up`s.
+    BootAndCapture {
+        template: crate::snapshot::TemplateSlot,
+    },
+    /// Restore the image's template snapshot; anything unusable about it
+    /// falls back to `BootAndCapture` with the reason in the log.
+    Template {
+        template: crate::snapshot::TemplateSlot,
+    },
+    /// Bring back this instance's own paused state (`mvmctl resume`).
+    Resume,
+    /// Restore a tagged snapshot (`up --from-snapshot TAG`).
+    Snapshot { tag: String },
+}
+
+impl Start {
+    /// What `ps` and `up` say about it.
+    pub fn describe(&self) -> String {
+        match self {
+            Start::Boot | Start::BootAndCapture { .. } => "boot".into(),
+            Start::Template { .. } => "template".into(),
+            Start::Resume => "resume".into(),
+            Start::Snapshot { tag } => format!("snapshot {tag}"),
+        }
+    }
 }
 
 /// The image an instance runs.
@@ -61,6 +101,9 @@ pub struct Timings {
     pub after_start_ms: u64,
     /// Starting the command entrypoint service, when there is one.
     pub service_ms: u64,
+    /// Saving the image's template snapshot, on the boot that made it.
+    #[serde(default)]
+    pub capture_ms: u64,
     /// QEMU started → ready.
     pub total_ms: u64,
 }
@@ -81,6 +124,13 @@ pub struct InstanceState {
     /// Whether (and with what) this instance's events are audited.
     #[serde(default)]
     pub audit: Option<AuditInfo>,
+    /// How the supervisor starts (or last started) the instance.
+    #[serde(default)]
+    pub start: Start,
+    /// How the last start went: `boot`, `template`, `snapshot TAG`,
+    /// `resume`, or `boot (template unusable: ...)`.
+    #[serde(default)]
+    pub started_by: Option<String>,
 }
 
 /// What `ps` shows: the record checked against the processes it names.
@@ -90,6 +140,9 @@ pub enum Observed {
     Starting,
     Running,
     Stopping,
+    Pausing,
+    /// Saved to disk; nothing runs (`mvmctl resume` brings it back).
+    Paused,
     /// QEMU or the supervisor is gone while the record says it should run.
     Dead,
 }
@@ -100,6 +153,8 @@ impl Observed {
             Observed::Starting => "starting",
             Observed::Running => "running",
             Observed::Stopping => "stopping",
+            Observed::Pausing => "pausing",
+            Observed::Paused => "paused",
             Observed::Dead => "dead",
         }
     }
@@ -158,6 +213,10 @@ impl InstanceState {
             }
             Status::Ready if supervisor && alive(&self.qemu) => Observed::Running,
             Status::Stopping if supervisor => Observed::Stopping,
+            Status::Pausing if supervisor => Observed::Pausing,
+            // Paused means saved: it is paused whatever runs (a resume's
+            // supervisor sets Starting before it starts anything).
+            Status::Paused => Observed::Paused,
             _ => Observed::Dead,
         }
     }
@@ -240,6 +299,8 @@ pub(crate) mod tests {
                 guest: GuestConfig::default(),
             },
             audit: None,
+            start: Start::Boot,
+            started_by: None,
         }
     }
 

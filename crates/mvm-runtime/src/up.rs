@@ -72,6 +72,19 @@ pub struct UpOptions {
     pub network: crate::network::NetworkOptions,
     /// The operator's choices for mediated requests (CA bundle, search).
     pub broker: crate::broker::BrokerOptions,
+    /// Restore the image's template snapshot when there is a valid one
+    /// (and save one when there is not), or always boot.
+    pub start: StartChoice,
+}
+
+/// How `up` starts the guest (docs/snapshots.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartChoice {
+    /// Restore the template snapshot if one fits, else boot and save one.
+    #[default]
+    Auto,
+    /// `up --cold`: boot, and leave templates alone.
+    Cold,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -83,6 +96,9 @@ pub struct UpOutcome {
     pub ports: Vec<crate::network::Published>,
     /// What the operator should know about this instance (e.g. host networking).
     pub warnings: Vec<String>,
+    /// `boot`, `template`, `resume`, `snapshot TAG`, or why a template
+    /// could not be used.
+    pub started_by: Option<String>,
 }
 
 /// Starts an instance of `image` and returns once it is ready. On failure
@@ -200,20 +216,62 @@ pub fn up_image(
             return Err(e);
         }
     }
-    let warnings = planned.warnings;
+    let mut warnings = planned.warnings;
     state.audit = audit;
+    if opts.start == StartChoice::Auto {
+        match crate::snapshot::bindings(&state.persist.vm, &state.image) {
+            Ok(bindings) => {
+                let template = crate::snapshot::template_slot(&state.image, bindings);
+                state.start = if template.dir().is_dir() {
+                    crate::state::Start::Template { template }
+                } else {
+                    crate::state::Start::BootAndCapture { template }
+                };
+            }
+            Err(e) => warnings.push(format!("booting without a template snapshot: {e}")),
+        }
+    }
+    launch_supervisor(home, &dir, state, &opts.supervisor, warnings, Lost::Down)
+}
+
+/// What to do when the supervisor dies without reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// A new instance: remove everything (as `down` would).
+    Down,
+    /// A resume: keep the paused state to try again.
+    KeepPaused,
+}
+
+/// Writes the record, starts the supervisor and waits for its report.
+pub(crate) fn launch_supervisor(
+    home: &Path,
+    dir: &InstanceDir,
+    state: InstanceState,
+    supervisor: &SupervisorCommand,
+    warnings: Vec<String>,
+    lost: Lost,
+) -> Result<UpOutcome, RuntimeError> {
+    let ready_timeout = Duration::from_millis(state.ready_timeout_ms);
+    let name = dir.name.clone();
     if let Err(e) = state.save(&dir.state_json()) {
-        let _ = std::fs::remove_dir_all(&dir.dir);
+        if lost == Lost::Down {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+        }
         return Err(e);
     }
-    let report = run_supervisor(home, &dir, opts);
+    let report = run_supervisor(home, dir, supervisor, ready_timeout);
     match report {
-        Ok(UpReport::Ready { timings }) => Ok(UpOutcome {
+        Ok(UpReport::Ready {
+            timings,
+            started_by,
+        }) => Ok(UpOutcome {
             name: name.to_string(),
             ports: state.published().to_vec(),
             image_id: state.image.id,
             timings,
             warnings,
+            started_by,
         }),
         Ok(UpReport::Failed { message, log_tail }) => Err(RuntimeError::UpFailed {
             name: name.to_string(),
@@ -224,7 +282,12 @@ pub fn up_image(
             // The supervisor died or hung without reporting: clean up for it.
             let log_tail = logs::tail(&dir.console_log(), FAILURE_LOG_LINES);
             let supervisor_tail = logs::tail(&dir.supervisor_log(), 10);
-            let _ = crate::down::down(home, &name, Duration::from_secs(1));
+            match lost {
+                Lost::Down => {
+                    let _ = crate::down::down(home, &name, Duration::from_secs(1));
+                }
+                Lost::KeepPaused => crate::lifecycle::abandon_resume(dir),
+            }
             let message = if supervisor_tail.is_empty() {
                 message
             } else {
@@ -240,7 +303,7 @@ pub fn up_image(
 }
 
 /// Creates the instance directory; creating it is what claims the name.
-fn claim(home: &Path, name: &InstanceName) -> Result<InstanceDir, RuntimeError> {
+pub(crate) fn claim(home: &Path, name: &InstanceName) -> Result<InstanceDir, RuntimeError> {
     let root = instances_root(home);
     crate::private::create_dir_all(&root).map_err(|source| RuntimeError::Io {
         what: format!("creating {}", root.display()),
@@ -274,7 +337,7 @@ fn claim(home: &Path, name: &InstanceName) -> Result<InstanceDir, RuntimeError> 
     }
 }
 
-fn initial_state(
+pub(crate) fn initial_state(
     dir: &InstanceDir,
     image: ImageRef,
     launch: &Launch,
@@ -324,6 +387,8 @@ fn initial_state(
             broker: Default::default(),
         },
         audit: None,
+        start: crate::state::Start::Boot,
+        started_by: None,
     }
 }
 
@@ -334,11 +399,24 @@ const SUPERVISOR_REPORT_MARGIN: Duration = Duration::from_secs(30);
 
 /// Starts the supervisor detached (own session, so it outlives `up` and
 /// the terminal) and reads its one-line report from the stdout pipe.
-fn run_supervisor(home: &Path, dir: &InstanceDir, opts: &UpOptions) -> Result<UpReport, String> {
-    let log = crate::private::create_file(&dir.supervisor_log())
-        .map_err(|e| format!("creating supervisor.log: {e}"))?;
-    let mut cmd = Command::new(&opts.supervisor.program);
-    cmd.args(&opts.supervisor.args)
+fn run_supervisor(
+    home: &Path,
+    dir: &InstanceDir,
+    supervisor: &SupervisorCommand,
+    ready_timeout: Duration,
+) -> Result<UpReport, String> {
+    // Appended to: a resumed instance keeps the log of its earlier runs.
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.supervisor_log())
+            .map_err(|e| format!("opening supervisor.log: {e}"))?
+    };
+    let mut cmd = Command::new(&supervisor.program);
+    cmd.args(&supervisor.args)
         .arg(dir.name.as_str())
         .env("MVM_HOME", home)
         .stdin(Stdio::null())
@@ -358,7 +436,7 @@ fn run_supervisor(home: &Path, dir: &InstanceDir, opts: &UpOptions) -> Result<Up
     let mut child = cmd.spawn().map_err(|e| {
         RuntimeError::SpawnSupervisor {
             name: dir.name.to_string(),
-            program: opts.supervisor.program.clone(),
+            program: supervisor.program.clone(),
             source: e,
         }
         .to_string()
@@ -375,7 +453,7 @@ fn run_supervisor(home: &Path, dir: &InstanceDir, opts: &UpOptions) -> Result<Up
         };
         let _ = tx.send(outcome);
     });
-    let wait = opts.ready_timeout + SUPERVISOR_REPORT_MARGIN;
+    let wait = ready_timeout + SUPERVISOR_REPORT_MARGIN;
     let outcome = rx
         .recv_timeout(wait)
         .unwrap_or_else(|_| Err(format!("no report from the supervisor after {wait:?}")));

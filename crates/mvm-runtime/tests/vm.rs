@@ -145,6 +145,8 @@ impl Env {
             admission,
             network: Default::default(),
             broker: Default::default(),
+            // These measure and test the boot path; templates have their own.
+            start: mvm_runtime::up::StartChoice::Cold,
         };
         up_image(self.home(), self.image(env), assets(), &opts)
     }

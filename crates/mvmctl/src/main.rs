@@ -39,6 +39,12 @@ enum Command {
     Port(commands::port::PortArgs),
     /// Stop instances and remove their state.
     Down(commands::down::DownArgs),
+    /// Save a running instance to disk and stop it; `resume` brings it back.
+    Pause(commands::pause::PauseArgs),
+    /// Bring a paused instance back where it was.
+    Resume(commands::pause::ResumeArgs),
+    /// Snapshot a running instance (`snapshot NAME TAG`), or list/rm snapshots.
+    Snapshot(commands::snapshot::SnapshotArgs),
     /// Check whether this host can run mvm, and what to fix if not.
     Doctor(commands::doctor::DoctorArgs),
     /// Manage signing keys (Ed25519) under the mvm home.
@@ -101,6 +107,9 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(args),
         Command::Port(args) => commands::port::run(args),
         Command::Down(args) => commands::down::run(args),
+        Command::Pause(args) => commands::pause::pause(args),
+        Command::Resume(args) => commands::pause::resume(args),
+        Command::Snapshot(args) => commands::snapshot::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Secret(cmd) => commands::secret::run(cmd),

@@ -25,7 +25,15 @@ const EXEC_EVENT_BUFFER: usize = 64;
 #[derive(Clone)]
 pub struct Agent {
     client: Arc<Client>,
+    /// Every request holds a read guard while it runs; a snapshot takes
+    /// the write side, so the guest is saved between frames, never with a
+    /// reply half-sent (a restored copy's new connection would start
+    /// mid-frame).
+    quiet: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// Held while nothing may be in flight on the agent channel.
+pub type Quiet = tokio::sync::OwnedRwLockWriteGuard<()>;
 
 /// A hook's outcome as a shell would report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +103,68 @@ impl Agent {
                 ClientError::HelloTimeout(_) => SupervisorError::NoHello(timeout),
                 other => agent_error(other),
             })?;
-        Ok(Agent {
+        Ok(Agent::new(client))
+    }
+
+    fn new(client: Client) -> Agent {
+        Agent {
             client: Arc::new(client),
+            quiet: Arc::default(),
+        }
+    }
+
+    /// Connects to the agent of a guest restored from a snapshot: it
+    /// greeted on the channel before it was saved, so the hello is asked
+    /// for again.
+    pub async fn attach(socket: &Path, deadline: Instant) -> Result<Agent, SupervisorError> {
+        let stream = loop {
+            match crate::control::connect(socket) {
+                Ok(stream) => break stream,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(SOCKET_POLL).await,
+                Err(e) => {
+                    return Err(SupervisorError::Io {
+                        what: format!("connecting to the agent socket {}", socket.display()),
+                        source: e,
+                    });
+                }
+            }
+        };
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let client = tokio::task::spawn_blocking(move || {
+            let reader = stream.try_clone()?;
+            Client::attach(reader, stream, timeout)
         })
+        .await
+        .map_err(|e| SupervisorError::Agent(format!("agent handshake panicked: {e}")))?
+        .map_err(agent_error)?;
+        Ok(Agent::new(client))
+    }
+
+    /// Waits until no request is in flight and holds new ones back until
+    /// the guard is dropped; gives up after `timeout`.
+    pub async fn quiesce(&self, timeout: Duration) -> Result<Quiet, SupervisorError> {
+        tokio::time::timeout(timeout, self.quiet.clone().write_owned())
+            .await
+            .map_err(|_| {
+                SupervisorError::Machine(format!(
+                    "requests to the guest were still running after {timeout:?} (an exec or invoke); \
+                     a snapshot is taken between requests, try again when they finish"
+                ))
+            })
+    }
+
+    async fn hold(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.quiet.clone().read_owned().await
+    }
+
+    /// Starts the image's function runners before any user code runs, so
+    /// a template snapshot holds warm interpreters.
+    pub async fn prewarm(&self) -> Result<(), SupervisorError> {
+        let _held = self.hold().await;
+        let client = self.client.clone();
+        blocking(move || client.prewarm()).await
     }
 
     pub fn hello(&self) -> &Hello {
@@ -107,12 +174,14 @@ impl Agent {
     /// Sets the guest clock to the host's (the microVM has no RTC, so it
     /// boots in 1970) and seeds its entropy pool from the host.
     pub async fn sync_clock(&self) -> Result<(), SupervisorError> {
+        let _held = self.hold().await;
         let client = self.client.clone();
         let entropy: [u8; 32] = rand::random();
         blocking(move || client.sync_clock(entropy.to_vec())).await
     }
 
     pub async fn configure(&self, env: &BTreeMap<String, String>) -> Result<(), SupervisorError> {
+        let _held = self.hold().await;
         let (client, env) = (self.client.clone(), env.clone());
         blocking(move || client.configure(env)).await
     }
@@ -123,11 +192,13 @@ impl Agent {
         data: Vec<u8>,
         mode: u32,
     ) -> Result<(), SupervisorError> {
+        let _held = self.hold().await;
         let (client, path) = (self.client.clone(), path.to_string());
         blocking(move || client.write_file(&path, data, mode)).await
     }
 
     pub async fn run_hook(&self, phase: HookPhase) -> Result<HookRun, SupervisorError> {
+        let _held = self.hold().await;
         let client = self.client.clone();
         blocking(move || client.run_hook(phase, None))
             .await
@@ -135,6 +206,7 @@ impl Agent {
     }
 
     pub async fn start_service(&self, entrypoint: &str) -> Result<(), SupervisorError> {
+        let _held = self.hold().await;
         let (client, name) = (self.client.clone(), entrypoint.to_string());
         let asked = name.clone();
         blocking(move || client.start_service(Some(&asked)))
@@ -152,6 +224,7 @@ impl Agent {
         entrypoint: Option<String>,
         args: Map<String, Value>,
     ) -> Result<Event, SupervisorError> {
+        let _held = self.hold().await;
         let client = self.client.clone();
         let outcome = blocking(move || client.invoke(entrypoint.as_deref(), args, None)).await?;
         Ok(match outcome {
@@ -177,6 +250,8 @@ impl Agent {
             timeout_ms,
             ..ExecRequest::new(argv)
         };
+        // Held by the relay thread until the command's last event.
+        let held = self.hold().await;
         let client = self.client.clone();
         let mut stream = blocking(move || client.exec(request)).await?;
         let (tx, rx) = mpsc::channel(EXEC_EVENT_BUFFER);
@@ -185,6 +260,7 @@ impl Agent {
         std::thread::Builder::new()
             .name("mvm-exec-relay".into())
             .spawn(move || {
+                let _held = held;
                 loop {
                     let (event, last) = match stream.next_event() {
                         Ok(ExecEvent::Stdout(data)) => (Event::Stdout { data: Bytes(data) }, false),

@@ -1,14 +1,19 @@
-//! Start-up: QEMU, the agent's hello, configure, before_start, the
-//! after_start readiness probe and the command service, each timed.
+//! Start-up: QEMU (booted, or restored from a snapshot), the agent's
+//! hello, configure, before_start, the command service and the
+//! after_start readiness probe, each timed; and on the first boot of an
+//! image's machine shape, its template snapshot.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mvm_proto::HookPhase;
 
 use crate::home::InstanceDir;
-use crate::state::{InstanceState, Timings};
+use crate::snapshot::{self, SealKey, Staging, TemplateSlot};
+use crate::state::{InstanceState, Start, Timings};
 
 use super::agent::Agent;
+use super::capture;
 use super::error::SupervisorError;
 use super::machine::Machine;
 
@@ -29,24 +34,203 @@ pub struct BrokerStart {
     pub ctx: super::broker::Context,
 }
 
-/// Boots the instance and brings it to ready. On error, QEMU is already
-/// stopped when this returns.
+/// How far a start goes once QEMU runs.
+struct Plan {
+    /// The guest was restored: its agent greeted before it was saved.
+    attach: bool,
+    /// Run the lifecycle (configure, before_start, service, after_start):
+    /// a boot or a template restore. A resumed or forked guest is past it.
+    lifecycle: bool,
+    /// Save a template snapshot at the template point on the way.
+    capture: Option<(TemplateSlot, SealKey)>,
+}
+
+/// Boots or restores the instance, as its record's [`Start`] says, and
+/// brings it to ready. On error, QEMU is already stopped when this
+/// returns. A template that cannot be used costs a boot, not the start.
 pub async fn start(
+    home: &Path,
     dir: &InstanceDir,
     st: &mut InstanceState,
     broker: BrokerStart,
 ) -> Result<Started, SupervisorError> {
     let timeout = Duration::from_millis(st.ready_timeout_ms);
-    Machine::create_scratch(&st.persist.vm)?;
     let t0 = Instant::now();
     let deadline = t0 + timeout;
-    let mut machine = Machine::launch(&st.persist.vm, dir)?;
+    let boot = |capture| Plan {
+        attach: false,
+        lifecycle: true,
+        capture,
+    };
+    match st.start.clone() {
+        Start::Boot => cold(dir, st, broker, t0, deadline, boot(None)).await,
+        Start::BootAndCapture { template } => {
+            let capture = with_key(home, template);
+            cold(dir, st, broker, t0, deadline, boot(capture)).await
+        }
+        Start::Template { template } => {
+            let restored = restore(home, dir, st, Restore::Template(&template));
+            match restored {
+                Ok(machine) => {
+                    st.started_by = Some("template".into());
+                    let plan = Plan {
+                        attach: true,
+                        lifecycle: true,
+                        capture: None,
+                    };
+                    run(dir, st, machine, broker, t0, deadline, plan).await
+                }
+                Err(e) => {
+                    tracing::warn!("the template snapshot is unusable, booting instead: {e}");
+                    st.started_by = Some(format!("boot (template unusable: {e})"));
+                    let _ = std::fs::remove_file(&st.persist.vm.scratch);
+                    // A bad template is replaced by the one this boot saves.
+                    if let Err(e) = mvm_snapshot::remove(&template.dir()) {
+                        tracing::debug!("removing the unusable template: {e}");
+                    }
+                    let capture = with_key(home, template);
+                    cold(dir, st, broker, t0, deadline, boot(capture)).await
+                }
+            }
+        }
+        Start::Resume => {
+            let machine = restore(home, dir, st, Restore::Paused)?;
+            st.started_by = Some("resume".into());
+            let plan = Plan {
+                attach: true,
+                lifecycle: false,
+                capture: None,
+            };
+            run(dir, st, machine, broker, t0, deadline, plan).await
+        }
+        Start::Snapshot { tag } => {
+            let machine = restore(home, dir, st, Restore::Tagged(&tag))?;
+            st.started_by = Some(format!("snapshot {tag}"));
+            let plan = Plan {
+                attach: true,
+                lifecycle: false,
+                capture: None,
+            };
+            run(dir, st, machine, broker, t0, deadline, plan).await
+        }
+    }
+}
+
+/// The slot and the key to seal its template with; without a key there
+/// is no template (the boot goes on).
+fn with_key(home: &Path, slot: TemplateSlot) -> Option<(TemplateSlot, SealKey)> {
+    match capture::seal_key(home) {
+        Ok(key) => Some((slot, key)),
+        Err(e) => {
+            tracing::warn!("no template snapshot: {e}");
+            None
+        }
+    }
+}
+
+enum Restore<'a> {
+    Template(&'a TemplateSlot),
+    Paused,
+    Tagged(&'a str),
+}
+
+/// Verifies the snapshot, lays out the instance's scratch disk from it
+/// and starts QEMU on the saved state.
+fn restore(
+    home: &Path,
+    dir: &InstanceDir,
+    st: &InstanceState,
+    what: Restore<'_>,
+) -> Result<Machine, SupervisorError> {
+    let key = capture::seal_key(home)?;
+    let vm = &st.persist.vm;
+    let (snap_dir, kind, bindings, copy_scratch) = match what {
+        Restore::Template(slot) => (
+            slot.dir(),
+            snapshot::KIND_TEMPLATE,
+            slot.bindings.clone(),
+            true,
+        ),
+        Restore::Paused => (
+            snapshot::paused_dir(dir),
+            snapshot::KIND_PAUSED,
+            snapshot::bindings(vm, &st.image)?,
+            false,
+        ),
+        Restore::Tagged(tag) => (
+            snapshot::tagged_root(home).join(tag),
+            snapshot::KIND_TAGGED,
+            snapshot::bindings(vm, &st.image)?,
+            true,
+        ),
+    };
+    let scratch_to = copy_scratch.then_some(vm.scratch.as_path());
+    let (snap, state) = capture::prepare(&snap_dir, &key, kind, &bindings, scratch_to)?;
+    if !copy_scratch {
+        // The paused disk is the instance's own, linked in: verify it, then
+        // put exactly that file (not whatever now sits at the instance's
+        // path) where QEMU opens it.
+        let verified = snap
+            .verify(snapshot::SCRATCH)
+            .map_err(|e| SupervisorError::Snapshot(e.to_string()))?;
+        if !same_file(&verified, &vm.scratch) {
+            let tmp = vm.scratch.with_extension("img.resume");
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::hard_link(&verified, &tmp)
+                .and_then(|()| std::fs::rename(&tmp, &vm.scratch))
+                .map_err(|e| SupervisorError::Io {
+                    what: format!("restoring {} from the paused state", vm.scratch.display()),
+                    source: e,
+                })?;
+        }
+    }
+    tracing::info!(snapshot = %snap_dir.display(), "restoring");
+    Machine::restore(vm, dir, &state)
+}
+
+/// Whether two paths name one file (rename(2) between two links of one
+/// file does nothing).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Boots the kernel.
+async fn cold(
+    dir: &InstanceDir,
+    st: &mut InstanceState,
+    broker: BrokerStart,
+    t0: Instant,
+    deadline: Instant,
+    plan: Plan,
+) -> Result<Started, SupervisorError> {
+    Machine::create_scratch(&st.persist.vm)?;
+    let machine = Machine::launch(&st.persist.vm, dir)?;
+    if st.started_by.is_none() {
+        st.started_by = Some("boot".into());
+    }
+    run(dir, st, machine, broker, t0, deadline, plan).await
+}
+
+async fn run(
+    dir: &InstanceDir,
+    st: &mut InstanceState,
+    mut machine: Machine,
+    broker: BrokerStart,
+    t0: Instant,
+    deadline: Instant,
+    plan: Plan,
+) -> Result<Started, SupervisorError> {
+    let timeout = deadline - t0;
     st.qemu = Some(machine.process());
     st.save(&dir.state_json())?;
     tracing::info!(pid = machine.process().pid, "QEMU started");
 
     let result = tokio::select! {
-        r = bring_up(dir, st, t0, deadline, broker) => r,
+        r = bring_up(dir, st, t0, deadline, broker, plan) => r,
         status = machine.exited() => Err(SupervisorError::QemuExited { during: "during start-up", status }),
         // Steps check the deadline themselves and report what they were
         // waiting for; this only catches a step that hangs past it.
@@ -72,19 +256,46 @@ async fn bring_up(
     t0: Instant,
     deadline: Instant,
     broker: BrokerStart,
+    plan: Plan,
 ) -> Result<(Agent, Timings, super::broker::Serving), SupervisorError> {
     let mut timings = Timings::default();
     let ms = |since: Instant| since.elapsed().as_millis() as u64;
 
-    let agent = Agent::connect(&dir.agent_sock(), deadline).await?;
+    let agent = if plan.attach {
+        Agent::attach(&dir.agent_sock(), deadline).await?
+    } else {
+        Agent::connect(&dir.agent_sock(), deadline).await?
+    };
     timings.boot_ms = ms(t0);
     tracing::info!(ms = timings.boot_ms, agent = %agent.hello().agent_version, "agent said hello");
     // QEMU has listened since it started; the guest may call from its
     // first hook on.
     let serving = super::broker::start(&dir.broker_sock(), broker.broker, broker.ctx).await?;
 
+    if let Some((slot, key)) = &plan.capture {
+        // The template point: booted, mounted, runners started, nothing
+        // configured. A failure costs only the template.
+        let t = Instant::now();
+        match capture_template(dir, st, &agent, slot, key).await {
+            Ok(bytes) => tracing::info!(
+                ms = ms(t),
+                mib = bytes >> 20,
+                "saved a template snapshot for later ups"
+            ),
+            Err(e) => tracing::warn!("no template snapshot saved: {e}"),
+        }
+        timings.capture_ms = ms(t);
+    }
+
     let t = Instant::now();
+    // After a boot: the microVM has no RTC. After a restore: the clock
+    // stood still while it was saved, and its random state is a copy.
     agent.sync_clock().await?;
+    if !plan.lifecycle {
+        timings.configure_ms = ms(t);
+        timings.total_ms = ms(t0);
+        return Ok((agent, timings, serving));
+    }
     if let Some(ca) = &st.persist.guest.host_ca {
         let bundle = read_ca(ca)?;
         agent
@@ -131,6 +342,37 @@ async fn bring_up(
 
     timings.total_ms = ms(t0);
     Ok((agent, timings, serving))
+}
+
+/// Prewarms the runners and saves the guest as the image's template;
+/// returns the snapshot's size on disk.
+async fn capture_template(
+    dir: &InstanceDir,
+    st: &InstanceState,
+    agent: &Agent,
+    slot: &TemplateSlot,
+    key: &SealKey,
+) -> Result<u64, SupervisorError> {
+    agent.prewarm().await?;
+    let _quiet = agent.quiesce(Duration::from_secs(10)).await?;
+    if let Err(e) = mvm_snapshot::clean_staging(&slot.parent) {
+        tracing::debug!("cleaning old template staging: {e}");
+    }
+    let staging = Staging::new(&slot.parent, &slot.key)
+        .map_err(|e| SupervisorError::Snapshot(e.to_string()))?;
+    let mut saved = capture::save(dir, &st.persist.vm, staging, capture::Scratch::Copy).await?;
+    let resumed = saved.qmp.cont();
+    let stopped = saved.stopped.elapsed();
+    resumed.map_err(|e| SupervisorError::Snapshot(format!("resuming the guest: {e}")))?;
+    tracing::debug!(?stopped, "guest stopped for the template");
+    let snap = capture::commit(
+        saved.staging,
+        key,
+        snapshot::KIND_TEMPLATE,
+        slot.bindings.clone(),
+        serde_json::Value::Null,
+    )?;
+    Ok(snap.disk_usage())
 }
 
 /// The host CA bundle, capped (it is read at every boot).

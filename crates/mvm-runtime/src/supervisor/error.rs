@@ -17,6 +17,10 @@ pub enum SupervisorError {
     #[error("cannot prepare the VM: {0}")]
     Machine(String),
 
+    /// Saving or restoring a snapshot failed, or one was refused.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+
     /// The broker (mediated requests) could not be prepared: a secret
     /// gone from the store, an unreadable CA bundle.
     #[error("cannot prepare the host broker: {0}")]

@@ -63,6 +63,24 @@ impl Machine {
         let process = mvm_vmm::backend(Backend::default())
             .launch(&spec)
             .map_err(SupervisorError::Launch)?;
+        Machine::adopt(process, dir)
+    }
+
+    /// Starts the identical machine from a saved state (already verified
+    /// by the caller) instead of booting it; returns once the guest runs.
+    pub fn restore(
+        vm: &VmConfig,
+        dir: &InstanceDir,
+        state: &std::path::Path,
+    ) -> Result<Machine, SupervisorError> {
+        let spec = Machine::spec(vm, dir)?;
+        let process = mvm_vmm::backend(Backend::default())
+            .restore(&spec, state)
+            .map_err(SupervisorError::Launch)?;
+        Machine::adopt(process, dir)
+    }
+
+    fn adopt(process: Box<dyn VmProcess>, dir: &InstanceDir) -> Result<Machine, SupervisorError> {
         let pid = process.pid() as i32;
         let process_ref = ProcessRef::of(pid).ok_or_else(|| {
             SupervisorError::Machine(format!(
@@ -74,6 +92,18 @@ impl Machine {
             process,
             process_ref,
         })
+    }
+
+    /// A QMP session on the VM's control socket (relative: the supervisor
+    /// runs in the instance directory). Blocking.
+    pub fn qmp(dir: &InstanceDir) -> Result<mvm_vmm::Qmp, SupervisorError> {
+        let relative = dir
+            .monitor_sock()
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.monitor_sock());
+        mvm_vmm::Qmp::connect(&relative)
+            .map_err(|e| SupervisorError::Machine(format!("QEMU's control socket: {e}")))
     }
 
     pub fn process(&self) -> ProcessRef {
@@ -89,6 +119,11 @@ impl Machine {
                 Err(e) => return format!("its status could not be read: {e}"),
             }
         }
+    }
+
+    /// True while QEMU runs.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_alive()
     }
 
     /// Stops QEMU now (SIGKILL) and reaps it.

@@ -5,6 +5,7 @@
 mod agent;
 mod boot;
 mod broker;
+mod capture;
 mod error;
 mod machine;
 mod serve;
@@ -29,6 +30,9 @@ use crate::up::FAILURE_LOG_LINES;
 /// status. Reports the start-up outcome as one JSON line on stdout (the
 /// pipe `mvmctl up` reads); logs go to stderr (`supervisor.log`).
 pub fn run(home: &Path, name: &InstanceName) -> i32 {
+    // The supervisor moves into the instance directory: every path it
+    // keeps must not depend on where it started.
+    let home = &std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,7 +68,8 @@ async fn supervise(home: &Path, name: &InstanceName) -> i32 {
                 broker,
                 ..
             } = started;
-            let code = serve::serve(listener, agent, machine, dir, trail, broker.broker()).await;
+            let code =
+                serve::serve(home, listener, agent, machine, dir, trail, broker.broker()).await;
             drop(broker);
             // The published UDP ports close with the instance.
             drop(relays);
@@ -87,9 +92,23 @@ fn fail(dir: &InstanceDir, e: SupervisorError, broker: Option<&mvm_broker::Broke
     let message = redact(e.to_string());
     tracing::error!("start-up failed: {message}");
     let log_tail = redact(logs::tail(&dir.console_log(), FAILURE_LOG_LINES));
-    // Nothing may stay behind after a failed `up`.
-    if let Err(e) = std::fs::remove_dir_all(&dir.dir) {
-        tracing::warn!("removing {}: {e}", dir.dir.display());
+    match InstanceState::load(&dir.state_json()) {
+        // A failed resume keeps the paused state to try again (or `down`).
+        Ok(mut st) if st.start == crate::state::Start::Resume => {
+            st.status = Status::Paused;
+            st.supervisor = None;
+            st.qemu = None;
+            let _ = std::fs::remove_file(dir.control_sock());
+            if let Err(e) = st.save(&dir.state_json()) {
+                tracing::warn!("recording the failed resume: {e}");
+            }
+        }
+        // Nothing may stay behind after a failed `up`.
+        _ => {
+            if let Err(e) = std::fs::remove_dir_all(&dir.dir) {
+                tracing::warn!("removing {}: {e}", dir.dir.display());
+            }
+        }
     }
     report(&UpReport::Failed { message, log_tail });
 }
@@ -120,6 +139,8 @@ async fn start(
 > {
     let mut st = InstanceState::load(&dir.state_json())?;
     st.supervisor = Some(ProcessRef::current());
+    // A resume is starting from here (a failure puts `paused` back).
+    st.status = Status::Starting;
     st.save(&dir.state_json())?;
     // Before the working directory changes (a relative MVM_HOME) and
     // before boot, so an unusable audit trail costs no boot.
@@ -142,9 +163,13 @@ async fn start(
     })?;
     // Bound before boot so a failure here costs no boot; clients only
     // connect once the record says ready.
+    if st.start == crate::state::Start::Resume {
+        // Left by the supervisor that paused the instance.
+        let _ = std::fs::remove_file(dir.control_sock());
+    }
     let listener = bind_control(dir)?;
     let udp = udp_relay::bind(st.persist.vm.network.udp_relays())?;
-    let mut started = boot::start(dir, &mut st, broker_start).await?;
+    let mut started = boot::start(home, dir, &mut st, broker_start).await?;
     // The agent is up, so its relays listen; ready means they carry.
     let relays = match udp_relay::start(udp) {
         Ok(relays) => relays,
@@ -173,9 +198,16 @@ async fn start(
         }
         return Err(e.into());
     }
-    tracing::info!(?st.timings, "ready");
+    tracing::info!(?st.timings, started_by = ?st.started_by, "ready");
+    if st.start == crate::state::Start::Resume
+        && let Err(e) = mvm_snapshot::remove(&crate::snapshot::paused_dir(dir))
+    {
+        // Harmless: the next pause replaces it.
+        tracing::warn!("removing the paused state after the resume: {e}");
+    }
     report(&UpReport::Ready {
         timings: started.timings,
+        started_by: st.started_by.clone(),
     });
     Ok((listener, started, audit.map(|(trail, _)| trail), relays))
 }

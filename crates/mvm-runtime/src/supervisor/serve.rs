@@ -1,6 +1,7 @@
 //! Serving CLI clients on `control.sock` once the instance is ready, and
 //! stopping it when asked.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +14,12 @@ use tokio::sync::mpsc;
 use crate::control::{self, Bytes, Event, Request};
 use crate::error::RuntimeError;
 use crate::home::InstanceDir;
+use crate::snapshot::{self, Staging};
 use crate::state::{InstanceState, Status};
 
 use super::agent::Agent;
+use super::capture;
+use super::error::SupervisorError;
 use super::machine::Machine;
 use super::trail::Trail;
 
@@ -27,6 +31,16 @@ struct StopRequest {
     stream: UnixStream,
 }
 
+/// What the main loop is asked to end the supervisor with.
+enum Ending {
+    Stop(StopRequest),
+    /// Save the guest to `paused/`, then exit.
+    Pause(UnixStream),
+}
+
+/// How long a snapshot waits for running requests to finish.
+const QUIESCE_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long before_stop may run before the guest is stopped anyway.
 const BEFORE_STOP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -34,6 +48,7 @@ const BEFORE_STOP_LIMIT: Duration = Duration::from_secs(30);
 /// own (returns 1; the record then shows the instance as dead). With a
 /// `trail`, each client request, the stop and a crash are audited.
 pub async fn serve(
+    home: &Path,
     listener: UnixListener,
     agent: Agent,
     mut machine: Machine,
@@ -41,13 +56,17 @@ pub async fn serve(
     trail: Option<Trail>,
     broker: Arc<mvm_broker::Broker>,
 ) -> i32 {
-    let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
+    let (stop_tx, mut stop_rx) = mpsc::channel::<Ending>(1);
+    let ctx = Arc::new(Ctx {
+        home: home.to_path_buf(),
+        dir: dir.clone(),
+    });
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match admit(&stream) {
                     Ok(()) => {
-                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone(), trail.clone(), broker.clone()));
+                        tokio::spawn(client(stream, agent.clone(), stop_tx.clone(), trail.clone(), broker.clone(), ctx.clone()));
                     }
                     Err(why) => tracing::warn!("refused a control connection: {why}"),
                 },
@@ -60,7 +79,29 @@ pub async fn serve(
                 }
                 return 1;
             }
-            Some(StopRequest { grace, mut stream }) = stop_rx.recv() => {
+            Some(ending) = stop_rx.recv() => match ending {
+            Ending::Pause(mut stream) => {
+                match pause(&ctx, &agent, &mut machine).await {
+                    Ok(event) => {
+                        if let Err(e) = write_frame(&mut stream, &event).await {
+                            tracing::debug!("the client of the pause went away: {e}");
+                        }
+                        return 0;
+                    }
+                    Err(e) => {
+                        let message = broker.redactor().redact_str(&e.to_string());
+                        tracing::error!("pause failed: {message}");
+                        let _ = write_frame(&mut stream, &Event::Failed { message }).await;
+                        if !machine.is_running() {
+                            if let Some(trail) = &trail {
+                                trail.crash(format!("QEMU exited during a pause: {e}")).await;
+                            }
+                            return 1;
+                        }
+                    }
+                }
+            }
+            Ending::Stop(StopRequest { grace, mut stream }) => {
                 let before_stop = stop_instance(&agent, &mut machine, &dir, grace).await;
                 // Before the answer: once `down` hears back it leaves the
                 // `down` record to us.
@@ -73,8 +114,131 @@ pub async fn serve(
                 }
                 return 0;
             }
+            },
         }
     }
+}
+
+/// Where the instance lives, for requests that save it.
+struct Ctx {
+    home: PathBuf,
+    dir: InstanceDir,
+}
+
+/// Saves the guest to `paused/` (its disk linked, not copied) and stops
+/// QEMU. The record says `paused` only once the saved state is sealed
+/// and published; a failure before that leaves the guest running.
+async fn pause(ctx: &Ctx, agent: &Agent, machine: &mut Machine) -> Result<Event, SupervisorError> {
+    let path = ctx.dir.state_json();
+    let mut st = InstanceState::load(&path)?;
+    let key = capture::seal_key(&ctx.home)?;
+    let bindings = snapshot::bindings(&st.persist.vm, &st.image)?;
+    let _quiet = agent.quiesce(QUIESCE_LIMIT).await?;
+    st.status = Status::Pausing;
+    st.save(&path)?;
+    let restore_ready = |mut st: InstanceState| {
+        st.status = Status::Ready;
+        st.save(&path)
+    };
+    // A paused state from an earlier, failed clean-up is stale now.
+    let paused = snapshot::paused_dir(&ctx.dir);
+    if paused.exists() {
+        let _ = mvm_snapshot::remove(&paused);
+    }
+    let _ = mvm_snapshot::clean_staging(&ctx.dir.dir);
+    let staging = match Staging::new(&ctx.dir.dir, "paused") {
+        Ok(s) => s,
+        Err(e) => {
+            restore_ready(st)?;
+            return Err(SupervisorError::Snapshot(e.to_string()));
+        }
+    };
+    let saved = match capture::save(&ctx.dir, &st.persist.vm, staging, capture::Scratch::Link).await
+    {
+        Ok(saved) => saved,
+        Err(e) => {
+            restore_ready(st)?;
+            return Err(e);
+        }
+    };
+    let capture::Saved {
+        staging,
+        mut qmp,
+        stopped,
+    } = saved;
+    let snap = match capture::commit(
+        staging,
+        &key,
+        snapshot::KIND_PAUSED,
+        bindings,
+        serde_json::Value::Null,
+    ) {
+        Ok(snap) => snap,
+        Err(e) => {
+            let _ = qmp.cont();
+            restore_ready(st)?;
+            return Err(e);
+        }
+    };
+    // From here the saved state is what counts: the record says so
+    // before QEMU goes.
+    st.status = Status::Paused;
+    st.qemu = None;
+    st.supervisor = None;
+    st.save(&path)?;
+    if let Err(e) = qmp.quit() {
+        tracing::debug!("asking QEMU to quit: {e}");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), machine.exited())
+        .await
+        .is_err()
+    {
+        machine.kill().await;
+    }
+    let _ = std::fs::remove_file(ctx.dir.control_sock());
+    Ok(Event::Paused {
+        bytes: snap.disk_usage(),
+        stopped_ms: stopped.elapsed().as_millis() as u64,
+    })
+}
+
+/// Saves the running guest as the tagged snapshot `tag`, with what it
+/// takes to recreate the instance; the guest runs on.
+async fn snapshot(ctx: &Ctx, agent: &Agent, tag: &str) -> Result<Event, SupervisorError> {
+    let tag = snapshot::parse_tag(tag)?;
+    let root = snapshot::tagged_root(&ctx.home);
+    if root.join(&tag).exists() {
+        return Err(RuntimeError::SnapshotExists { tag }.into());
+    }
+    let st = InstanceState::load(&ctx.dir.state_json())?;
+    let key = capture::seal_key(&ctx.home)?;
+    let bindings = snapshot::bindings(&st.persist.vm, &st.image)?;
+    let saved_instance = snapshot::Saved {
+        source: st.name.to_string(),
+        image: st.image.clone(),
+        persist: st.persist.clone(),
+        audit: st.audit.clone(),
+        ready_timeout_ms: st.ready_timeout_ms,
+    };
+    let payload = serde_json::to_value(&saved_instance).expect("the record serializes");
+    let _quiet = agent.quiesce(QUIESCE_LIMIT).await?;
+    let _ = mvm_snapshot::clean_staging(&root);
+    let staging =
+        Staging::new(&root, &tag).map_err(|e| SupervisorError::Snapshot(e.to_string()))?;
+    let capture::Saved {
+        staging,
+        mut qmp,
+        stopped,
+    } = capture::save(&ctx.dir, &st.persist.vm, staging, capture::Scratch::Copy).await?;
+    let resumed = qmp.cont();
+    let stopped_ms = stopped.elapsed().as_millis() as u64;
+    resumed.map_err(|e| SupervisorError::Snapshot(format!("resuming the guest: {e}")))?;
+    let snap = capture::commit(staging, &key, snapshot::KIND_TAGGED, bindings, payload)?;
+    Ok(Event::Snapshotted {
+        tag,
+        bytes: snap.disk_usage(),
+        stopped_ms,
+    })
 }
 
 /// Only the instance's owner may use its control socket (SO_PEERCRED),
@@ -133,9 +297,10 @@ async fn stop_instance(
 async fn client(
     mut stream: UnixStream,
     agent: Agent,
-    stop: mpsc::Sender<StopRequest>,
+    stop: mpsc::Sender<Ending>,
     trail: Option<Trail>,
     broker: Arc<mvm_broker::Broker>,
+    ctx: Arc<Ctx>,
 ) {
     let redactor = broker.redactor();
     let request = match read_frame::<Request>(&mut stream).await {
@@ -231,8 +396,21 @@ async fn client(
         Request::Stop { grace_ms } => {
             let grace = Duration::from_millis(grace_ms);
             // Only fails once the main loop has stopped, i.e. another stop won.
-            let _ = stop.send(StopRequest { grace, stream }).await;
+            let _ = stop.send(Ending::Stop(StopRequest { grace, stream })).await;
             return;
+        }
+        Request::Pause {} => {
+            let _ = stop.send(Ending::Pause(stream)).await;
+            return;
+        }
+        Request::Snapshot { tag } => {
+            let event = match snapshot(&ctx, &agent, &tag).await {
+                Ok(event) => event,
+                Err(e) => Event::Failed {
+                    message: redactor.redact_str(&e.to_string()),
+                },
+            };
+            write_frame(&mut stream, &event).await
         }
     };
     if let Err(e) = result {
@@ -320,7 +498,7 @@ fn redact_event(redactor: &mvm_broker::Redactor, ev: Event) -> Event {
         Event::Failed { message } => Event::Failed {
             message: redactor.redact_str(&message),
         },
-        exit @ Event::Exit { .. } => exit,
+        other @ (Event::Exit { .. } | Event::Paused { .. } | Event::Snapshotted { .. }) => other,
     }
 }
 

@@ -14,10 +14,12 @@ pub mod invoke;
 pub mod ir;
 pub mod key;
 pub mod logs;
+pub mod pause;
 pub mod plan;
 pub mod port;
 pub mod ps;
 pub mod secret;
+pub mod snapshot;
 pub mod supervise;
 pub mod up;
 

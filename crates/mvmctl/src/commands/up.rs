@@ -17,8 +17,16 @@ use mvm_runtime::up::{self, SupervisorCommand, UpOptions, UpOutcome};
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// Image id, workload name, or compiled directory.
-    #[arg(required_unless_present = "plan")]
+    #[arg(required_unless_present_any = ["plan", "from_snapshot"], conflicts_with = "from_snapshot")]
     pub target: Option<String>,
+    /// Always boot the kernel: do not restore the image's template
+    /// snapshot, and do not save one.
+    #[arg(long, conflicts_with = "from_snapshot")]
+    pub cold: bool,
+    /// Start a new instance from a tagged snapshot (`mvmctl snapshot NAME
+    /// TAG`) instead of an image: a fork, with its own copy of the disk.
+    #[arg(long, value_name = "TAG")]
+    pub from_snapshot: Option<String>,
     /// A plan (`mvmctl plan`, signed with `mvmctl sign`) this launch must match.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<std::path::PathBuf>,
@@ -83,17 +91,29 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(mvm_plan::PlanFile::read)
         .transpose()?;
+    let progress = if args.json {
+        Progress::Hidden
+    } else {
+        Progress::Stderr
+    };
+    if let Some(tag) = &args.from_snapshot {
+        let boot = assets::boot_assets(&assets::cache_dir()?, progress)?;
+        let opts = mvm_runtime::lifecycle::ForkOptions {
+            name,
+            supervisor: SupervisorCommand::current_exe()?,
+            admission: Some(AdmissionRequest { policy, plan }),
+            ready_timeout: Some(Duration::from_secs(args.timeout_ready)),
+        };
+        let outcome = mvm_runtime::lifecycle::up_from_snapshot(&home, tag, &boot, &opts)?;
+        print_outcome(&outcome, args.json)?;
+        return Ok(0);
+    }
     let target = match (&args.target, &plan) {
         (Some(t), _) => t.clone(),
         (None, Some(p)) => plan_image_id(p)?,
         (None, None) => unreachable!("clap requires TARGET without --plan"),
     };
     let image = mvm_runtime::image::resolve(&home, &target)?;
-    let progress = if args.json {
-        Progress::Hidden
-    } else {
-        Progress::Stderr
-    };
     let boot = assets::boot_assets(&assets::cache_dir()?, progress)?;
     let opts = UpOptions {
         name,
@@ -113,17 +133,29 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             search_url: args.web_search.clone(),
             search_key: args.web_search_key.clone(),
         },
+        start: if args.cold {
+            up::StartChoice::Cold
+        } else {
+            up::StartChoice::Auto
+        },
     };
     let outcome = up::up_image(&home, image, &boot, &opts)?;
-    if args.json {
+    print_outcome(&outcome, args.json)?;
+    Ok(0)
+}
+
+/// `up`'s answer: JSON on stdout, or the human lines on stderr and the
+/// name on stdout.
+pub fn print_outcome(outcome: &UpOutcome, json: bool) -> anyhow::Result<()> {
+    if json {
         for w in &outcome.warnings {
             eprintln!("warning: {w}");
         }
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        println!("{}", serde_json::to_string_pretty(outcome)?);
     } else {
-        print_ready(&outcome);
+        print_ready(outcome);
     }
-    Ok(0)
+    Ok(())
 }
 
 /// The image a plan names, to look it up before admission verifies the
@@ -143,14 +175,38 @@ fn print_ready(o: &UpOutcome) {
     }
     let t = &o.timings;
     let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
+    let by = o.started_by.as_deref().unwrap_or("boot");
+    if let Some(reason) = by.strip_prefix("boot (template unusable: ") {
+        eprintln!(
+            "warning: the template snapshot could not be used, booted instead: {}",
+            reason.trim_end_matches(')')
+        );
+    }
+    let start = match by {
+        "template" => format!("restored {}", secs(t.boot_ms)),
+        "resume" => format!("resumed {}", secs(t.boot_ms)),
+        s if s.starts_with("snapshot ") => format!("restored from {s} {}", secs(t.boot_ms)),
+        _ => format!("boot {}", secs(t.boot_ms)),
+    };
+    let lifecycle = if by == "resume" || by.starts_with("snapshot ") {
+        String::new()
+    } else {
+        format!(
+            ", configure {} ms, before_start {} ms, after_start {} ms",
+            t.configure_ms, t.before_start_ms, t.after_start_ms
+        )
+    };
     eprintln!(
-        "{}: ready in {} (boot {}, configure {} ms, before_start {} ms, after_start {} ms)",
+        "{}: ready in {} ({start}{lifecycle})",
         o.name,
         secs(t.total_ms),
-        secs(t.boot_ms),
-        t.configure_ms,
-        t.before_start_ms,
-        t.after_start_ms
     );
+    if t.capture_ms > 0 {
+        eprintln!(
+            "{}: saved a template snapshot in {} (later ups of this image restore it)",
+            o.name,
+            secs(t.capture_ms)
+        );
+    }
     println!("{}", o.name);
 }
