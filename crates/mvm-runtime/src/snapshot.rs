@@ -107,19 +107,17 @@ pub fn parse_tag(tag: &str) -> Result<String, RuntimeError> {
 /// Per-instance paths (sockets, logs, the scratch disk's location) are
 /// not bound: a restore re-creates them.
 pub fn bindings(vm: &VmConfig, image: &ImageRef) -> Result<BTreeMap<String, String>, RuntimeError> {
-    let qemu = mvm_vmm::Qemu::default();
-    let qemu_version = qemu
-        .version()
-        .map(|v| v.banner)
+    let vmm = mvm_vmm::backend(mvm_vmm::Backend::default())
+        .identity()
         .map_err(|e| RuntimeError::Snapshot {
-            detail: format!("cannot tell the QEMU version a snapshot would depend on: {e}"),
+            detail: format!("cannot tell the VMM version a snapshot would depend on: {e}"),
         })?;
     let mut b = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         b.insert(k.to_string(), v);
     };
     put("mvm", env!("CARGO_PKG_VERSION").to_string());
-    put("qemu", qemu_version);
+    put("vmm", vmm);
     put("accel", vm.accel.to_string());
     put("kernel", file_identity(&vm.kernel)?);
     put("initrd", file_identity(&vm.initrd)?);

@@ -63,6 +63,10 @@ pub trait Vmm: Send + Sync {
     /// it was, with its agent channel open on `spec.agent_socket`. Returns
     /// once the state is loaded and the guest runs.
     fn restore(&self, spec: &VmSpec, snapshot: &Path) -> Result<Box<dyn VmProcess>, LaunchError>;
+
+    /// The VMM and its exact version: a state saved by one is only
+    /// restored by the same (snapshots are bound to it).
+    fn identity(&self) -> Result<String, String>;
 }
 
 /// A running VM process.

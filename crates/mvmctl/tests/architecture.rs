@@ -64,6 +64,7 @@ fn leaf_crates_depend_on_nothing_of_ours() {
         "mvm-keys",
         "mvm-audit",
         "mvm-secrets",
+        "mvm-snapshot",
     ] {
         assert_eq!(
             deps[leaf],

@@ -80,6 +80,11 @@ impl Vmm for Qemu {
         self.spawn(spec, self.command(spec))
     }
 
+    fn identity(&self) -> Result<String, String> {
+        let version = self.version().map_err(|e| e.to_string())?;
+        Ok(format!("{} {}", self.name(), version.banner))
+    }
+
     fn restore(&self, spec: &VmSpec, snapshot: &Path) -> Result<Box<dyn VmProcess>, LaunchError> {
         if !snapshot.is_file() {
             return Err(LaunchError::MissingInput {
