@@ -86,6 +86,21 @@ pub fn run_before_start(
     Ok((Response::HookResult(outcome), exports))
 }
 
+/// Whether `script` holds anything but the compiler's prologue (`#!`,
+/// comments, `set -eu`) and blank lines. Unreadable counts as yes: the
+/// shell then reports why.
+fn has_commands(script: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = File::open(script).and_then(|f| f.take(1 << 20).read_to_string(&mut text));
+    if read.is_err() {
+        return true;
+    }
+    text.lines()
+        .map(str::trim)
+        .any(|line| !(line.is_empty() || line.starts_with('#') || line == "set -eu"))
+}
+
 /// Runs `argv` for the phase's script, if there is one; `capture` is put
 /// on the child's fd 3.
 fn run_script(
@@ -97,7 +112,10 @@ fn run_script(
     timeout: Option<Duration>,
 ) -> Result<HookOutcome, AgentError> {
     let script = layout.hook_script(phase);
-    if !script.exists() {
+    // A script with nothing to run (the compiler writes one for every
+    // phase) has the outcome of not running it; starting a shell for it
+    // costs tens of ms, and far more in a guest just restored under TCG.
+    if !script.exists() || !has_commands(&script) {
         return Ok(HookOutcome {
             exit: None,
             output_tail: String::new(),
@@ -144,4 +162,24 @@ fn run_script(
         exit: Some(exit),
         output_tail: String::from_utf8_lossy(tail).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_compilers_prologue_is_nothing_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = |text: &str| {
+            let p = dir.path().join("hook.sh");
+            std::fs::write(&p, text).unwrap();
+            super::has_commands(&p)
+        };
+        assert!(!script(
+            "#!/bin/sh\n# mvm before_start hooks, generated\nset -eu\n# no before_start hooks declared\n"
+        ));
+        assert!(!script(""));
+        assert!(script("#!/bin/sh\nset -eu\nexport A=1\n"));
+        assert!(script("#!/bin/sh\n  exit 3\n"));
+        assert!(super::has_commands(&dir.path().join("missing.sh")));
+    }
 }

@@ -192,9 +192,9 @@ impl Runners {
     /// runner reseeds its user-space random state now; one busy with a
     /// call does so before its next call. A runner that fails is stopped.
     ///
-    /// Node runners are left alone: they cannot be reseeded (see
-    /// [`Runners::prewarm`]), none is prewarmed, and one in a fork of a
-    /// live instance keeps the random state it had.
+    /// Node runners cannot be reseeded (see [`Runners::prewarm`]): they
+    /// are stopped, and the next invoke starts a fresh one (a fork of a
+    /// live instance loses its Node module state, never its randomness).
     pub fn resumed(&self) {
         let resumes = self.resumes.fetch_add(1, Ordering::SeqCst) + 1;
         for slot in self.all_slots() {
@@ -519,7 +519,14 @@ impl Runner {
     fn reseed(&mut self) -> Result<(), String> {
         match self.language {
             Language::Python => self.control(&json!({ "reseed": true }), "reseed_ok"),
-            Language::Node => Ok(()),
+            // Its generators cannot be reseeded from outside: a fresh
+            // process (started on the next invoke) is the only way no two
+            // restored copies hand out the same "random" values.
+            Language::Node => Err(
+                "a Node runner's generators (V8's Math.random, OpenSSL's DRBG) cannot be reseeded; \
+                 it is restarted on the next invoke"
+                    .into(),
+            ),
         }
     }
 

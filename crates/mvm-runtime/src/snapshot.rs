@@ -149,8 +149,12 @@ fn file_identity(path: &Path) -> Result<String, RuntimeError> {
 }
 
 /// The network as the guest and QEMU's device state see it: the device,
-/// its restriction, and every forward (the gate processes' command lines
-/// name per-instance paths and are not part of it).
+/// its restriction, and the guest side of every forward. Host-side
+/// choices (published host ports and addresses, relay ports, the gate
+/// processes' command lines with their per-instance paths) are not part
+/// of it: they are QEMU's own listeners and commands, made from its
+/// command line at each start, not guest state (a template is saved with
+/// no connection open, and libslirp saves only guest-forward sockets).
 fn network_shape(n: &NetworkConfig) -> String {
     match n {
         NetworkConfig::None => "none".into(),
@@ -161,14 +165,17 @@ fn network_shape(n: &NetworkConfig) -> String {
             gates,
             udp_relays,
         } => {
-            let published: Vec<String> = published.iter().map(|p| p.describe()).collect();
+            let published: Vec<String> = published
+                .iter()
+                .map(|p| format!("{}/{:?}", p.guest_port, p.proto))
+                .collect();
             let gates: Vec<String> = gates
                 .iter()
                 .map(|g| format!("{}:{}", g.guest_address, g.guest_port))
                 .collect();
             let relays: Vec<String> = udp_relays
                 .iter()
-                .map(|r| format!("{}>{}", r.relay_host_port, r.guest_relay_port))
+                .map(|r| format!("{}>{}", r.guest_relay_port, r.guest_port))
                 .collect();
             format!(
                 "user mode={} restrict={restrict} published=[{}] gates=[{}] relays=[{}]",
@@ -352,6 +359,24 @@ mod tests {
             udp_relays: vec![],
         };
         assert_eq!(network_shape(&net("/a")), network_shape(&net("/b")));
+        let published = |host_port| NetworkConfig::User {
+            mode: mvm_launch::NetworkMode::Bridge,
+            restrict: true,
+            published: vec![crate::network::Published {
+                proto: mvm_launch::Proto::Tcp,
+                guest_port: 8000,
+                host_address: std::net::Ipv4Addr::LOCALHOST,
+                host_port,
+            }],
+            gates: vec![],
+            udp_relays: vec![],
+        };
+        // A port chosen at each `up` must not make every up a new template.
+        assert_eq!(
+            network_shape(&published(40001)),
+            network_shape(&published(40002))
+        );
+        assert_ne!(network_shape(&published(40001)), network_shape(&net("/a")));
         assert_ne!(
             network_shape(&net("/a")),
             network_shape(&NetworkConfig::None)

@@ -134,6 +134,8 @@ fn build_up_ps_invoke_logs_down() {
         "${1}[T]s${2}[T]s${3}[N]${4}[N]${5}[N]${6}",
     );
     s.add_filter(r#"("\w+_ms": )\d+"#, "${1}[MS]");
+    // The first up of the image saves its template snapshot.
+    s.add_filter(r"(saved a template snapshot in )\d+\.\ds", "${1}[T]s");
     snapshot!("up_text", s.transcript(&["up", "hello-app"]));
     snapshot!("up_already_running", s.transcript(&["up", "hello-app"]));
 
