@@ -21,6 +21,10 @@ Control lines carry no "id" and are answered in order like calls:
   {"reseed": true}  ->  {"reseed_ok": true}
       Sent after a snapshot restore, once the kernel's generator was
       reseeded: reseeds the random module, whose state the snapshot cloned.
+  {"preload": {"modules": ["mvm"], "working_dirs": ["/app"]}}
+      ->  {"preload_ok": true}
+      Sent by prewarm: imports the SDK mvm ships, when that is the module
+      the app's own import would find (nothing of the app's is imported).
 
 A failed control line is answered {"<key>": false, "error": "..."}; the agent
 then replaces the runner.
@@ -100,6 +104,34 @@ def set_environment(env):
     time.tzset()
 
 
+# The SDK directory the agent ships (`--sdk`), once main() has read it.
+SHIPPED_SDK = None
+
+
+def preload(request):
+    """Imports the modules mvm itself ships (the `mvm` SDK: platform code,
+    not the user's) before any user code runs, so a template snapshot
+    holds them imported. Only when that is what the user's own import
+    would find: not if the app brings a module of that name, in its
+    working directory or installed in the image."""
+    shadowing = request.get("working_dirs") or []
+    for name in request.get("modules") or []:
+        if name in sys.modules or not SHIPPED_SDK:
+            continue
+        if any(
+            os.path.exists(os.path.join(d, name + ".py")) or os.path.isdir(os.path.join(d, name))
+            for d in shadowing
+        ):
+            continue
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        origin = os.path.realpath(spec.origin) if spec is not None and spec.origin else ""
+        if not origin.startswith(os.path.realpath(SHIPPED_SDK) + os.sep):
+            continue
+        importlib.import_module(name)
+
+
 def reseed():
     # Seeding without an argument draws from os.urandom, i.e. the kernel,
     # which the agent reseeded first. Only an imported module has state to
@@ -113,6 +145,7 @@ def reseed():
 CONTROLS = {
     "env": (set_environment, "env_ok"),
     "reseed": (lambda _: reseed(), "reseed_ok"),
+    "preload": (preload, "preload_ok"),
 }
 
 
@@ -131,12 +164,14 @@ def control(request):
 
 
 def main():
+    global SHIPPED_SDK
     sdk = None
     if len(sys.argv) == 3 and sys.argv[1] == "--sdk":
         sdk = sys.argv[2]
     if sdk and os.path.isdir(sdk) and sdk not in sys.path:
         # Last, so an `mvm` the app installed itself takes precedence.
         sys.path.append(sdk)
+        SHIPPED_SDK = sdk
 
     requests = os.fdopen(REQUESTS_FD, "r", encoding="utf-8")
     answers = os.fdopen(ANSWERS_FD, "w", encoding="utf-8")

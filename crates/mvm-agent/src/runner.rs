@@ -145,11 +145,16 @@ impl Runners {
     /// same "random" values to every restored copy. Python's `random` is
     /// reseeded on `Resume` (see [`Runners::resumed`]); `os.urandom` and
     /// `secrets` read the kernel, which `Resume` reseeds.
+    ///
+    /// The Python runner also imports the SDK mvm ships (platform code)
+    /// unless one of `working_dirs` or the image has its own module of
+    /// that name: the user's `import mvm` after a restore is then a lookup.
     pub fn prewarm(
         &self,
         layout: &Layout,
         env: &BTreeMap<String, String>,
         language: Language,
+        working_dirs: &[&str],
     ) -> Result<(), AgentError> {
         if language != Language::Python {
             return Ok(());
@@ -160,6 +165,14 @@ impl Runners {
             let resumes = self.resumes.load(Ordering::SeqCst);
             *guard = Some(Runner::start(layout, env, language, resumes)?);
             log!("{} runner prewarmed", language.as_str());
+            let preload =
+                json!({ "preload": { "modules": ["mvm"], "working_dirs": working_dirs } });
+            let runner = guard.as_mut().expect("started above");
+            if let Err(why) = runner.control(&preload, "preload_ok") {
+                // Warm but without the SDK: still a valid prewarm.
+                discard(&mut guard, &why);
+                *guard = Some(Runner::start(layout, env, language, resumes)?);
+            }
         }
         Ok(())
     }

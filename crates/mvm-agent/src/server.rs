@@ -293,16 +293,20 @@ fn answer(
         Request::Prewarm => {
             let launch = launch::read(&agent.layout.launch_json())?;
             let mut languages = Vec::new();
+            let mut working_dirs: Vec<&str> = Vec::new();
             for entrypoint in &launch.entrypoints {
-                if let Entrypoint::Function { language, .. } = entrypoint
-                    && !languages.contains(language)
-                {
-                    languages.push(*language);
+                if let Entrypoint::Function { language, working_dir, .. } = entrypoint {
+                    if !languages.contains(language) {
+                        languages.push(*language);
+                    }
+                    if !working_dirs.contains(&working_dir.as_str()) {
+                        working_dirs.push(working_dir);
+                    }
                 }
             }
             // Which languages are worth prewarming is the runners' call.
             for language in languages {
-                agent.runners.prewarm(&agent.layout, &agent.env(), language)?;
+                agent.runners.prewarm(&agent.layout, &agent.env(), language, &working_dirs)?;
             }
             Ok(Response::Ok)
         }

@@ -301,6 +301,10 @@ fn the_shipped_sdk_is_importable() {
 /// tell whether the prewarmed runner imported user code.
 const WARM: &str = r#"
 import os
+import sys
+
+# Before this module imports anything of its own: was the SDK preloaded?
+MVM_AT_IMPORT = "mvm" in sys.modules
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imports.log"), "a") as log:
     log.write(f"{os.getpid()}\n")
@@ -313,6 +317,10 @@ def pid():
 
 def environ():
     return dict(os.environ)
+
+def preloaded():
+    import mvm
+    return {"before": MVM_AT_IMPORT, "marker": mvm.MARKER}
 "#;
 
 const WARM_BEFORE_START: &str = "#!/bin/sh\nset -eu\nexport WARM_BANNER=\"hi ${API_KEY-nobody}\"\n";
@@ -323,7 +331,7 @@ fn setup_warm(root: &Path, with_node: bool) {
     write(root, "app/warm.py", WARM);
     write(root, "etc/mvm/hooks/before_start.sh", WARM_BEFORE_START);
     let app = root.join("app");
-    let mut entrypoints: Vec<Value> = ["env", "pid", "environ"]
+    let mut entrypoints: Vec<Value> = ["env", "pid", "environ", "preloaded"]
         .iter()
         .map(|f| {
             json!({"kind": "function", "name": f, "language": "python", "module": "warm", "function": f,
@@ -415,6 +423,38 @@ fn tokens(api_key: &str) -> BTreeMap<String, String> {
         ("API_KEY".into(), api_key.into()),
         ("MODE".into(), "warm".into()),
     ])
+}
+
+/// Prewarm imports the SDK mvm ships (platform code) and nothing of the
+/// app's; an app that brings its own `mvm` gets its own.
+#[test]
+fn prewarm_preloads_the_shipped_sdk_unless_the_app_has_its_own() {
+    let shipped = |root: &Path| {
+        setup_warm(root, false);
+        write(
+            root,
+            "usr/lib/mvm/python/mvm/__init__.py",
+            "MARKER = 'shipped sdk'\n",
+        );
+    };
+    let agent = DevAgent::start(shipped);
+    prewarm(&agent);
+    assert_eq!(imports(&agent), None, "no user module at prewarm");
+    assert_eq!(
+        call(&agent, "preloaded", json!({})),
+        json!({"before": true, "marker": "shipped sdk"})
+    );
+
+    let own = |root: &Path| {
+        shipped(root);
+        write(root, "app/mvm.py", "MARKER = \"the app's own\"\n");
+    };
+    let agent = DevAgent::start(own);
+    prewarm(&agent);
+    assert_eq!(
+        call(&agent, "preloaded", json!({})),
+        json!({"before": false, "marker": "the app's own"})
+    );
 }
 
 #[test]

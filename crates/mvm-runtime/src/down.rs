@@ -41,6 +41,9 @@ pub fn down(
             name: name.to_string(),
         });
     }
+    // Not while a resume of it is starting (it holds the lock until its
+    // supervisor reported); an unusable lock does not stop the removal.
+    let _lock = crate::lifecycle::lock(&dir, true).ok();
     // An unreadable record still gets its directory removed.
     let st = InstanceState::load(&dir.state_json()).ok();
     let observed = st.as_ref().map(InstanceState::observe);

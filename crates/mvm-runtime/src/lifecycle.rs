@@ -154,7 +154,7 @@ pub fn resume(
             name: name.to_string(),
         });
     }
-    let _lock = lock(&dir)?;
+    let _lock = lock(&dir, false)?;
     let mut st = InstanceState::load(&dir.state_json())?;
     let observed = st.observe();
     // A resume whose supervisor died part-way left `starting` behind; the
@@ -171,6 +171,28 @@ pub fn resume(
         });
     }
     abandon(&st);
+    // What runs is what was paused: the sealed record, not the one on
+    // disk, which nothing protects while the instance sits paused.
+    let key = snapshot::seal_key(home)?;
+    let paused = snapshot::Snapshot::open(&snapshot::paused_dir(&dir), &key)
+        .map_err(snapshot::snapshot_error)?;
+    let saved: Saved = serde_json::from_value(paused.manifest().payload.clone()).map_err(|e| {
+        RuntimeError::Snapshot {
+            detail: format!("the paused state of `{name}` holds no instance record ({e})"),
+        }
+    })?;
+    if saved.source != name.as_str() {
+        return Err(RuntimeError::Snapshot {
+            detail: format!(
+                "the paused state in `{name}` was taken of `{}`; it is not this instance's",
+                saved.source
+            ),
+        });
+    }
+    st.image = saved.image;
+    st.persist = saved.persist;
+    st.persist.vm.scratch = dir.scratch_img();
+    st.audit = saved.audit;
     st.start = Start::Resume;
     st.status = Status::Paused;
     st.supervisor = None;
@@ -180,17 +202,35 @@ pub fn resume(
     crate::up::launch_supervisor(home, &dir, st, supervisor, Vec::new(), Lost::KeepPaused)
 }
 
-/// Held while one command brings the instance back: two resumes of one
-/// paused state would run two guests on one disk.
-fn lock(dir: &InstanceDir) -> Result<std::fs::File, RuntimeError> {
+/// Held while one command brings the instance back or removes it: two
+/// resumes of one paused state would run two guests on one disk, and a
+/// `down` racing a resume would remove what it starts. `wait`: block
+/// until the other command is done instead of refusing.
+pub(crate) fn lock(dir: &InstanceDir, wait: bool) -> Result<std::fs::File, RuntimeError> {
     use std::os::fd::AsRawFd;
     let path = dir.lock_file();
-    let file = crate::private::create_file(&path).map_err(|source| RuntimeError::Io {
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a link someone planted there, never truncating.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+    }
+    .map_err(|source| RuntimeError::Io {
         what: format!("opening {}", path.display()),
         source,
     })?;
+    let how = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     // SAFETY: flock on an fd this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
         return Err(RuntimeError::BadInput {
             detail: format!("`{}` is being resumed by another command", dir.name),
             hint: "wait for it; `mvmctl ps` shows when it runs".into(),
@@ -262,27 +302,20 @@ pub fn up_from_snapshot(
     };
     let (launch, launch_sha256) = crate::launch::load_with_digest(&saved.image.launch_json)?;
     let dir = crate::up::claim(home, &name)?;
-    let audit = match &opts.admission {
-        None => None,
-        Some(req) => {
-            match crate::admission::admit(
-                home,
-                name.as_str(),
-                req,
-                &launch,
-                &launch_sha256,
-                &saved.image,
-                assets,
-            ) {
-                Ok(admitted) => req.policy.audit.then(|| crate::state::AuditInfo {
-                    ir_hash: launch.ir_hash.clone(),
-                    plan_sha256: admitted.plan_sha256,
-                }),
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&dir.dir);
-                    return Err(e);
-                }
-            }
+    let admitted = crate::up::admit_claimed(
+        home,
+        &dir,
+        opts.admission.as_ref(),
+        &launch,
+        &launch_sha256,
+        &saved.image,
+        assets,
+    );
+    let audit = match admitted {
+        Ok(audit) => audit,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+            return Err(e);
         }
     };
     let mut persist = saved.persist;

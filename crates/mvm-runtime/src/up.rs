@@ -120,27 +120,19 @@ pub fn up_image(
     let dir = claim(home, &name)?;
     // Admission after the claim, so a plan's nonce is not spent on a name
     // that was taken.
-    let audit = match &opts.admission {
-        None => None,
-        Some(req) => {
-            match crate::admission::admit(
-                home,
-                name.as_str(),
-                req,
-                &launch,
-                &launch_sha256,
-                &image,
-                assets,
-            ) {
-                Ok(admitted) => req.policy.audit.then(|| AuditInfo {
-                    ir_hash: launch.ir_hash.clone(),
-                    plan_sha256: admitted.plan_sha256,
-                }),
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&dir.dir);
-                    return Err(e);
-                }
-            }
+    let audit = match admit_claimed(
+        home,
+        &dir,
+        opts.admission.as_ref(),
+        &launch,
+        &launch_sha256,
+        &image,
+        assets,
+    ) {
+        Ok(audit) => audit,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+            return Err(e);
         }
     };
     let mut state = initial_state(&dir, image, &launch, assets, opts.ready_timeout);
@@ -300,6 +292,35 @@ pub(crate) fn launch_supervisor(
             })
         }
     }
+}
+
+/// Admission of a launch into the claimed `dir` (without a request:
+/// admitted unaudited); what the audit trail will say about it.
+pub(crate) fn admit_claimed(
+    home: &Path,
+    dir: &InstanceDir,
+    admission: Option<&AdmissionRequest>,
+    launch: &Launch,
+    launch_sha256: &str,
+    image: &ImageRef,
+    assets: &BootAssets,
+) -> Result<Option<AuditInfo>, RuntimeError> {
+    let Some(req) = admission else {
+        return Ok(None);
+    };
+    let admitted = crate::admission::admit(
+        home,
+        dir.name.as_str(),
+        req,
+        launch,
+        launch_sha256,
+        image,
+        assets,
+    )?;
+    Ok(req.policy.audit.then(|| AuditInfo {
+        ir_hash: launch.ir_hash.clone(),
+        plan_sha256: admitted.plan_sha256,
+    }))
 }
 
 /// Creates the instance directory; creating it is what claims the name.

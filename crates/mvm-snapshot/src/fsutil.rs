@@ -62,6 +62,50 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), Sna
     Ok((f, md))
 }
 
+/// Opens `name` in snapshot `dir` as [`open_regular`] does, and checks it
+/// has the `size` the manifest records.
+pub(crate) fn open_listed(
+    dir: &Path,
+    name: &str,
+    size: u64,
+) -> Result<(File, std::fs::Metadata), SnapshotError> {
+    let path = dir.join(name);
+    let (f, md) = match open_regular(&path) {
+        Err(SnapshotError::NotFound(_)) => {
+            return Err(SnapshotError::Missing {
+                dir: dir.to_path_buf(),
+                file: name.to_string(),
+            });
+        }
+        r => r?,
+    };
+    if md.len() != size {
+        return Err(SnapshotError::Truncated {
+            path,
+            expected: size,
+            found: md.len(),
+        });
+    }
+    Ok((f, md))
+}
+
+/// `dir` is a directory itself, not a link to one.
+pub(crate) fn real_dir(dir: &Path) -> Result<(), SnapshotError> {
+    let md = std::fs::symlink_metadata(dir).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => SnapshotError::NotFound(dir.to_path_buf()),
+        _ => SnapshotError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        },
+    })?;
+    if !md.file_type().is_dir() {
+        return Err(SnapshotError::NotRegular {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
     File::open(path)
         .and_then(|d| d.sync_all())

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{self, Sink};
 use crate::error::{SnapshotError, io};
-use crate::fsutil::{self, MANIFEST, SEAL, check_file_name, check_name, open_regular};
+use crate::fsutil::{
+    self, MANIFEST, SEAL, check_file_name, check_name, open_listed, open_regular, real_dir,
+};
 use crate::staging::STAGING_PREFIX;
 use crate::{FORMAT, Manifest, SealKey};
 
@@ -35,18 +37,7 @@ impl Snapshot {
     /// files, each a regular file (links are never followed) of the listed size. Does not
     /// hash data files: see [`verify`](Self::verify) and [`copy_out`](Self::copy_out).
     pub fn open(dir: &Path, key: &SealKey) -> Result<Snapshot, SnapshotError> {
-        let md = std::fs::symlink_metadata(dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SnapshotError::NotFound(dir.to_path_buf()),
-            _ => SnapshotError::Io {
-                path: dir.to_path_buf(),
-                source: e,
-            },
-        })?;
-        if !md.file_type().is_dir() {
-            return Err(SnapshotError::NotRegular {
-                path: dir.to_path_buf(),
-            });
-        }
+        real_dir(dir)?;
         let bad = |reason: String| SnapshotError::Manifest {
             dir: dir.to_path_buf(),
             reason,
@@ -190,6 +181,24 @@ impl Snapshot {
         Ok(p)
     }
 
+    /// Opens `file`, checks its digest and returns the open file at its
+    /// start: what a reader then gets from it is what was verified (its
+    /// path is not opened again, so a file swapped in after the check is
+    /// not what is read).
+    pub fn open_verified(&self, file: &str) -> Result<std::fs::File, SnapshotError> {
+        use std::io::{Seek, SeekFrom};
+        let (p, mut f, size, want) = self.open_data(file)?;
+        if digest::scan(&f, &p, size, None)? != want {
+            return Err(SnapshotError::Tampered { path: p });
+        }
+        f.seek(SeekFrom::Start(0))
+            .map_err(|source| SnapshotError::Io {
+                path: p.clone(),
+                source,
+            })?;
+        Ok(f)
+    }
+
     /// Copies `file` to `dest` (created new, 0600), sparse, hashing in the same pass. On a
     /// digest mismatch `dest` is removed and the error is `Tampered`; on any other error it
     /// is removed too. `dest` is not fsynced (it is a working copy that can be made again).
@@ -262,22 +271,7 @@ impl Snapshot {
         };
         check_file_name(file)?;
         let p = self.dir.join(file);
-        let (f, md) = match open_regular(&p) {
-            Err(SnapshotError::NotFound(_)) => {
-                return Err(SnapshotError::Missing {
-                    dir: self.dir.clone(),
-                    file: file.to_string(),
-                });
-            }
-            r => r?,
-        };
-        if md.len() != e.size {
-            return Err(SnapshotError::Truncated {
-                path: p,
-                expected: e.size,
-                found: md.len(),
-            });
-        }
+        let (f, _) = open_listed(&self.dir, file, e.size)?;
         Ok((p, f, e.size, e.digest.clone()))
     }
 }
@@ -388,18 +382,7 @@ pub fn remove(dir: &Path) -> Result<(), SnapshotError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let md = std::fs::symlink_metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SnapshotError::NotFound(dir.to_path_buf()),
-        _ => SnapshotError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        },
-    })?;
-    if !md.file_type().is_dir() {
-        return Err(SnapshotError::NotRegular {
-            path: dir.to_path_buf(),
-        });
-    }
+    real_dir(dir)?;
     let tmp = parent.join(format!(
         "{REMOVING_PREFIX}{name}-{}-{}",
         std::process::id(),

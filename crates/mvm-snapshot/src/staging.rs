@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::digest::{self, Sink};
 use crate::error::{SnapshotError, io};
-use crate::fsutil::{self, MANIFEST, SEAL, check_file_name, check_name, open_regular};
+use crate::fsutil::{self, MANIFEST, SEAL, check_file_name, check_name, open_listed, open_regular};
 use crate::snapshot::{MAX_MANIFEST, Snapshot};
 use crate::{FORMAT, FileEntry, Manifest, SealKey};
 
@@ -166,22 +166,7 @@ impl Staging {
         }
         for (name, e) in &self.files {
             let p = self.dir.join(name);
-            let (f, md) = match open_regular(&p) {
-                Err(SnapshotError::NotFound(_)) => {
-                    return Err(SnapshotError::Missing {
-                        dir: self.dir.clone(),
-                        file: name.clone(),
-                    });
-                }
-                r => r?,
-            };
-            if md.len() != e.size {
-                return Err(SnapshotError::Truncated {
-                    path: p,
-                    expected: e.size,
-                    found: md.len(),
-                });
-            }
+            let (f, _) = open_listed(&self.dir, name, e.size)?;
             f.set_permissions(Permissions::from_mode(0o600))
                 .map_err(io(&p))?;
             f.sync_all().map_err(io(&p))?;

@@ -24,6 +24,9 @@ pub enum LaunchError {
         source: Box<dyn std::error::Error + Send + Sync>,
         log_tail: String,
     },
+    /// The caller's check of the saved state failed; nothing was loaded.
+    #[error("{0}")]
+    Refused(String),
     /// `hint` says how to get the backend's binary.
     #[error("could not start {binary} ({hint}): {source}")]
     Spawn {

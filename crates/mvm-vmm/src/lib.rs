@@ -64,6 +64,17 @@ pub trait Vmm: Send + Sync {
     /// once the state is loaded and the guest runs.
     fn restore(&self, spec: &VmSpec, snapshot: &Path) -> Result<Box<dyn VmProcess>, LaunchError>;
 
+    /// [`Vmm::restore`] from the file `check` returns, run while the VM
+    /// process starts up (e.g. the saved state opened and its digest
+    /// verified): the state is read from exactly that open file, and only
+    /// once the check passed. A failed check stops the VM and is returned
+    /// as [`LaunchError::Refused`].
+    fn restore_checked(
+        &self,
+        spec: &VmSpec,
+        check: &mut dyn FnMut() -> Result<std::fs::File, String>,
+    ) -> Result<Box<dyn VmProcess>, LaunchError>;
+
     /// The VMM and its exact version: a state saved by one is only
     /// restored by the same (snapshots are bound to it).
     fn identity(&self) -> Result<String, String>;

@@ -249,7 +249,21 @@ fn pause_saves_the_guest_and_resume_brings_it_back_running() {
     let out = env.mvmctl(&["invoke", "pauser", "--input", "name=x"]);
     assert!(!out.status.success());
 
+    // The record on disk is not what resumes: the sealed one is. An edit
+    // pointing the disk at another file, or changing the machine, is
+    // ignored.
+    let victim = env.tmp.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let record = env.home().join("instances/pauser/state.json");
+    let mut edited = state_json(&env, "pauser");
+    edited["persist"]["vm"]["scratch"] = Value::from(victim.to_str().unwrap());
+    edited["persist"]["vm"]["memory_mb"] = Value::from(512);
+    std::fs::write(&record, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+
     let resumed = up_like(&env, &["resume", "pauser", "--json"]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let ps = json(&env.ok(&["ps", "--json"]));
+    assert_eq!(ps[0]["memory_mb"], 256, "{ps}");
     assert_eq!(resumed["started_by"], "resume", "{resumed}");
     assert_eq!(exec(&env, "pauser", "cat /root/file"), "kept\n");
     let ticks = |env: &Env| {

@@ -65,6 +65,26 @@ fn agent_error(e: ClientError) -> SupervisorError {
     }
 }
 
+/// Connects to QEMU's agent socket, retrying until `deadline` while QEMU
+/// has not yet created it.
+async fn connect_socket(
+    socket: &Path,
+    deadline: Instant,
+) -> Result<std::os::unix::net::UnixStream, SupervisorError> {
+    loop {
+        match crate::control::connect(socket) {
+            Ok(stream) => return Ok(stream),
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(SOCKET_POLL).await,
+            Err(e) => {
+                return Err(SupervisorError::Io {
+                    what: format!("connecting to the agent socket {}", socket.display()),
+                    source: e,
+                });
+            }
+        }
+    }
+}
+
 /// Runs a blocking client call off the async thread.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
@@ -81,18 +101,7 @@ impl Agent {
     /// until `deadline`.
     pub async fn connect(socket: &Path, deadline: Instant) -> Result<Agent, SupervisorError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let stream = loop {
-            match crate::control::connect(socket) {
-                Ok(stream) => break stream,
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(SOCKET_POLL).await,
-                Err(e) => {
-                    return Err(SupervisorError::Io {
-                        what: format!("connecting to the agent socket {}", socket.display()),
-                        source: e,
-                    });
-                }
-            }
-        };
+        let stream = connect_socket(socket, deadline).await?;
         let hello_timeout = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
@@ -117,18 +126,7 @@ impl Agent {
     /// greeted on the channel before it was saved, so the hello is asked
     /// for again.
     pub async fn attach(socket: &Path, deadline: Instant) -> Result<Agent, SupervisorError> {
-        let stream = loop {
-            match crate::control::connect(socket) {
-                Ok(stream) => break stream,
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(SOCKET_POLL).await,
-                Err(e) => {
-                    return Err(SupervisorError::Io {
-                        what: format!("connecting to the agent socket {}", socket.display()),
-                        source: e,
-                    });
-                }
-            }
-        };
+        let stream = connect_socket(socket, deadline).await?;
         let timeout = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));

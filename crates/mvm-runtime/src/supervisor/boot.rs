@@ -84,11 +84,17 @@ pub async fn start(
                     tracing::warn!("the template snapshot is unusable, booting instead: {e}");
                     st.started_by = Some(format!("boot (template unusable: {e})"));
                     let _ = std::fs::remove_file(&st.persist.vm.scratch);
-                    // A bad template is replaced by the one this boot saves.
-                    if let Err(e) = mvm_snapshot::remove(&template.dir()) {
-                        tracing::debug!("removing the unusable template: {e}");
-                    }
-                    let capture = with_key(home, template);
+                    // A template refused as such (seal, digest, bindings) is
+                    // replaced by the one this boot saves; one QEMU could not
+                    // start from (a busy host, a timeout) is kept.
+                    let capture = if matches!(e, SupervisorError::Snapshot(_)) {
+                        if let Err(e) = mvm_snapshot::remove(&template.dir()) {
+                            tracing::debug!("removing the unusable template: {e}");
+                        }
+                        with_key(home, template)
+                    } else {
+                        None
+                    };
                     cold(dir, st, broker, t0, deadline, boot(capture)).await
                 }
             }
@@ -151,12 +157,18 @@ fn restore(
             slot.bindings.clone(),
             true,
         ),
-        Restore::Paused => (
-            snapshot::paused_dir(dir),
-            snapshot::KIND_PAUSED,
-            snapshot::bindings(vm, &st.image)?,
-            false,
-        ),
+        Restore::Paused => {
+            // The guest gets a copy: a resume that fails part-way must not
+            // have written into the paused state (it is there to retry).
+            // The instance's own name for the disk is only a link to it.
+            let _ = std::fs::remove_file(&vm.scratch);
+            (
+                snapshot::paused_dir(dir),
+                snapshot::KIND_PAUSED,
+                snapshot::bindings(vm, &st.image)?,
+                true,
+            )
+        }
         Restore::Tagged(tag) => (
             snapshot::tagged_root(home).join(tag),
             snapshot::KIND_TAGGED,
@@ -165,37 +177,15 @@ fn restore(
         ),
     };
     let scratch_to = copy_scratch.then_some(vm.scratch.as_path());
-    let (snap, state) = capture::prepare(&snap_dir, &key, kind, &bindings, scratch_to)?;
-    if !copy_scratch {
-        // The paused disk is the instance's own, linked in: verify it, then
-        // put exactly that file (not whatever now sits at the instance's
-        // path) where QEMU opens it.
-        let verified = snap
-            .verify(snapshot::SCRATCH)
-            .map_err(|e| SupervisorError::Snapshot(e.to_string()))?;
-        if !same_file(&verified, &vm.scratch) {
-            let tmp = vm.scratch.with_extension("img.resume");
-            let _ = std::fs::remove_file(&tmp);
-            std::fs::hard_link(&verified, &tmp)
-                .and_then(|()| std::fs::rename(&tmp, &vm.scratch))
-                .map_err(|e| SupervisorError::Io {
-                    what: format!("restoring {} from the paused state", vm.scratch.display()),
-                    source: e,
-                })?;
-        }
-    }
+    let snap = capture::prepare(&snap_dir, &key, kind, &bindings, scratch_to)?;
     tracing::info!(snapshot = %snap_dir.display(), "restoring");
-    Machine::restore(vm, dir, &state)
-}
-
-/// Whether two paths name one file (rename(2) between two links of one
-/// file does nothing).
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+    // QEMU sets the machine up while the state's digest is checked; it
+    // reads not a byte of the state before that passed.
+    let mut verify = || {
+        snap.open_verified(snapshot::VM_STATE)
+            .map_err(|e| e.to_string())
+    };
+    Machine::restore(vm, dir, &mut verify)
 }
 
 /// Boots the kernel.
@@ -268,6 +258,12 @@ async fn bring_up(
     };
     timings.boot_ms = ms(t0);
     tracing::info!(ms = timings.boot_ms, agent = %agent.hello().agent_version, "agent said hello");
+    let t = Instant::now();
+    if plan.attach {
+        // First of all: a restored copy's clock stood still while it was
+        // saved, and its random state is a copy until this reseeds it.
+        agent.sync_clock().await?;
+    }
     // QEMU has listened since it started; the guest may call from its
     // first hook on.
     let serving = super::broker::start(&dir.broker_sock(), broker.broker, broker.ctx).await?;
@@ -287,10 +283,12 @@ async fn bring_up(
         timings.capture_ms = ms(t);
     }
 
-    let t = Instant::now();
-    // After a boot: the microVM has no RTC. After a restore: the clock
-    // stood still while it was saved, and its random state is a copy.
-    agent.sync_clock().await?;
+    // configure_ms counts the clock too, not the template's saving.
+    let t = if plan.attach { t } else { Instant::now() };
+    if !plan.attach {
+        // The microVM has no RTC: it boots in 1970.
+        agent.sync_clock().await?;
+    }
     if !plan.lifecycle {
         timings.configure_ms = ms(t);
         timings.total_ms = ms(t0);
@@ -372,7 +370,35 @@ async fn capture_template(
         slot.bindings.clone(),
         serde_json::Value::Null,
     )?;
+    prune_stale_templates(slot, key);
     Ok(snap.disk_usage())
+}
+
+/// Templates of this image that no `up` on this host can restore any
+/// more (another mvm, VMM, kernel, initramfs or root disk than the one
+/// just saved for) or that are broken; other machine shapes are kept.
+fn prune_stale_templates(slot: &TemplateSlot, key: &SealKey) {
+    const HOST: [&str; 6] = ["mvm", "vmm", "kernel", "initrd", "image", "rootfs"];
+    let Ok(listed) = mvm_snapshot::list(&slot.parent, key) else {
+        return;
+    };
+    for (name, opened) in listed {
+        if name == slot.key {
+            continue;
+        }
+        let stale = match &opened {
+            Ok(other) => HOST
+                .iter()
+                .any(|k| other.manifest().bindings.get(*k) != slot.bindings.get(*k)),
+            Err(_) => true,
+        };
+        if stale {
+            match mvm_snapshot::remove(&slot.parent.join(&name)) {
+                Ok(()) => tracing::info!(template = %name, "removed a stale template snapshot"),
+                Err(e) => tracing::debug!("removing template {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// The host CA bundle, capped (it is read at every boot).

@@ -5,7 +5,7 @@
 //! of the same instant.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::home::InstanceDir;
@@ -109,16 +109,17 @@ pub fn commit(
     saved.commit(key, kind, bindings, payload).map_err(snap_err)
 }
 
-/// A snapshot checked and made ready for a restore: the seal, its kind,
-/// what it is bound to, and the state file's digest; with `scratch_to`
-/// its disk is copied there (verified as it goes).
+/// A snapshot checked and made ready for a restore: the seal, its kind
+/// and what it is bound to; with `scratch_to` its disk is copied there
+/// (verified as it goes). The state file is the caller's to open and
+/// verify ([`Snapshot::open_verified`]) as QEMU starts.
 pub fn prepare(
     dir: &Path,
     key: &SealKey,
     kind: &str,
     bindings: &BTreeMap<String, String>,
     scratch_to: Option<&Path>,
-) -> Result<(Snapshot, PathBuf), SupervisorError> {
+) -> Result<Snapshot, SupervisorError> {
     let snapshot = Snapshot::open(dir, key).map_err(snap_err)?;
     if snapshot.manifest().kind != kind {
         return Err(SupervisorError::Snapshot(format!(
@@ -131,8 +132,7 @@ pub fn prepare(
     if let Some(to) = scratch_to {
         snapshot.copy_out(SCRATCH, to).map_err(snap_err)?;
     }
-    let state = snapshot.verify(VM_STATE).map_err(snap_err)?;
-    Ok((snapshot, state))
+    Ok(snapshot)
 }
 
 /// The seal key, for the supervisor (`MVM_HOME` is absolute here).

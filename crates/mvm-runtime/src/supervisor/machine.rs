@@ -66,17 +66,21 @@ impl Machine {
         Machine::adopt(process, dir)
     }
 
-    /// Starts the identical machine from a saved state (already verified
-    /// by the caller) instead of booting it; returns once the guest runs.
+    /// Starts the identical machine from a saved state instead of booting
+    /// it: the open, verified file `check` (run while QEMU starts) returns.
+    /// Returns once the guest runs.
     pub fn restore(
         vm: &VmConfig,
         dir: &InstanceDir,
-        state: &std::path::Path,
+        check: &mut dyn FnMut() -> Result<std::fs::File, String>,
     ) -> Result<Machine, SupervisorError> {
         let spec = Machine::spec(vm, dir)?;
         let process = mvm_vmm::backend(Backend::default())
-            .restore(&spec, state)
-            .map_err(SupervisorError::Launch)?;
+            .restore_checked(&spec, check)
+            .map_err(|e| match e {
+                mvm_vmm::LaunchError::Refused(why) => SupervisorError::Snapshot(why),
+                other => SupervisorError::Launch(other),
+            })?;
         Machine::adopt(process, dir)
     }
 

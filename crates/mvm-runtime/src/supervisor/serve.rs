@@ -133,6 +133,16 @@ async fn pause(ctx: &Ctx, agent: &Agent, machine: &mut Machine) -> Result<Event,
     let mut st = InstanceState::load(&path)?;
     let key = capture::seal_key(&ctx.home)?;
     let bindings = snapshot::bindings(&st.persist.vm, &st.image)?;
+    // The instance's record, sealed with the state: `resume` runs what
+    // was paused, not whatever the record says by then.
+    let payload = serde_json::to_value(snapshot::Saved {
+        source: st.name.to_string(),
+        image: st.image.clone(),
+        persist: st.persist.clone(),
+        audit: st.audit.clone(),
+        ready_timeout_ms: st.ready_timeout_ms,
+    })
+    .expect("the record serializes");
     let _quiet = agent.quiesce(QUIESCE_LIMIT).await?;
     st.status = Status::Pausing;
     st.save(&path)?;
@@ -166,13 +176,7 @@ async fn pause(ctx: &Ctx, agent: &Agent, machine: &mut Machine) -> Result<Event,
         mut qmp,
         stopped,
     } = saved;
-    let snap = match capture::commit(
-        staging,
-        &key,
-        snapshot::KIND_PAUSED,
-        bindings,
-        serde_json::Value::Null,
-    ) {
+    let snap = match capture::commit(staging, &key, snapshot::KIND_PAUSED, bindings, payload) {
         Ok(snap) => snap,
         Err(e) => {
             let _ = qmp.cont();
@@ -181,11 +185,18 @@ async fn pause(ctx: &Ctx, agent: &Agent, machine: &mut Machine) -> Result<Event,
         }
     };
     // From here the saved state is what counts: the record says so
-    // before QEMU goes.
+    // before QEMU goes. QEMU stays in it until it is gone, so whoever
+    // finds this supervisor dead in between can still stop it.
     st.status = Status::Paused;
-    st.qemu = None;
     st.supervisor = None;
-    st.save(&path)?;
+    if let Err(e) = st.save(&path) {
+        let _ = qmp.cont();
+        let _ = mvm_snapshot::remove(&snap.dir().to_path_buf());
+        st.status = Status::Ready;
+        st.supervisor = Some(crate::process::ProcessRef::current());
+        let _ = st.save(&path);
+        return Err(e.into());
+    }
     if let Err(e) = qmp.quit() {
         tracing::debug!("asking QEMU to quit: {e}");
     }
@@ -195,6 +206,8 @@ async fn pause(ctx: &Ctx, agent: &Agent, machine: &mut Machine) -> Result<Event,
     {
         machine.kill().await;
     }
+    st.qemu = None;
+    st.save(&path)?;
     let _ = std::fs::remove_file(ctx.dir.control_sock());
     Ok(Event::Paused {
         bytes: snap.disk_usage(),

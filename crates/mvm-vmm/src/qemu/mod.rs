@@ -92,25 +92,46 @@ impl Vmm for Qemu {
                 path: snapshot.to_owned(),
             });
         }
+        let mut open = || {
+            std::fs::File::open(snapshot)
+                .map_err(|e| format!("opening {}: {e}", snapshot.display()))
+        };
+        self.restore_checked(spec, &mut open)
+    }
+
+    /// QEMU starts with `-incoming defer`: it sets up the machine while
+    /// `check` runs, and is handed the checked file afterwards.
+    fn restore_checked(
+        &self,
+        spec: &VmSpec,
+        check: &mut dyn FnMut() -> Result<std::fs::File, String>,
+    ) -> Result<Box<dyn VmProcess>, LaunchError> {
         let control = spec
             .control_socket
             .as_ref()
             .ok_or(LaunchError::NoControlSocket)?;
         // The same machine, its state streamed in instead of booted.
         let mut command = self.command(spec);
-        command.args([
-            "-incoming",
-            &format!("exec:cat {}", qmp::shell_quote(snapshot)),
-        ]);
+        command.args(["-incoming", "defer"]);
         let mut process = self.spawn(spec, command)?;
+        let state = match check() {
+            Ok(file) => file,
+            Err(why) => {
+                let _ = process.kill();
+                return Err(LaunchError::Refused(why));
+            }
+        };
         let restore_error = |source: QmpError| LaunchError::Restore {
             vmm: VMM_LABEL,
             source: Box::new(source),
             log_tail: crate::log_tail(&spec.vmm_log),
         };
-        let mut qmp = connect_qmp(process.as_mut(), control).map_err(restore_error)?;
-        qmp.finish_incoming(RESTORE_TIMEOUT)
-            .map_err(restore_error)?;
+        let loaded = connect_qmp(process.as_mut(), control)
+            .and_then(|mut qmp| qmp.load(&state, RESTORE_TIMEOUT));
+        if let Err(e) = loaded {
+            let _ = process.kill();
+            return Err(restore_error(e));
+        }
         Ok(process)
     }
 }

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// The names saved-state descriptors are given in QEMU (`getfd`).
+const SNAPSHOT_FD: &str = "mvm-snapshot";
+const INCOMING_FD: &str = "mvm-incoming";
+
 /// How often migration progress is polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -72,6 +76,53 @@ impl Qmp {
         let mut line = json!({ "execute": command, "arguments": arguments }).to_string();
         line.push('\n');
         self.writer.write_all(line.as_bytes())?;
+        self.reply(command)
+    }
+
+    /// Hands QEMU an open file as `name` (`getfd`, the descriptor passed
+    /// alongside with SCM_RIGHTS): migration then reads or writes exactly
+    /// that file, never a path opened again.
+    pub fn send_fd(&mut self, name: &str, fd: std::os::fd::RawFd) -> Result<(), QmpError> {
+        use std::os::fd::AsRawFd;
+        let mut line = json!({ "execute": "getfd", "arguments": { "fdname": name } }).to_string();
+        line.push('\n');
+        let iov = libc::iovec {
+            iov_base: line.as_ptr() as *mut libc::c_void,
+            iov_len: line.len(),
+        };
+        let fd_len = std::mem::size_of::<std::os::fd::RawFd>() as u32;
+        // SAFETY: CMSG_SPACE/CMSG_LEN are arithmetic on a length.
+        let (space, len) = unsafe { (libc::CMSG_SPACE(fd_len), libc::CMSG_LEN(fd_len)) };
+        let mut control = vec![0u8; space as usize];
+        // SAFETY: a zeroed msghdr is valid; the pointers set below outlive
+        // the sendmsg call, and CMSG_FIRSTHDR of a buffer of CMSG_SPACE
+        // bytes is non-null and holds one descriptor.
+        let sent = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &iov as *const libc::iovec as *mut libc::iovec;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = space as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = len as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut std::os::fd::RawFd, fd);
+            libc::sendmsg(self.writer.as_raw_fd(), &msg, 0)
+        };
+        if sent < 0 {
+            return Err(QmpError::Io(std::io::Error::last_os_error()));
+        }
+        if sent as usize != line.len() {
+            return Err(QmpError::Io(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "the getfd command was cut short",
+            )));
+        }
+        self.reply("getfd").map(drop)
+    }
+
+    fn reply(&mut self, command: &str) -> Result<Value, QmpError> {
         loop {
             let mut message = self.read_message()?;
             if let Some(value) = message.get_mut("return") {
@@ -107,32 +158,65 @@ impl Qmp {
     }
 
     /// Pauses the VM and writes its whole state (memory and devices, not
-    /// disk contents) to `path`. The VM stays paused: [`Qmp::cont`] resumes
-    /// it, or the caller stops it. Disks must be kept unchanged for a restore.
+    /// disk contents) to `path`, a new file (0600). The VM stays paused:
+    /// [`Qmp::cont`] resumes it, or the caller stops it. Disks must be kept
+    /// unchanged for a restore.
+    ///
+    /// QEMU writes the file itself, through a descriptor passed to it, so
+    /// `completed` means every byte is in the file (a helper process such
+    /// as `exec:cat` can still hold some when QEMU reports it, and is
+    /// killed when QEMU closes it). The file is synced before this returns.
+    /// On failure the migration is cancelled and the VM left paused.
     pub fn snapshot(&mut self, path: &Path, timeout: Duration) -> Result<(), QmpError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
         self.stop()?;
-        let uri = format!("exec:cat > {}", shell_quote(path));
-        self.execute("migrate", json!({ "uri": uri }))?;
+        self.send_fd(SNAPSHOT_FD, file.as_raw_fd())?;
+        self.execute("migrate", json!({ "uri": format!("fd:{SNAPSHOT_FD}") }))?;
         let started = Instant::now();
-        loop {
+        let failed = loop {
             let progress = self.execute("query-migrate", json!({}))?;
             match progress["status"].as_str().unwrap_or_default() {
-                "completed" => return Ok(()),
+                "completed" => {
+                    file.sync_all()?;
+                    return Ok(());
+                }
                 status @ ("failed" | "cancelled") => {
-                    return Err(QmpError::SnapshotFailed {
+                    break QmpError::SnapshotFailed {
                         path: path.to_owned(),
                         status: status.to_owned(),
-                    });
+                    };
                 }
                 _ if started.elapsed() > timeout => {
-                    return Err(QmpError::SnapshotTimeout {
+                    break QmpError::SnapshotTimeout {
                         path: path.to_owned(),
                         timeout,
-                    });
+                    };
                 }
                 _ => std::thread::sleep(POLL_INTERVAL),
             }
-        }
+        };
+        // A migration left running would finish later and park the VM.
+        let _ = self.execute("migrate_cancel", json!({}));
+        Err(failed)
+    }
+
+    /// Loads a saved state from `file` into a QEMU started with
+    /// `-incoming defer`, then runs the vCPUs (see [`Qmp::finish_incoming`]).
+    pub fn load(&mut self, file: &std::fs::File, timeout: Duration) -> Result<(), QmpError> {
+        use std::os::fd::AsRawFd;
+        self.send_fd(INCOMING_FD, file.as_raw_fd())?;
+        self.execute(
+            "migrate-incoming",
+            json!({ "uri": format!("fd:{INCOMING_FD}") }),
+        )?;
+        self.finish_incoming(timeout)
     }
 
     /// Waits until QEMU started with `-incoming` has loaded the saved state,
@@ -171,20 +255,9 @@ impl Qmp {
     }
 }
 
-/// `path` as one word for `/bin/sh`, which QEMU's `exec:` migration runs.
-pub(crate) fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_quoted_for_the_shell() {
-        assert_eq!(shell_quote(Path::new("/a b/snap")), "'/a b/snap'");
-        assert_eq!(shell_quote(Path::new("/it's")), r"'/it'\''s'");
-    }
 
     /// A real QEMU (no guest needed) answers the session's commands.
     #[test]
