@@ -58,6 +58,12 @@ pub enum SnapshotError {
     NotRegular { path: PathBuf },
 
     #[error(
+        "{}: mode {mode:o}, owner uid {uid}: a snapshot's files are its owner's only (guest memory is in them); remove the snapshot",
+        path.display()
+    )]
+    NotPrivate { path: PathBuf, mode: u32, uid: u32 },
+
+    #[error(
         "{}: size is {found} bytes but its seal says {expected} (truncated, extended or \
          replaced); remove the snapshot",
         path.display()

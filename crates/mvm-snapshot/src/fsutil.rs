@@ -89,6 +89,20 @@ pub(crate) fn open_listed(
     Ok((f, md))
 }
 
+/// Only this user may read or write `path` (its lstat metadata `md`).
+pub(crate) fn check_private(path: &Path, md: &std::fs::Metadata) -> Result<(), SnapshotError> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if md.uid() != me || md.mode() & 0o077 != 0 {
+        return Err(SnapshotError::NotPrivate {
+            path: path.to_path_buf(),
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+        });
+    }
+    Ok(())
+}
+
 /// `dir` is a directory itself, not a link to one.
 pub(crate) fn real_dir(dir: &Path) -> Result<(), SnapshotError> {
     let md = std::fs::symlink_metadata(dir).map_err(|e| match e.kind() {

@@ -38,6 +38,8 @@ impl Snapshot {
     /// hash data files: see [`verify`](Self::verify) and [`copy_out`](Self::copy_out).
     pub fn open(dir: &Path, key: &SealKey) -> Result<Snapshot, SnapshotError> {
         real_dir(dir)?;
+        let dmd = std::fs::symlink_metadata(dir).map_err(io(dir))?;
+        fsutil::check_private(dir, &dmd)?;
         let bad = |reason: String| SnapshotError::Manifest {
             dir: dir.to_path_buf(),
             reason,
@@ -109,6 +111,7 @@ impl Snapshot {
                 if !emd.file_type().is_file() {
                     return Err(SnapshotError::NotRegular { path: p });
                 }
+                fsutil::check_private(&p, &emd)?;
                 continue;
             }
             let Some(fe) = manifest.files.get(name) else {
@@ -120,6 +123,7 @@ impl Snapshot {
             if !emd.file_type().is_file() {
                 return Err(SnapshotError::NotRegular { path: p });
             }
+            fsutil::check_private(&p, &emd)?;
             if emd.len() != fe.size {
                 return Err(SnapshotError::Truncated {
                     path: p,

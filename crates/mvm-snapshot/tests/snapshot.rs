@@ -787,3 +787,30 @@ fn list_reports_broken_snapshots_individually() {
     assert!(matches!(l[2].1, Err(SnapshotError::NotRegular { .. })));
     assert!(list(&t.path().join("nothing"), &key).unwrap().is_empty());
 }
+
+/// Guest memory is in a snapshot: one readable by others (a chmod after it
+/// was made), or its directory, is refused, naming the file.
+#[test]
+fn a_snapshot_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let key = key_in(t.path());
+    let m = make(t.path(), "s", &key);
+    let dir = m.snap.dir().to_path_buf();
+    assert!(Snapshot::open(&dir, &key).is_ok());
+    for (path, mode) in [
+        (dir.join("vm.state"), 0o644),
+        (dir.join("seal"), 0o640),
+        (dir.clone(), 0o755),
+    ] {
+        let was = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        let e = Snapshot::open(&dir, &key).unwrap_err();
+        assert!(
+            matches!(&e, SnapshotError::NotPrivate { path: p, .. } if *p == path),
+            "{e}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(was)).unwrap();
+    }
+    assert!(Snapshot::open(&dir, &key).is_ok());
+}
