@@ -296,12 +296,12 @@ pub fn up_from_snapshot(
             hint: "its egress gate, logs and published ports belong to the source instance; pause and resume it instead, or fork a closed-network instance".into(),
         });
     }
-    let name = match &opts.name {
-        Some(n) => n.clone(),
-        None => free_name(home, &tag)?,
-    };
     let (launch, launch_sha256) = crate::launch::load_with_digest(&saved.image.launch_json)?;
-    let dir = crate::up::claim(home, &name)?;
+    let dir = match &opts.name {
+        Some(n) => crate::up::claim(home, n)?,
+        None => claim_free(home, &tag)?,
+    };
+    let name = dir.name.clone();
     let admitted = crate::up::admit_claimed(
         home,
         &dir,
@@ -349,16 +349,19 @@ pub fn up_from_snapshot(
     crate::up::launch_supervisor(home, &dir, state, &opts.supervisor, Vec::new(), Lost::Down)
 }
 
-/// `TAG-1`, `TAG-2`, ...: the first name no instance has.
-fn free_name(home: &Path, tag: &str) -> Result<InstanceName, RuntimeError> {
+/// Claims `TAG-1`, `TAG-2`, ...: the first name no instance has (one
+/// taken meanwhile by another command is skipped, not an error).
+fn claim_free(home: &Path, tag: &str) -> Result<InstanceDir, RuntimeError> {
     for n in 1..10_000 {
         let candidate = format!("{tag}-{n}");
         if candidate.len() > 63 {
             break;
         }
         let name = InstanceName::parse(&candidate)?;
-        if !InstanceDir::new(home, name.clone()).dir.exists() {
-            return Ok(name);
+        match crate::up::claim(home, &name) {
+            Ok(dir) => return Ok(dir),
+            Err(RuntimeError::AlreadyRunning { .. } | RuntimeError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Err(RuntimeError::BadInput {

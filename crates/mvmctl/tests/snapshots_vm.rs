@@ -366,6 +366,11 @@ fn forks_of_a_snapshot_are_independent_and_keep_their_imports() {
     assert!(list[0]["size_bytes"].as_u64().unwrap() > 1 << 20, "{list}");
     assert!(list[0]["problem"].is_null(), "{list}");
 
+    // Unnamed forks get the first free TAG-N.
+    let auto = up(&env, &["--from-snapshot", "base"]);
+    assert_eq!(auto["name"], "base-1", "{auto}");
+    env.ok(&["down", "base-1"]);
+
     // A tampered snapshot is refused before anything runs.
     env.ok(&["snapshot", "source", "bad"]);
     let state = env.home().join("snapshots/bad/vm.state");
