@@ -378,18 +378,28 @@ mod tests {
     /// client: once it binds, the next datagram is answered.
     #[test]
     fn a_workload_that_starts_late_is_reached() {
-        let port = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let std::net::SocketAddr::V4(target) = port.local_addr().unwrap() else {
-            unreachable!()
-        };
-        drop(port);
-        let mut s = relay_to(target);
-        for _ in 0..3 {
-            s.write_all(&relay_frame::encode(client(5), b"early").unwrap())
-                .unwrap();
-        }
-        thread::sleep(Duration::from_millis(100));
-        let server = UdpSocket::bind(target).unwrap();
+        // The port is free when picked, but another test may take it
+        // before the workload binds it: then try another.
+        let (mut s, server) = (0..20)
+            .find_map(|_| {
+                let port = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let std::net::SocketAddr::V4(target) = port.local_addr().unwrap() else {
+                    unreachable!()
+                };
+                drop(port);
+                let mut s = relay_to(target);
+                for _ in 0..3 {
+                    s.write_all(&relay_frame::encode(client(5), b"early").unwrap())
+                        .unwrap();
+                }
+                thread::sleep(Duration::from_millis(100));
+                match UdpSocket::bind(target) {
+                    Ok(server) => Some((s, server)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+                    Err(e) => panic!("binding {target}: {e}"),
+                }
+            })
+            .expect("a free UDP port within 20 tries");
         s.write_all(&relay_frame::encode(client(5), b"late").unwrap())
             .unwrap();
         let mut buf = [0u8; 64];
