@@ -227,11 +227,22 @@ impl Client {
     }
 
     pub fn write_file(&self, path: &str, data: Vec<u8>, mode: u32) -> Result<(), ClientError> {
+        self.write_file_with(path, data, mode, false)
+    }
+
+    /// `write_file`, or with `append` adds to the end of the file.
+    pub fn write_file_with(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        mode: u32,
+        append: bool,
+    ) -> Result<(), ClientError> {
         let request = Request::FileWrite {
             path: path.into(),
             data,
             mode,
-            append: false,
+            append,
         };
         expect_ok(self.call(request)?, "file_write", |r| {
             matches!(r, Response::Ok)

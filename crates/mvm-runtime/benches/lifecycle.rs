@@ -77,6 +77,7 @@ fn measure(home: &Path) {
         broker: Default::default(),
         // These measure and test the boot path; templates have their own.
         start: mvm_runtime::up::StartChoice::Cold,
+        lease: None,
     };
     let name = InstanceName::parse("bench").unwrap();
 

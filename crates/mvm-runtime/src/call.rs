@@ -1,11 +1,13 @@
 //! `mvmctl invoke` and `mvmctl exec`: requests sent to a running instance's
 //! supervisor over `control.sock`.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use mvm_proto::{DirEntry, FileStat};
 use serde_json::{Map, Value};
 
 use crate::control::{self, Bytes, Event, Request};
@@ -155,22 +157,70 @@ pub fn exec(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<ExecStatus, RuntimeError> {
+    let command = Command {
+        timeout,
+        ..Command::new(argv)
+    };
+    run(home, name, command, &mut |out, b| {
+        // A closed local stdout (e.g. `| head`) must not stop us from
+        // reporting the command's exit status.
+        let w: &mut dyn Write = match out {
+            Output::Stdout => &mut *stdout,
+            Output::Stderr => &mut *stderr,
+        };
+        let _ = w.write_all(b).and_then(|_| w.flush());
+    })
+}
+
+/// A command to run in the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Command {
+    pub argv: Vec<String>,
+    /// Added to the instance's environment.
+    pub env: BTreeMap<String, String>,
+    /// `None`: `/app` (or `/`).
+    pub cwd: Option<String>,
+    pub stdin: Vec<u8>,
+    /// On expiry the command's whole process group is killed.
+    pub timeout: Option<Duration>,
+}
+
+impl Command {
+    pub fn new(argv: Vec<String>) -> Command {
+        Command {
+            argv,
+            ..Command::default()
+        }
+    }
+}
+
+/// Which of a command's streams a chunk of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+/// Runs `command` in the guest, handing its output to `on_output` chunk by
+/// chunk as it arrives, in order.
+pub fn run(
+    home: &Path,
+    name: &InstanceName,
+    command: Command,
+    on_output: &mut dyn FnMut(Output, &[u8]),
+) -> Result<ExecStatus, RuntimeError> {
     let request = Request::Exec {
-        argv,
-        env: Default::default(),
-        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        argv: command.argv,
+        env: command.env,
+        timeout_ms: command.timeout.map(|t| t.as_millis() as u64),
+        cwd: command.cwd,
+        stdin: Bytes(command.stdin),
     };
     let mut stream = open(home, name, &request, "run commands")?;
     loop {
         match next_event(&mut stream, name, "run the command")? {
-            // A closed local stdout (e.g. `| head`) must not stop us from
-            // reporting the command's exit status.
-            Event::Stdout { data: Bytes(b) } => {
-                let _ = stdout.write_all(&b).and_then(|_| stdout.flush());
-            }
-            Event::Stderr { data: Bytes(b) } => {
-                let _ = stderr.write_all(&b).and_then(|_| stderr.flush());
-            }
+            Event::Stdout { data: Bytes(b) } => on_output(Output::Stdout, &b),
+            Event::Stderr { data: Bytes(b) } => on_output(Output::Stderr, &b),
             Event::Exit {
                 code,
                 signal,
@@ -189,6 +239,212 @@ pub fn exec(
                 });
             }
         }
+    }
+}
+
+/// One file request and its single answer; a refusal by the guest is
+/// [`RuntimeError::GuestFile`].
+fn file_request(
+    home: &Path,
+    name: &InstanceName,
+    request: &Request,
+) -> Result<Event, RuntimeError> {
+    let mut stream = open(home, name, request, "use files")?;
+    match next_event(&mut stream, name, "use files")? {
+        Event::FileError { kind, message } => Err(RuntimeError::GuestFile {
+            name: name.to_string(),
+            kind,
+            message,
+        }),
+        ev => Ok(ev),
+    }
+}
+
+fn unexpected(name: &InstanceName, ev: Event) -> RuntimeError {
+    RuntimeError::Supervisor {
+        name: name.to_string(),
+        detail: format!("unexpected answer {ev:?}"),
+    }
+}
+
+/// Writes `data` to `path` in the guest (parents created). Without
+/// `append` the file is replaced atomically. One request carries at most
+/// [`FILE_CHUNK_BYTES`]; larger files are written in appended chunks.
+pub fn write_file(
+    home: &Path,
+    name: &InstanceName,
+    path: &str,
+    data: Vec<u8>,
+    mode: u32,
+    append: bool,
+) -> Result<(), RuntimeError> {
+    let request = Request::FileWrite {
+        path: path.to_string(),
+        data: Bytes(data),
+        mode,
+        append,
+    };
+    match file_request(home, name, &request)? {
+        Event::Done => Ok(()),
+        ev => Err(unexpected(name, ev)),
+    }
+}
+
+/// The most bytes one `write_file` carries: base64 makes it 4/3 larger,
+/// well under the control channel's 16 MiB frame.
+pub const FILE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+pub fn stat(home: &Path, name: &InstanceName, path: &str) -> Result<FileStat, RuntimeError> {
+    let request = Request::Stat {
+        path: path.to_string(),
+    };
+    match file_request(home, name, &request)? {
+        Event::Stat { stat } => Ok(stat),
+        ev => Err(unexpected(name, ev)),
+    }
+}
+
+pub fn list(home: &Path, name: &InstanceName, path: &str) -> Result<Vec<DirEntry>, RuntimeError> {
+    let request = Request::List {
+        path: path.to_string(),
+    };
+    match file_request(home, name, &request)? {
+        Event::Listing { entries } => Ok(entries),
+        ev => Err(unexpected(name, ev)),
+    }
+}
+
+/// Runs a short guest command (`mv`, `rm`, `mkdir`) that must succeed;
+/// its stderr is the error.
+pub fn guest_tool(home: &Path, name: &InstanceName, argv: &[&str]) -> Result<(), RuntimeError> {
+    let mut stderr = Vec::new();
+    let command = Command {
+        timeout: Some(Duration::from_secs(60)),
+        ..Command::new(argv.iter().map(|s| s.to_string()).collect())
+    };
+    let status = run(home, name, command, &mut |out, b| {
+        if out == Output::Stderr {
+            stderr.extend_from_slice(b);
+        }
+    })?;
+    if status.exit_code() != 0 {
+        return Err(RuntimeError::GuestFile {
+            name: name.to_string(),
+            kind: "io".into(),
+            message: format!(
+                "`{}` in the guest failed: {}",
+                argv.join(" "),
+                String::from_utf8_lossy(&stderr).trim()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Streams `src` into the guest file `path` (parents created): written in
+/// [`FILE_CHUNK_BYTES`] pieces to a temporary name beside it, then renamed
+/// over it, so a reader in the guest never sees half a file. Returns the
+/// bytes written; on failure the temporary file is removed.
+pub fn upload(
+    home: &Path,
+    name: &InstanceName,
+    path: &str,
+    mode: u32,
+    src: &mut dyn std::io::Read,
+) -> Result<u64, RuntimeError> {
+    let (dir, file) = path
+        .rsplit_once('/')
+        .ok_or_else(|| RuntimeError::BadInput {
+            detail: format!("`{path}` is not an absolute guest path"),
+            hint: "e.g. /app/data.csv".into(),
+        })?;
+    if file.is_empty() {
+        return Err(RuntimeError::BadInput {
+            detail: format!("`{path}` names a directory"),
+            hint: "give the file's path".into(),
+        });
+    }
+    let temp = format!("{dir}/.{file}.mvm-upload-{:08x}", rand::random::<u32>());
+    let mut size = 0u64;
+    let mut first = true;
+    let result = (|| {
+        loop {
+            let mut chunk = Vec::with_capacity(FILE_CHUNK_BYTES);
+            let n = src
+                .take(FILE_CHUNK_BYTES as u64)
+                .read_to_end(&mut chunk)
+                .map_err(|source| RuntimeError::Io {
+                    what: format!("reading what is copied to {path}"),
+                    source,
+                })?;
+            write_file(home, name, &temp, chunk, mode, !first)?;
+            first = false;
+            size += n as u64;
+            // Short read: the end (an empty first chunk still creates the file).
+            if n < FILE_CHUNK_BYTES {
+                break;
+            }
+        }
+        guest_tool(home, name, &["mv", "-f", "--", &temp, path])
+    })();
+    if let Err(e) = result {
+        if !first {
+            let _ = guest_tool(home, name, &["rm", "-f", "--", &temp]);
+        }
+        return Err(e);
+    }
+    Ok(size)
+}
+
+/// Streams the guest file `path` into `dst` (through `cat`, so any size);
+/// returns the bytes copied.
+pub fn download(
+    home: &Path,
+    name: &InstanceName,
+    path: &str,
+    dst: &mut dyn Write,
+) -> Result<u64, RuntimeError> {
+    let mut stderr = Vec::new();
+    let mut size = 0u64;
+    let mut failed: Option<std::io::Error> = None;
+    let command = Command::new(vec!["cat".into(), "--".into(), path.to_string()]);
+    let status = run(home, name, command, &mut |out, b| match out {
+        Output::Stdout if failed.is_none() => match dst.write_all(b) {
+            Ok(()) => size += b.len() as u64,
+            Err(e) => failed = Some(e),
+        },
+        Output::Stdout => {}
+        Output::Stderr => stderr.extend_from_slice(b),
+    })?;
+    if let Some(source) = failed {
+        return Err(RuntimeError::Io {
+            what: format!("writing what is copied from {path}"),
+            source,
+        });
+    }
+    if status.exit_code() != 0 {
+        return Err(RuntimeError::GuestFile {
+            name: name.to_string(),
+            kind: "io".into(),
+            message: format!(
+                "reading {path} in the guest failed: {}",
+                String::from_utf8_lossy(&stderr).trim()
+            ),
+        });
+    }
+    Ok(size)
+}
+
+/// Restarts the instance's lease: it now expires `timeout` from now
+/// (returned, in ms since the epoch).
+pub fn renew(home: &Path, name: &InstanceName, timeout: Duration) -> Result<u64, RuntimeError> {
+    let request = Request::Renew {
+        timeout_ms: timeout.as_millis() as u64,
+    };
+    let mut stream = open(home, name, &request, "renew its timeout")?;
+    match next_event(&mut stream, name, "renew its timeout")? {
+        Event::Renewed { expires_unix_ms } => Ok(expires_unix_ms),
+        ev => Err(unexpected(name, ev)),
     }
 }
 

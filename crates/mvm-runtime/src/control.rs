@@ -31,6 +31,11 @@ pub enum Request {
         argv: Vec<String>,
         env: BTreeMap<String, String>,
         timeout_ms: Option<u64>,
+        /// `None`: `/app` (or `/`).
+        #[serde(default)]
+        cwd: Option<String>,
+        #[serde(default)]
+        stdin: Bytes,
     },
     /// before_stop, guest power-off, then the supervisor exits.
     Stop { grace_ms: u64 },
@@ -39,6 +44,20 @@ pub enum Request {
     Pause {},
     /// Save the guest as the tagged snapshot `tag`; it keeps running.
     Snapshot { tag: String },
+    /// Restart the instance's lease: it expires `timeout_ms` from now.
+    Renew { timeout_ms: u64 },
+    /// Write a file in the guest (parents created; replaced atomically
+    /// unless `append`).
+    FileWrite {
+        path: String,
+        data: Bytes,
+        mode: u32,
+        append: bool,
+    },
+    /// Describe a guest path (a final symlink is not followed).
+    Stat { path: String },
+    /// List a guest directory.
+    List { path: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,15 +102,33 @@ pub enum Event {
         /// How long the guest was stopped for it.
         stopped_ms: u64,
     },
+    /// The lease now expires then.
+    Renewed {
+        expires_unix_ms: u64,
+    },
+    /// A file request was carried out.
+    Done,
+    Stat {
+        stat: mvm_proto::FileStat,
+    },
+    Listing {
+        entries: Vec<mvm_proto::DirEntry>,
+    },
     /// The supervisor could not carry out the request.
     Failed {
+        message: String,
+    },
+    /// The guest refused a file request: `not_found`, `permission_denied`,
+    /// `too_large`, ... (mvm-proto's error kinds) and why.
+    FileError {
+        kind: String,
         message: String,
     },
 }
 
 /// Output bytes, carried as base64 (mvm-proto's encoding, as on the agent
 /// channel) so any byte sequence survives JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Bytes(#[serde(with = "mvm_proto::base64_bytes")] pub Vec<u8>);
 
@@ -244,6 +281,8 @@ mod tests {
             argv: vec!["echo".into(), "hi".into()],
             env: BTreeMap::from([("A".into(), "1".into())]),
             timeout_ms: Some(1000),
+            cwd: Some("/tmp".into()),
+            stdin: Bytes(b"in\x00put".to_vec()),
         };
         write_frame(&mut cli, &request).unwrap();
         let got: Request = read_frame(&mut supervisor).unwrap().unwrap();

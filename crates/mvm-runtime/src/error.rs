@@ -136,6 +136,48 @@ pub enum RuntimeError {
     /// A snapshot could not be saved, or is not one mvm will restore.
     #[error("snapshot: {detail}")]
     Snapshot { detail: String },
+
+    /// The guest refused a file request; `kind` is mvm-proto's error kind
+    /// (`not_found`, `permission_denied`, `too_large`, ...).
+    #[error("`{name}`: {message}\n  hint: `mvmctl exec {name} -- ls -la DIR` shows what is there")]
+    GuestFile {
+        name: String,
+        kind: String,
+        message: String,
+    },
+}
+
+impl RuntimeError {
+    /// A stable name for what went wrong, the same wherever the error is
+    /// shown (the CLI's `error[CODE]`, the local API's `code`).
+    pub fn code(&self) -> &'static str {
+        use RuntimeError::*;
+        match self {
+            InvalidName { .. } | BadInput { .. } => "E_BAD_INPUT",
+            Io { .. } => "E_IO",
+            CorruptState { .. } => "E_CORRUPT_STATE",
+            AlreadyRunning { .. } | AlreadyExists { .. } => "E_SANDBOX_EXISTS",
+            NoSuchInstance { .. } => "E_SANDBOX_NOT_FOUND",
+            NotRunning { .. } => "E_SANDBOX_STATE",
+            ImageNotFound { .. } => "E_TEMPLATE_NOT_FOUND",
+            BadLaunch { .. } => "E_BAD_LAUNCH",
+            SpawnSupervisor { .. } => "E_SUPERVISOR_SPAWN",
+            UpFailed { .. } => "E_UP_FAILED",
+            Supervisor { .. } | Control { .. } => "E_SUPERVISOR",
+            GuestAssets { .. } => "E_GUEST_ASSETS",
+            Guest { .. } => "E_GUEST",
+            Refused { .. } | Plan(_) => "E_POLICY_REFUSED",
+            Audit { .. } => "E_AUDIT",
+            SecretsMissing { .. } => "E_SECRETS_MISSING",
+            Secrets { .. } => "E_SECRETS",
+            NoSuchSnapshot { .. } => "E_TEMPLATE_NOT_FOUND",
+            SnapshotExists { .. } => "E_SNAPSHOT_EXISTS",
+            Snapshot { .. } => "E_SNAPSHOT",
+            GuestFile { kind, .. } if kind == "not_found" => "E_FILE_NOT_FOUND",
+            GuestFile { kind, .. } if kind == "permission_denied" => "E_FILE_PERMISSION",
+            GuestFile { .. } => "E_FILE",
+        }
+    }
 }
 
 fn tail_block(tail: &str) -> String {

@@ -269,6 +269,8 @@ pub struct ForkOptions {
     pub supervisor: SupervisorCommand,
     pub admission: Option<AdmissionRequest>,
     pub ready_timeout: Option<Duration>,
+    /// The fork's time limit (a fork does not inherit its source's).
+    pub lease: Option<crate::state::Lease>,
 }
 
 /// `mvmctl up --from-snapshot TAG`: a new, independent instance restored
@@ -345,6 +347,7 @@ pub fn up_from_snapshot(
         audit,
         start: Start::Snapshot { tag },
         started_by: None,
+        lease: opts.lease,
     };
     crate::up::launch_supervisor(home, &dir, state, &opts.supervisor, Vec::new(), Lost::Down)
 }

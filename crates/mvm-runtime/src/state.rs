@@ -66,6 +66,39 @@ impl Start {
     }
 }
 
+/// A time limit on an instance (`Sandbox.create(timeout=...)`), kept by
+/// its supervisor so it holds when whoever asked for it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// How long the instance may run from each start (boot, restore,
+    /// resume); a paused instance does not age.
+    pub timeout_ms: u64,
+    pub on_expiry: LeaseAction,
+    /// When the running instance expires; set by the supervisor at each
+    /// start and each renewal.
+    #[serde(default)]
+    pub expires_unix_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseAction {
+    /// Stop it like `mvmctl down` (before_stop runs).
+    #[default]
+    Kill,
+    /// Pause it like `mvmctl pause`.
+    Pause,
+}
+
+impl LeaseAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseAction::Kill => "kill",
+            LeaseAction::Pause => "pause",
+        }
+    }
+}
+
 /// The image an instance runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRef {
@@ -131,6 +164,9 @@ pub struct InstanceState {
     /// `resume`, or `boot (template unusable: ...)`.
     #[serde(default)]
     pub started_by: Option<String>,
+    /// The instance's time limit, if it has one.
+    #[serde(default)]
+    pub lease: Option<Lease>,
 }
 
 /// What `ps` shows: the record checked against the processes it names.
@@ -301,6 +337,7 @@ pub(crate) mod tests {
             audit: None,
             start: Start::Boot,
             started_by: None,
+            lease: None,
         }
     }
 

@@ -75,6 +75,8 @@ pub struct UpOptions {
     /// Restore the image's template snapshot when there is a valid one
     /// (and save one when there is not), or always boot.
     pub start: StartChoice,
+    /// A time limit the supervisor enforces (killing or pausing it).
+    pub lease: Option<crate::state::Lease>,
 }
 
 /// How `up` starts the guest (docs/snapshots.md).
@@ -210,6 +212,7 @@ pub fn up_image(
     }
     let mut warnings = planned.warnings;
     state.audit = audit;
+    state.lease = opts.lease;
     if opts.start == StartChoice::Auto {
         match crate::snapshot::bindings(&state.persist.vm, &state.image) {
             Ok(bindings) => {
@@ -410,6 +413,7 @@ pub(crate) fn initial_state(
         audit: None,
         start: crate::state::Start::Boot,
         started_by: None,
+        lease: None,
     }
 }
 

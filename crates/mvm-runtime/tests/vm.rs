@@ -147,6 +147,7 @@ impl Env {
             broker: Default::default(),
             // These measure and test the boot path; templates have their own.
             start: mvm_runtime::up::StartChoice::Cold,
+            lease: None,
         };
         up_image(self.home(), self.image(env), assets(), &opts)
     }

@@ -31,6 +31,8 @@ enum Command {
     Invoke(commands::invoke::InvokeArgs),
     /// Run a command inside a running instance, streaming its output.
     Exec(commands::exec::ExecArgs),
+    /// Copy a file into or out of a running instance (NAME:/path), streamed.
+    Cp(commands::cp::CpArgs),
     /// List instances.
     Ps(commands::ps::PsArgs),
     /// Print (or follow) an instance's console log, or its egress log.
@@ -45,6 +47,8 @@ enum Command {
     Resume(commands::pause::ResumeArgs),
     /// Snapshot a running instance (`snapshot NAME TAG`), or list/rm snapshots.
     Snapshot(commands::snapshot::SnapshotArgs),
+    /// Serve the local HTTP API the runtime SDKs use (docs/api.md).
+    Serve(commands::serve::ServeArgs),
     /// Check whether this host can run mvm, and what to fix if not.
     Doctor(commands::doctor::DoctorArgs),
     /// Manage signing keys (Ed25519) under the mvm home.
@@ -103,6 +107,8 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Invoke(args) => commands::invoke::run(args),
         Command::Exec(args) => commands::exec::run(args),
+        Command::Cp(args) => commands::cp::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Ps(args) => commands::ps::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Port(args) => commands::port::run(args),

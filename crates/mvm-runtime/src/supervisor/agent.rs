@@ -95,6 +95,22 @@ async fn blocking<T: Send + 'static>(
         .map_err(agent_error)
 }
 
+/// The file requests a control client may make.
+pub enum FileOp {
+    Write {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+        append: bool,
+    },
+    Stat {
+        path: String,
+    },
+    List {
+        path: String,
+    },
+}
+
 impl Agent {
     /// Connects to QEMU's agent socket (relative to the instance directory,
     /// the supervisor's working directory) and waits for the agent's hello
@@ -235,19 +251,45 @@ impl Agent {
         })
     }
 
+    /// A file request as a control event; the guest's refusal (no such
+    /// path, permission denied, ...) is a `FileError` event, not a failure
+    /// of the channel.
+    pub async fn file(&self, op: FileOp) -> Result<Event, SupervisorError> {
+        let _held = self.hold().await;
+        let client = self.client.clone();
+        let answer = tokio::task::spawn_blocking(move || match op {
+            FileOp::Write {
+                path,
+                data,
+                mode,
+                append,
+            } => client
+                .write_file_with(&path, data, mode, append)
+                .map(|()| Event::Done),
+            FileOp::Stat { path } => client.stat(&path).map(|stat| Event::Stat { stat }),
+            FileOp::List { path } => client.list(&path).map(|entries| Event::Listing { entries }),
+        })
+        .await
+        .map_err(|e| SupervisorError::Agent(format!("agent call panicked: {e}")))?;
+        match answer {
+            Ok(event) => Ok(event),
+            Err(ClientError::Agent { error, .. }) => Ok(Event::FileError {
+                kind: serde_json::to_value(error.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into()),
+                message: error.message,
+            }),
+            Err(e) => Err(agent_error(e)),
+        }
+    }
+
     /// Starts a command; its output and exit arrive on the returned channel
     /// as they happen. The channel ends after `Exit` or `Failed`.
     pub async fn exec(
         &self,
-        argv: Vec<String>,
-        env: BTreeMap<String, String>,
-        timeout_ms: Option<u64>,
+        request: ExecRequest,
     ) -> Result<mpsc::Receiver<Event>, SupervisorError> {
-        let request = ExecRequest {
-            env,
-            timeout_ms,
-            ..ExecRequest::new(argv)
-        };
         // Held by the relay thread until the command's last event.
         let held = self.hold().await;
         let client = self.client.clone();

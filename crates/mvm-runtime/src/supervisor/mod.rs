@@ -189,6 +189,10 @@ async fn start(
     st.status = Status::Ready;
     st.ready_unix_ms = Some(now_unix_ms());
     st.timings = started.timings;
+    // The lease runs from each start: a paused instance does not age.
+    if let Some(lease) = &mut st.lease {
+        lease.expires_unix_ms = st.ready_unix_ms.map(|t| t.saturating_add(lease.timeout_ms));
+    }
     if let Err(e) = st.save(&dir.state_json()) {
         started.machine.kill().await;
         if let Some((trail, _)) = &audit {

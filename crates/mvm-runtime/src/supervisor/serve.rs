@@ -9,15 +9,15 @@ use mvm_proto::{FrameError, HookPhase, frame};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::control::{self, Bytes, Event, Request};
 use crate::error::RuntimeError;
 use crate::home::InstanceDir;
 use crate::snapshot::{self, Staging};
-use crate::state::{InstanceState, Status};
+use crate::state::{InstanceState, Lease, LeaseAction, Status, now_unix_ms};
 
-use super::agent::Agent;
+use super::agent::{Agent, FileOp};
 use super::capture;
 use super::error::SupervisorError;
 use super::machine::Machine;
@@ -41,6 +41,33 @@ enum Ending {
 /// How long a snapshot waits for running requests to finish.
 const QUIESCE_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long a guest whose lease expired gets to power off.
+const LEASE_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts `mvmctl down NAME` (this supervisor's own binary) detached, in a
+/// session of its own: it outlives this process, which it stops.
+fn spawn_down(home: &Path, dir: &InstanceDir) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("down")
+        .arg(dir.name.as_str())
+        .env("MVM_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    // Reaped by nobody: it is reparented to init when this process exits.
+    cmd.spawn().map(drop)
+}
+
 /// How long before_stop may run before the guest is stopped anyway.
 const BEFORE_STOP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -57,12 +84,55 @@ pub async fn serve(
     broker: Arc<mvm_broker::Broker>,
 ) -> i32 {
     let (stop_tx, mut stop_rx) = mpsc::channel::<Ending>(1);
+    let recorded = InstanceState::load(&dir.state_json()).ok();
+    let lease = recorded.as_ref().and_then(|st| st.lease);
+    let (lease_tx, mut lease_rx) = watch::channel(lease_deadline(lease.as_ref()));
     let ctx = Arc::new(Ctx {
         home: home.to_path_buf(),
         dir: dir.clone(),
+        lease: lease_tx,
     });
+    let mut deadline = *lease_rx.borrow_and_update();
     loop {
         tokio::select! {
+            Ok(()) = lease_rx.changed() => {
+                deadline = *lease_rx.borrow_and_update();
+            }
+            () = sleep_until(deadline) => {
+                // Read again: the record says what the lease asks for now.
+                let action = InstanceState::load(&dir.state_json())
+                    .ok()
+                    .and_then(|st| st.lease)
+                    .map(|l| l.on_expiry)
+                    .unwrap_or_default();
+                tracing::info!("the instance's lease expired; {}", match action {
+                    LeaseAction::Kill => "stopping it",
+                    LeaseAction::Pause => "pausing it",
+                });
+                if action == LeaseAction::Pause {
+                    match pause(&ctx, &agent, &mut machine).await {
+                        Ok(_) => return 0,
+                        Err(e) => {
+                            let message = broker.redactor().redact_str(&e.to_string());
+                            tracing::error!("pausing at lease expiry failed ({message}); stopping it instead");
+                        }
+                    }
+                }
+                deadline = None;
+                // `mvmctl down` does everything a stop involves (its stop
+                // request comes back here, then it removes the instance),
+                // so an expired instance leaves nothing behind.
+                if let Err(e) = spawn_down(home, &dir) {
+                    tracing::warn!("starting `mvmctl down` at lease expiry: {e}; stopping the guest here");
+                    if machine.is_running() {
+                        stop_instance(&agent, &mut machine, &dir, LEASE_STOP_GRACE).await;
+                    }
+                    if let Some(trail) = &trail {
+                        trail.down().await;
+                    }
+                    return 0;
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match admit(&stream) {
                     Ok(()) => {
@@ -123,6 +193,56 @@ pub async fn serve(
 struct Ctx {
     home: PathBuf,
     dir: InstanceDir,
+    /// When the lease ends (`None`: never); the main loop watches it.
+    lease: watch::Sender<Option<Instant>>,
+}
+
+async fn file_request(
+    stream: &mut UnixStream,
+    agent: &Agent,
+    op: FileOp,
+    redactor: &mvm_broker::Redactor,
+) -> Result<(), RuntimeError> {
+    let event = match agent.file(op).await {
+        Ok(event) => redact_event(redactor, event),
+        Err(e) => Event::Failed {
+            message: redactor.redact_str(&e.to_string()),
+        },
+    };
+    write_frame(stream, &event).await
+}
+
+/// Restarts the lease from now, in the record and in the main loop.
+fn renew(ctx: &Ctx, timeout_ms: u64) -> Result<Event, SupervisorError> {
+    let path = ctx.dir.state_json();
+    let mut st = InstanceState::load(&path)?;
+    let now = now_unix_ms();
+    let expires_unix_ms = now.saturating_add(timeout_ms);
+    let lease = st.lease.get_or_insert(Lease {
+        timeout_ms,
+        on_expiry: LeaseAction::Kill,
+        expires_unix_ms: None,
+    });
+    lease.timeout_ms = timeout_ms;
+    lease.expires_unix_ms = Some(expires_unix_ms);
+    st.save(&path)?;
+    ctx.lease
+        .send_replace(Some(Instant::now() + Duration::from_millis(timeout_ms)));
+    Ok(Event::Renewed { expires_unix_ms })
+}
+
+/// The instant a lease recorded as expiring at `expires_unix_ms` ends.
+fn lease_deadline(lease: Option<&Lease>) -> Option<Instant> {
+    let expires = lease?.expires_unix_ms?;
+    let left = expires.saturating_sub(now_unix_ms());
+    Some(Instant::now() + Duration::from_millis(left))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Saves the guest to `paused/` (its disk linked, not copied) and stops
@@ -357,12 +477,21 @@ async fn client(
             argv,
             env,
             timeout_ms,
+            cwd,
+            stdin,
         } => {
             // Only a fingerprint of the argv is audited (argv[0], count,
             // hash): arguments and env values may be secrets.
             let audited_argv = trail.as_ref().map(|_| argv.clone());
             let t = Instant::now();
-            match agent.exec(argv, env, timeout_ms).await {
+            let exec = mvm_proto::ExecRequest {
+                env,
+                timeout_ms,
+                cwd,
+                stdin: stdin.0,
+                ..mvm_proto::ExecRequest::new(argv)
+            };
+            match agent.exec(exec).await {
                 Ok(mut events) => {
                     let mut r = Ok(());
                     let mut recorded = false;
@@ -415,6 +544,35 @@ async fn client(
         Request::Pause {} => {
             let _ = stop.send(Ending::Pause(stream)).await;
             return;
+        }
+        Request::Renew { timeout_ms } => {
+            let event = match renew(&ctx, timeout_ms) {
+                Ok(event) => event,
+                Err(e) => Event::Failed {
+                    message: e.to_string(),
+                },
+            };
+            write_frame(&mut stream, &event).await
+        }
+        Request::FileWrite {
+            path,
+            data,
+            mode,
+            append,
+        } => {
+            let op = FileOp::Write {
+                path,
+                data: data.0,
+                mode,
+                append,
+            };
+            file_request(&mut stream, &agent, op, redactor).await
+        }
+        Request::Stat { path } => {
+            file_request(&mut stream, &agent, FileOp::Stat { path }, redactor).await
+        }
+        Request::List { path } => {
+            file_request(&mut stream, &agent, FileOp::List { path }, redactor).await
         }
         Request::Snapshot { tag } => {
             let event = match snapshot(&ctx, &agent, &tag).await {
@@ -511,7 +669,17 @@ fn redact_event(redactor: &mvm_broker::Redactor, ev: Event) -> Event {
         Event::Failed { message } => Event::Failed {
             message: redactor.redact_str(&message),
         },
-        other @ (Event::Exit { .. } | Event::Paused { .. } | Event::Snapshotted { .. }) => other,
+        Event::FileError { kind, message } => Event::FileError {
+            kind,
+            message: redactor.redact_str(&message),
+        },
+        other @ (Event::Exit { .. }
+        | Event::Paused { .. }
+        | Event::Snapshotted { .. }
+        | Event::Renewed { .. }
+        | Event::Done
+        | Event::Stat { .. }
+        | Event::Listing { .. }) => other,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod build;
 pub mod compile;
+pub mod cp;
 pub mod doctor;
 pub mod down;
 pub mod egress;
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod port;
 pub mod ps;
 pub mod secret;
+pub mod serve;
 pub mod snapshot;
 pub mod supervise;
 pub mod up;

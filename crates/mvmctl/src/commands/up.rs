@@ -103,6 +103,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             supervisor: SupervisorCommand::current_exe()?,
             admission: Some(AdmissionRequest { policy, plan }),
             ready_timeout: Some(Duration::from_secs(args.timeout_ready)),
+            lease: None,
         };
         let outcome = mvm_runtime::lifecycle::up_from_snapshot(&home, tag, &boot, &opts)?;
         print_outcome(&outcome, args.json)?;
@@ -138,6 +139,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         } else {
             up::StartChoice::Auto
         },
+        lease: None,
     };
     let outcome = up::up_image(&home, image, &boot, &opts)?;
     print_outcome(&outcome, args.json)?;
