@@ -7,6 +7,10 @@ the recording into a workload:
 
 (run from this directory; a recording outside the script's directory is
 bundled from there only when --source-root names it).
+
+Without MVM_SDK_MODE the same script runs live (docs/runtime-sdk.md): each
+call happens in a real sandbox, and the script prints what the compiled
+workload prints to its console (`mvmctl logs`).
 """
 
 from mvm import Sandbox
@@ -18,5 +22,10 @@ with Sandbox.create(
     resources={"cpu_cores": 1, "memory_mb": 256, "rootfs_size_mb": 512},
 ) as sb:
     sb.files.write("/app/config/name.txt", "ari\n")
-    sb.commands.run(["python3", "-c", "print('setting up')"])
-    sb.commands.start(["python3", "/app/serve.py"])
+    setup = sb.commands.run(["python3", "-c", "print('setting up')"])
+    server = sb.commands.start(["python3", "/app/serve.py"])
+    if not server.recorded:
+        print(setup.stdout, end="")
+        # The server writes its greeting to a file once it has printed it.
+        ready = sb.commands.run("until [ -s /tmp/greeting ]; do sleep 0.1; done; cat /tmp/greeting")
+        print(ready.stdout, end="")
