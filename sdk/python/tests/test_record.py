@@ -93,7 +93,14 @@ def test_record_mode_needs_an_out_path(tmp_path):
     assert b"MVM_SDK_OUT_PATH" in proc.stderr
 
 
-def test_live_mode_is_not_available(monkeypatch):
+def test_live_mode_without_a_server_or_mvmctl_says_what_is_missing(monkeypatch, tmp_path):
+    # Live is the default; with no server answering and no mvmctl to
+    # start one, create fails naming the binary and both ways forward.
     monkeypatch.delenv("MVM_SDK_MODE", raising=False)
-    with pytest.raises(mvm.SandboxError, match="MVM_SDK_MODE=record"):
+    monkeypatch.delenv("MVM_API_URL", raising=False)
+    monkeypatch.setenv("MVM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MVM_MVMCTL", str(tmp_path / "no-such-mvmctl"))
+    with pytest.raises(mvm.SandboxError, match="no-such-mvmctl") as e:
         mvm.Sandbox.create()
+    assert "MVM_SDK_MODE=record" in str(e.value)
+    assert "mvmctl doctor" in str(e.value)

@@ -2,7 +2,10 @@
 
 ``@mvm.app(...)`` records a declaration; ``mvm.emit_json()`` prints it as
 canonical Workload IR, byte-identical to what ``mvmctl compile`` produces
-from the same file. ``mvm.Sandbox`` is the runtime SDK (record mode).
+from the same file. ``mvm.Sandbox`` / ``mvm.AsyncSandbox`` are the runtime
+SDK (live through ``mvmctl serve``, or record mode). Its API errors live in
+``mvm.errors``; ``mvm.Timeout`` and ``mvm.EgressDenied`` stay the web
+errors, the sandbox ones are ``mvm.errors.Timeout`` / ``mvm.errors.EgressDenied``.
 ``mvm.web_fetch`` / ``mvm.web_search`` are for code running in the guest:
 the host makes the request, applying the app's secrets (docs/secrets.md).
 See docs/sdk.md.
@@ -11,7 +14,20 @@ See docs/sdk.md.
 from __future__ import annotations
 
 from mvm.declaration import app, emit_json, reset, to_ir, workload
-from mvm.errors import DeclarationError, SandboxError
+from mvm.errors import (
+    ApiError,
+    CommandExitError,
+    DeclarationError,
+    FileNotFound,
+    FunctionError,
+    PolicyRefused,
+    SandboxError,
+    SandboxNotFound,
+    SecretsMissing,
+    ServerUnavailable,
+    TemplateNotFound,
+    Unauthorized,
+)
 from mvm.helpers import (
     Helper,
     addon,
@@ -37,7 +53,7 @@ from mvm.helpers import (
     resources,
     secret,
 )
-from mvm.sandbox import Sandbox
+from mvm.sandbox import AsyncSandbox, CommandHandle, CommandResult, EntryInfo, Sandbox, SandboxInfo
 from mvm.web import (
     BadRequest,
     Busy,
@@ -77,6 +93,9 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DeclarationError", "SandboxError", "UnknownHelperError", "Helper", "Sandbox",
+    "AsyncSandbox", "CommandHandle", "CommandResult", "EntryInfo", "SandboxInfo",
+    "ApiError", "SandboxNotFound", "TemplateNotFound", "FileNotFound", "PolicyRefused", "SecretsMissing",
+    "Unauthorized", "ServerUnavailable", "CommandExitError", "FunctionError",
     "app", "workload", "emit_json", "to_ir", "reset",
     "addon", "dns_none", "dns_resolver", "dns_system", "egress", "entrypoint", "entrypoint_function",
     "hook", "host_port", "literal", "local_path", "network", "nix_packages", "no_deps", "node_deps",
