@@ -184,3 +184,28 @@ impl JsonBody {
         }
     }
 }
+
+/// Query parameters as `T`; a missing or malformed one gets the API's
+/// error shape (axum's own extractor answers in plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    e.body_text(),
+                    "docs/api.md lists each endpoint's query parameters (e.g. ?path=/app/file)",
+                )
+            })
+    }
+}

@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::error::JsonBody;
+use crate::error::{ApiQuery, JsonBody};
 use crate::sandboxes::parse_id;
 use crate::{ApiError, Shared, blocking};
 
@@ -58,7 +58,7 @@ fn guest(home: &std::path::Path, name: &InstanceName, argv: &[&str]) -> Result<(
 pub async fn stat(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    Query(q): Query<PathQuery>,
+    ApiQuery(q): ApiQuery<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_id(&id)?;
     let path = guest_path(&q.path)?;
@@ -73,7 +73,7 @@ pub async fn stat(
 pub async fn list(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    Query(q): Query<PathQuery>,
+    ApiQuery(q): ApiQuery<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_id(&id)?;
     let path = guest_path(&q.path)?;
@@ -114,7 +114,7 @@ pub async fn mkdir(
 pub async fn remove(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    Query(q): Query<PathQuery>,
+    ApiQuery(q): ApiQuery<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_id(&id)?;
     let path = guest_path(&q.path)?;
@@ -137,7 +137,7 @@ pub async fn remove(
 pub async fn read(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    Query(q): Query<PathQuery>,
+    ApiQuery(q): ApiQuery<PathQuery>,
 ) -> Result<Response, ApiError> {
     let name = parse_id(&id)?;
     let path = guest_path(&q.path)?;
@@ -218,7 +218,7 @@ impl std::io::Read for ChannelReader {
 pub async fn write(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    Query(q): Query<PathQuery>,
+    ApiQuery(q): ApiQuery<PathQuery>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_id(&id)?;
