@@ -74,6 +74,13 @@ pub fn load_or_create_token(home: &Path) -> Result<String, ApiError> {
     }
 }
 
+/// Marks a request that came through the TCP listener. Such a client may
+/// be on another machine, so it may not name paths on this host (a
+/// compiled directory as template, a `source_root` to bundle from): the
+/// token lets it drive sandboxes, not read this host's files.
+#[derive(Debug, Clone, Copy)]
+pub struct Remote;
+
 /// Byte-wise comparison whose time does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -82,9 +89,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// Middleware for the TCP listener: `Authorization: Bearer TOKEN` or 401.
 pub async fn require_token(
     State(token): State<Arc<String>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    // Handlers see where a request came from (see [`Remote`]).
+    request.extensions_mut().insert(Remote);
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)

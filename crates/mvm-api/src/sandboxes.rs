@@ -147,9 +147,18 @@ fn random_id() -> InstanceName {
 
 pub async fn create(
     State(app): State<Shared>,
+    remote: Option<axum::Extension<crate::auth::Remote>>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
     let req: CreateSandbox = body.parse()?;
+    if remote.is_some() && (req.source_root.is_some() || req.template.contains('/')) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "E_API_FORBIDDEN",
+            "a request over TCP may not name paths on the server's host (`source_root`, or a compiled directory as `template`)",
+            "use the unix socket on that host, or create from an image id, a workload name, a snapshot tag or a base template without `include`",
+        ));
+    }
     let timeout = seconds(
         "timeout",
         req.timeout.unwrap_or(DEFAULT_TIMEOUT.as_secs_f64()),

@@ -190,6 +190,27 @@ fn tcp_needs_the_token_and_the_unix_socket_is_owner_only() {
     assert!(body.contains("\"server\":\"mvm\""), "{body}");
     // The unix socket needs none.
     assert_eq!(unix(&s, "GET", "/v1/sandboxes", "").0, 200);
+
+    // A TCP client, token or not, may not name this host's paths.
+    for body in [
+        r#"{"template":"/home/me/compiled"}"#,
+        r#"{"template":"./compiled"}"#,
+        r#"{"template":"python-3.13","source_root":"/etc","recording":{"template":"python-3.13","include":["passwd"]}}"#,
+    ] {
+        let mut stream = TcpStream::connect(s.tcp).unwrap();
+        let (status, answer) = request(
+            &mut stream,
+            "POST",
+            "/v1/sandboxes",
+            &[("Authorization", &auth)],
+            body,
+        );
+        assert_eq!(
+            (status, code(&answer)),
+            (403, "E_API_FORBIDDEN".to_string()),
+            "{body}: {answer}"
+        );
+    }
 }
 
 #[test]

@@ -253,3 +253,44 @@ fn cp_copies_files_in_and_out() {
         "a staged file was left"
     );
 }
+
+#[test]
+fn a_live_sandbox_gets_its_declared_secrets_resources_and_network() {
+    let _g = serial();
+    let env = Env::new();
+    env.secret_set("api-key", "s3cr3t-value-never-in-the-guest");
+    let server = Server::start(&env);
+    let script = repo_root().join("crates/mvmctl/tests/api/declared.py");
+    let out = run_ok(python(&env, &server, &script, &[]), "python3 declared.py");
+    assert!(
+        !out.contains("s3cr3t"),
+        "the secret's value reached the guest: {out}"
+    );
+    let got: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let key = got["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("mvm-secret-ref:api-key:"),
+        "not a token: {key}"
+    );
+    assert_eq!(got["cpus"], 2);
+    let mem = got["mem_kb"].as_u64().unwrap();
+    assert!(
+        (300_000..400_000).contains(&mem),
+        "MemTotal {mem} kB for 384 MiB"
+    );
+    // The policy came from the declaration: the image the sandbox ran
+    // (named by its `up` record) launches with that egress grant.
+    let trail = env.ok(&["audit", "--json", "--instance", got["id"].as_str().unwrap()]);
+    let up: serde_json::Value = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "up")
+        .expect("an up record");
+    let image = env
+        .home()
+        .join("images")
+        .join(up["image_id"].as_str().unwrap());
+    let launch = std::fs::read_to_string(image.join("launch.json")).unwrap();
+    assert!(launch.contains("api.example.com"), "{launch}");
+    assert!(launch.contains("api-key"), "{launch}");
+}

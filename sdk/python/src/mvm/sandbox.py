@@ -468,8 +468,11 @@ class Sandbox:
             spec = recording.sandbox_spec(template, env, include, resources, network)
             del spec["operations"]
             body["recording"] = spec
-            # The same root record mode writes: include globs are relative to it.
-            body["source_root"] = recording._script_dir()
+            # The same root record mode writes: include globs are relative
+            # to it. Sent only when something is included: a server reached
+            # over TCP refuses host paths.
+            if spec["include"]:
+                body["source_root"] = recording._script_dir()
         else:
             if declared:
                 raise SandboxError(
