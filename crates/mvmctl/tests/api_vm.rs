@@ -294,3 +294,100 @@ fn a_live_sandbox_gets_its_declared_secrets_resources_and_network() {
     assert!(launch.contains("api.example.com"), "{launch}");
     assert!(launch.contains("api-key"), "{launch}");
 }
+
+fn tsx() -> PathBuf {
+    let tsx = repo_root().join("sdk/typescript/node_modules/.bin/tsx");
+    assert!(
+        tsx.exists(),
+        "run `npm ci` in sdk/typescript first (scripts/test.sh does)"
+    );
+    tsx
+}
+
+fn node(env: &Env, server: &Server, script: &Path, cwd: &Path) -> Command {
+    let mut cmd = Command::new(tsx());
+    cmd.arg(script)
+        .current_dir(cwd)
+        .env("MVM_API_URL", server.url())
+        .env("MVM_HOME", env.home())
+        .env_remove("MVM_SDK_MODE");
+    cmd
+}
+
+#[test]
+fn typescript_sdk_live_mode_end_to_end() {
+    let _g = serial();
+    let env = Env::new();
+    let server = Server::start(&env);
+    let script = repo_root().join("crates/mvmctl/tests/api/live_sdk.mts");
+    let out = run_ok(
+        node(&env, &server, &script, repo_root()),
+        "tsx live_sdk.mts",
+    );
+    assert_eq!(out.trim_end(), "ok");
+    let left = env.ok(&["ps"]);
+    assert_eq!(left.lines().count(), 1, "instances left behind:\n{left}");
+}
+
+#[test]
+fn the_node_sandbox_script_example_runs_live_with_the_results_of_its_recording() {
+    let _g = serial();
+    let env = Env::new();
+    // A project holding the example with mvm-sdk installed.
+    let proj = env.tmp.path().join("proj");
+    std::fs::create_dir_all(proj.join("node_modules")).unwrap();
+    std::os::unix::fs::symlink(
+        repo_root().join("sdk/typescript"),
+        proj.join("node_modules/mvm-sdk"),
+    )
+    .unwrap();
+    for f in ["script.ts", "package.json"] {
+        std::fs::copy(
+            repo_root().join("examples/node/sandbox-script").join(f),
+            proj.join(f),
+        )
+        .unwrap();
+    }
+    let script = proj.join("script.ts");
+    let out = env.tmp.path().join("compiled");
+    let mut compile = Command::new(env!("CARGO_BIN_EXE_mvmctl"));
+    compile
+        .args([
+            "compile",
+            script.to_str().unwrap(),
+            "--allow-host-run",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(&proj)
+        .env("MVM_HOME", env.home())
+        .env("MVM_TSX", tsx());
+    run_ok(compile, "mvmctl compile script.ts --allow-host-run");
+    env.ok(&["build", out.to_str().unwrap()]);
+    env.ok(&["up", "script"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let console = loop {
+        let log = env.ok(&["logs", "script"]);
+        if log
+            .lines()
+            .any(|l| l.trim_end().trim_end_matches("\\r").ends_with("hello"))
+            || Instant::now() > deadline
+        {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        console
+            .lines()
+            .any(|l| l.trim_end().trim_end_matches("\\r").ends_with("hello")),
+        "{console}"
+    );
+    env.ok(&["down", "script"]);
+
+    let server = Server::start(&env);
+    let live = run_ok(node(&env, &server, &script, &proj), "tsx script.ts (live)");
+    assert_eq!(live, "hello\n");
+    let left = env.ok(&["ps"]);
+    assert_eq!(left.lines().count(), 1, "`await using` killed it:\n{left}");
+}

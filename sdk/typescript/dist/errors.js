@@ -28,3 +28,98 @@ export class SandboxError extends Error {
         this.name = "SandboxError";
     }
 }
+/**
+ * A failure the API server (`mvmctl serve`) reported, in its one error shape
+ * (docs/api.md): `code` is stable, `message` and `hint` are for people.
+ */
+export class ApiError extends SandboxError {
+    /** Stable code from docs/api.md, e.g. `E_SANDBOX_NOT_FOUND`. */
+    code;
+    hint;
+    /** HTTP status of the answer; 0 when no answer came (connection failures). */
+    status;
+    constructor(code, message, hint = "", status = 0) {
+        super(message);
+        this.name = new.target.name;
+        this.code = code;
+        this.hint = hint;
+        this.status = status;
+    }
+    toString() {
+        return `${this.name}: error[${this.code}]: ${this.message}` + (this.hint ? `\n  hint: ${this.hint}` : "");
+    }
+}
+/** No sandbox by that id (`E_SANDBOX_NOT_FOUND`). */
+export class SandboxNotFound extends ApiError {
+}
+/** No snapshot, image or base template by that name (`E_TEMPLATE_NOT_FOUND`). */
+export class TemplateNotFound extends ApiError {
+}
+/** No such guest path (`E_FILE_NOT_FOUND`). */
+export class FileNotFound extends ApiError {
+}
+/** The sandbox did not become ready in time (`E_TIMEOUT`). */
+export class TimeoutError extends ApiError {
+}
+/** The operator's policy or the plan refused the launch (`E_POLICY_REFUSED`). */
+export class PolicyRefused extends ApiError {
+}
+/** A secret the sandbox needs is not in the store (`E_SECRETS_MISSING`). */
+export class SecretsMissing extends ApiError {
+}
+/** A network destination was refused (`E_EGRESS_DENIED`). */
+export class EgressDenied extends ApiError {
+}
+/** The TCP API refused the bearer token (`E_API_UNAUTHORIZED`); check MVM_API_TOKEN. */
+export class Unauthorized extends ApiError {
+}
+/** Nothing answers at the API endpoint and it could not be started (`E_SERVER_UNAVAILABLE`). */
+export class ServerUnavailable extends ApiError {
+}
+const API_ERRORS = {
+    E_SANDBOX_NOT_FOUND: SandboxNotFound,
+    E_TEMPLATE_NOT_FOUND: TemplateNotFound,
+    E_FILE_NOT_FOUND: FileNotFound,
+    E_TIMEOUT: TimeoutError,
+    E_POLICY_REFUSED: PolicyRefused,
+    E_SECRETS_MISSING: SecretsMissing,
+    E_EGRESS_DENIED: EgressDenied,
+    E_API_UNAUTHORIZED: Unauthorized,
+    E_SERVER_UNAVAILABLE: ServerUnavailable,
+};
+/** The typed error for an API error object `{code, message, hint}`. */
+export function apiError(code, message, hint = "", status = 0) {
+    const Cls = API_ERRORS[code] ?? ApiError;
+    return new Cls(code, message, hint, status);
+}
+/** A command exited non-zero and `check: true` was asked for. */
+export class CommandExitError extends SandboxError {
+    stdout;
+    stderr;
+    exitCode;
+    signal;
+    constructor(cmd, stdout, stderr, exitCode, signal = null) {
+        const shown = typeof cmd === "string" ? cmd : JSON.stringify(cmd);
+        const tail = stderr.trim().split("\n").slice(-5).join("\n");
+        super(`command ${shown} exited with ${exitCode}` + (tail ? `; stderr ends:\n${tail}` : ""));
+        this.name = "CommandExitError";
+        this.stdout = stdout;
+        this.stderr = stderr;
+        this.exitCode = exitCode;
+        this.signal = signal;
+    }
+}
+/** The invoked function raised/threw inside the guest. */
+export class FunctionError extends SandboxError {
+    kind;
+    traceback;
+    constructor(kind, message, traceback = "") {
+        super(message);
+        this.name = "FunctionError";
+        this.kind = kind;
+        this.traceback = traceback;
+    }
+    toString() {
+        return `FunctionError: ${this.kind}: ${this.message}` + (this.traceback ? `\n${this.traceback}` : "");
+    }
+}

@@ -4,17 +4,18 @@
  * `mvm.app({...})(fn)` records a declaration; `mvm.emitJson()` prints it as
  * canonical Workload IR, byte-identical to `mvmctl compile app.ts`. Every
  * helper is exported under its snake_case name and its camelCase alias.
- * `Sandbox` is the runtime SDK (record mode). `webFetch`/`webSearch` are
+ * `Sandbox` is the runtime SDK (live, or record mode). `webFetch`/`webSearch` are
  * for code running in the guest: the host makes the request, applying the
  * app's secrets (docs/secrets.md). See docs/sdk.md.
  */
 import { addon, dns_none, dns_resolver, dns_system, egress, entrypoint, entrypoint_function, hook, host_port, literal, local_path, network, nix_packages, no_deps, node_deps, node_image, oci_image, port, python_deps, python_image, resources, secret, } from "./helpers.js"; // prettier-ignore
 import { app, emitJson, reset, toIr, workload } from "./declaration.js";
-export { DeclarationError, SandboxError } from "./errors.js";
+export { DeclarationError, SandboxError, ApiError, SandboxNotFound, TemplateNotFound, FileNotFound, TimeoutError, PolicyRefused, SecretsMissing, EgressDenied, Unauthorized, ServerUnavailable, CommandExitError, FunctionError, } from "./errors.js"; // prettier-ignore
 export { Helper } from "./helper.js";
 export { canonicalJson } from "./canonical.js";
 export { validate } from "./validate.js";
-export { Sandbox, CommandHandle } from "./sandbox.js";
+export { Sandbox, Commands, Files, CommandHandle, CommandResult, } from "./sandbox.js"; // prettier-ignore
+export { Client, mvmHome } from "./api.js";
 export { SDK_VERSION as version } from "./recording.js";
 export { webFetch, webSearch, WebError, WebResponse } from "./web.js";
 export { app, workload, emitJson, toIr, reset, addon, dns_none, dns_resolver, dns_system, egress, entrypoint, entrypoint_function, hook, host_port, literal, local_path, network, nix_packages, no_deps, node_deps, node_image, oci_image, port, python_deps, python_image, resources, secret, }; // prettier-ignore

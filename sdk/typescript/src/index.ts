@@ -4,7 +4,7 @@
  * `mvm.app({...})(fn)` records a declaration; `mvm.emitJson()` prints it as
  * canonical Workload IR, byte-identical to `mvmctl compile app.ts`. Every
  * helper is exported under its snake_case name and its camelCase alias.
- * `Sandbox` is the runtime SDK (record mode). `webFetch`/`webSearch` are
+ * `Sandbox` is the runtime SDK (live, or record mode). `webFetch`/`webSearch` are
  * for code running in the guest: the host makes the request, applying the
  * app's secrets (docs/secrets.md). See docs/sdk.md.
  */
@@ -16,11 +16,19 @@ import {
 } from "./helpers.js"; // prettier-ignore
 import { app, emitJson, reset, toIr, workload } from "./declaration.js";
 
-export { DeclarationError, SandboxError } from "./errors.js";
+export {
+  DeclarationError, SandboxError, ApiError, SandboxNotFound, TemplateNotFound, FileNotFound, TimeoutError,
+  PolicyRefused, SecretsMissing, EgressDenied, Unauthorized, ServerUnavailable, CommandExitError, FunctionError,
+} from "./errors.js"; // prettier-ignore
 export { Helper } from "./helper.js";
 export { canonicalJson } from "./canonical.js";
 export { validate, type Finding } from "./validate.js";
-export { Sandbox, CommandHandle, type SandboxOptions } from "./sandbox.js";
+export {
+  Sandbox, Commands, Files, CommandHandle, CommandResult,
+  type SandboxOptions, type SandboxInfo, type RunOptions, type WaitOptions, type OnOutput, type CommandInfo,
+  type EntryInfo, type StatInfo, type ReadFormat,
+} from "./sandbox.js"; // prettier-ignore
+export { Client, mvmHome, type ClientOptions } from "./api.js";
 export { SDK_VERSION as version } from "./recording.js";
 export { webFetch, webSearch, WebError, WebResponse, type WebErrorCode, type WebFetchOptions, type SearchHit } from "./web.js";
 export type { AppOptions } from "./declaration.js";

@@ -85,9 +85,28 @@ test("record mode rejects bad calls", () => {
   assert.match(r.proc.stderr.toString(), /MVM_SDK_OUT_PATH/);
 });
 
-test("live mode is not available yet", async () => {
-  const saved = process.env.MVM_SDK_MODE;
+test("live mode without a server or mvmctl says what is missing", async () => {
+  // Live is the default; with no server answering and no mvmctl to start
+  // one, create fails naming the binary and both ways forward.
+  const keys = ["MVM_SDK_MODE", "MVM_API_URL", "MVM_HOME", "MVM_MVMCTL"];
+  const saved = Object.fromEntries(keys.map((k) => [k, process.env[k]]));
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "mvm-live-"));
   delete process.env.MVM_SDK_MODE;
-  await assert.rejects(mvm.Sandbox.create(), /MVM_SDK_MODE=record/);
-  if (saved !== undefined) process.env.MVM_SDK_MODE = saved;
+  delete process.env.MVM_API_URL;
+  process.env.MVM_HOME = path.join(home, "home");
+  process.env.MVM_MVMCTL = path.join(home, "no-such-mvmctl");
+  try {
+    await assert.rejects(mvm.Sandbox.create(), (e) => {
+      const text = `${e.message}\n${e.hint ?? ""}`;
+      assert.match(text, /no-such-mvmctl/);
+      assert.match(text, /MVM_SDK_MODE=record/);
+      assert.match(text, /mvmctl doctor/);
+      return true;
+    });
+  } finally {
+    for (const k of keys) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
 });
