@@ -113,8 +113,10 @@ pub fn image_for(
         .tempdir_in(ensure_work_dir(home)?)
         .map_err(|e| ApiError::internal(format!("making a work directory: {e}")))?;
     let root = if root.as_os_str().is_empty() {
-        let empty = work.path().join("root");
-        std::fs::create_dir(&empty)
+        // One fixed, empty directory: the compile output (and so the
+        // image id) depends on the root, and must not change per create.
+        let empty = home.join("api").join("empty-root");
+        mvm_runtime::private::create_dir_all(&empty)
             .map_err(|e| ApiError::internal(format!("making {}: {e}", empty.display())))?;
         empty
     } else {
@@ -139,13 +141,17 @@ pub fn image_for(
     let lock = builds.lock(&key);
     let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("sandbox-{}", template.replace('.', "-"));
+    // Named relative to the work directory: the compile output records
+    // where its recording came from, and that must not vary per create
+    // (it is part of the image id).
     run_mvmctl(
         mvmctl,
         home,
+        work.path(),
         &[
             "compile".as_ref(),
             "--from-recording".as_ref(),
-            rec.as_os_str(),
+            "recording.json".as_ref(),
             "--source-root".as_ref(),
             root.as_os_str(),
             "--name".as_ref(),
@@ -158,6 +164,7 @@ pub fn image_for(
     let built = run_mvmctl(
         mvmctl,
         home,
+        work.path(),
         &["build".as_ref(), out.as_os_str(), "--json".as_ref()],
         "E_TEMPLATE_BUILD",
     )?;
@@ -184,12 +191,14 @@ fn ensure_work_dir(home: &Path) -> Result<PathBuf, ApiError> {
 fn run_mvmctl(
     mvmctl: &Path,
     home: &Path,
+    cwd: &Path,
     args: &[&std::ffi::OsStr],
     code: &str,
 ) -> Result<String, ApiError> {
     let output = Command::new(mvmctl)
         .args(args)
         .env("MVM_HOME", home)
+        .current_dir(cwd)
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| ApiError::internal(format!("running {}: {e}", mvmctl.display())))?;
