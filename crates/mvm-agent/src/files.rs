@@ -16,6 +16,9 @@ pub fn write(path: &str, data: &[u8], mode: u32, append: bool) -> Result<Respons
         fs::create_dir_all(parent)
             .map_err(|e| io_error(e, "create the parent directories of", path))?;
     }
+    if append && is_fifo(&target) {
+        return write_fifo(&target, data, path);
+    }
     if append {
         let mut file = OpenOptions::new()
             .create(true)
@@ -42,6 +45,58 @@ pub fn write(path: &str, data: &[u8], mode: u32, append: bool) -> Result<Respons
         if let Err(e) = result {
             let _ = fs::remove_file(&temp);
             return Err(io_error(e, "write", path));
+        }
+    }
+    Ok(Response::Ok)
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// How long an append to a FIFO waits for its reader to make room.
+const FIFO_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Appends to a FIFO (a background command's stdin) without ever
+/// blocking for good: no reader is an error at once, a reader that does
+/// not read is one after [`FIFO_WRITE_LIMIT`].
+fn write_fifo(target: &Path, data: &[u8], path: &str) -> Result<Response, AgentError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(target)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                AgentError {
+                    kind: ErrorKind::NotFound,
+                    message: format!(
+                        "nothing reads {path} any more (the command ended or closed its input)"
+                    ),
+                }
+            } else {
+                io_error(e, "open", path)
+            }
+        })?;
+    let deadline = std::time::Instant::now() + FIFO_WRITE_LIMIT;
+    let mut rest = data;
+    while !rest.is_empty() {
+        match file.write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    return Err(AgentError {
+                        kind: ErrorKind::TimedOut,
+                        message: format!(
+                            "{path}: the command did not read its input for {FIFO_WRITE_LIMIT:?} ({} of {} bytes written)",
+                            data.len() - rest.len(),
+                            data.len()
+                        ),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(io_error(e, "write to", path)),
         }
     }
     Ok(Response::Ok)
@@ -148,5 +203,48 @@ pub fn io_error(e: io::Error, action: &str, path: &str) -> AgentError {
     AgentError {
         kind,
         message: format!("cannot {action} {path}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    /// A background command's stdin: appending to its FIFO never hangs,
+    /// whether nobody reads it or a reader takes the bytes.
+    #[test]
+    fn appending_to_a_fifo_fails_fast_without_a_reader_and_reaches_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdin");
+        mkfifo(&fifo);
+        let p = fifo.to_str().unwrap();
+        let t = std::time::Instant::now();
+        let e = write(p, b"x", 0o600, true).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e:?}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        assert!(is_fifo(&fifo), "the FIFO was replaced by a file");
+
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        // The reader opens the FIFO; retry until it has.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match write(p, b"hello", 0o600, true) {
+                Ok(_) => break,
+                Err(e) if e.kind == ErrorKind::NotFound && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(reader.join().unwrap(), b"hello");
     }
 }

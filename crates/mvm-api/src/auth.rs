@@ -108,10 +108,26 @@ pub async fn require_token(
 
 /// Binds the unix socket 0600. A socket another server still answers on
 /// is left alone (error); a stale one is replaced.
-pub fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ApiError> {
+pub fn bind_unix(path: &Path) -> Result<(tokio::net::UnixListener, std::fs::File), ApiError> {
     if let Some(dir) = path.parent() {
         mvm_runtime::private::create_dir_all(dir)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+    }
+    // One server per home, decided by a lock held for the server's life:
+    // two started at once (two SDK processes autostarting) cannot both
+    // replace the socket.
+    let lock_path = path.with_extension("sock.lock");
+    let lock = mvm_runtime::private::create_file_keep(&lock_path)
+        .map_err(|e| ApiError::internal(format!("opening {}: {e}", lock_path.display())))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "E_API_RUNNING",
+            format!("an mvm API server already runs for {}", path.display()),
+            "use it, or stop it first",
+        ));
     }
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => {
@@ -140,8 +156,9 @@ pub fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ApiError> {
         bound.map_err(|e| ApiError::internal(format!("listening on {}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ApiError::internal(format!("restricting {}: {e}", path.display())))?;
-    listener
+    let listener = listener
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UnixListener::from_std(listener))
-        .map_err(|e| ApiError::internal(format!("listening on {}: {e}", path.display())))
+        .map_err(|e| ApiError::internal(format!("listening on {}: {e}", path.display())))?;
+    Ok((listener, lock))
 }

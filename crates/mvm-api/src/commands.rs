@@ -29,14 +29,18 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::JsonBody;
 use crate::sandboxes::{parse_id, seconds};
-use crate::{ApiError, Shared, blocking, records};
+use crate::{ApiError, Shared, blocking};
 
 /// The longest a command's timeout may be.
 const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// Output a background command keeps for `wait`; beyond it, output is
 /// dropped (and the exit event says so).
-const BACKGROUND_OUTPUT_CAP: usize = 64 * 1024 * 1024;
+const BACKGROUND_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+/// Background commands one server runs at once (each holds a worker
+/// thread and a guest exec).
+const MAX_RUNNING: usize = 128;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -113,13 +117,16 @@ fn error_event(e: &ApiError) -> Value {
 
 /// What the blocking side of a streamed command sends.
 enum Msg {
+    Output(Output, Vec<u8>),
+    /// `exit` or `error`, the last message.
     Event(Value),
     /// Failed before the command started: answered as an HTTP error.
     Refused(ApiError),
 }
 
 fn command_for(app: &Shared, name: &InstanceName, body: &RunBody) -> Result<Command, ApiError> {
-    let mut env = records::load(&app.home, name).envs;
+    let argv = body.cmd.argv()?;
+    let mut env = crate::sandboxes::describe_record(&app.home, name)?.envs;
     env.extend(body.envs.clone());
     let stdin = match &body.stdin {
         Some(s) => B64.decode(s).map_err(|e| {
@@ -131,7 +138,7 @@ fn command_for(app: &Shared, name: &InstanceName, body: &RunBody) -> Result<Comm
         None => Vec::new(),
     };
     Ok(Command {
-        argv: body.cmd.argv()?,
+        argv,
         env,
         cwd: body.cwd.clone(),
         stdin,
@@ -150,7 +157,7 @@ fn spawn_run(app: &Shared, name: InstanceName, command: Command, tx: mpsc::Sende
         let mut started = false;
         let result = mvm_runtime::call::run(&home, &name, command, &mut |out, data| {
             started = true;
-            let _ = tx.blocking_send(Msg::Event(output_event(out, data)));
+            let _ = tx.blocking_send(Msg::Output(out, data.to_vec()));
         });
         let msg = match result {
             Ok(status) => Msg::Event(exit_event(&status)),
@@ -178,6 +185,7 @@ pub async fn run(
     // commands is an HTTP error, not a stream holding one.
     let first = match rx.recv().await {
         Some(Msg::Refused(e)) => return Err(e),
+        Some(Msg::Output(out, data)) => output_event(out, &data),
         Some(Msg::Event(v)) => v,
         None => {
             return Err(ApiError::internal(
@@ -190,6 +198,7 @@ pub async fn run(
             return Some((Ok::<_, std::convert::Infallible>(line(&v)), (None, rx)));
         }
         match rx.recv().await {
+            Some(Msg::Output(out, data)) => Some((Ok(line(&output_event(out, &data))), (None, rx))),
             Some(Msg::Event(v)) => Some((Ok(line(&v)), (None, rx))),
             Some(Msg::Refused(e)) => Some((Ok(line(&error_event(&e))), (None, rx))),
             None => None,
@@ -229,20 +238,33 @@ pub struct Background {
 
 #[derive(Default)]
 struct Log {
-    events: Vec<Value>,
+    /// Output as it came, adjacent chunks of one stream merged (a guest
+    /// writing a byte at a time must not cost an entry per byte).
+    chunks: Vec<(Output, Vec<u8>)>,
     bytes: usize,
     dropped: u64,
     exit: Option<Value>,
+    /// Set when the start was refused: answered as the start's error.
+    refused: Option<ApiError>,
 }
 
+/// Merged chunks grow to at most this before a new one starts, so `wait`
+/// streams long output in pieces.
+const MERGE_LIMIT: usize = 64 * 1024;
+
 impl Background {
-    fn push(&self, v: Value, size: usize) {
+    fn push(&self, out: Output, data: Vec<u8>) {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.bytes + size > BACKGROUND_OUTPUT_CAP {
-            log.dropped += size as u64;
+        if log.bytes + data.len() > BACKGROUND_OUTPUT_CAP {
+            log.dropped += data.len() as u64;
         } else {
-            log.bytes += size;
-            log.events.push(v);
+            log.bytes += data.len();
+            match log.chunks.last_mut() {
+                Some((o, d)) if *o == out && d.len() + data.len() <= MERGE_LIMIT => {
+                    d.extend_from_slice(&data)
+                }
+                _ => log.chunks.push((out, data)),
+            }
         }
         drop(log);
         self.changed.send_modify(|n| *n += 1);
@@ -283,6 +305,34 @@ impl Registry {
             })
     }
 
+    /// Makes room for one more: forgets the commands of sandboxes that are
+    /// gone (a TTL, `mvmctl down`), then refuses past [`MAX_RUNNING`].
+    fn admit(&self, home: &std::path::Path) -> Result<(), ApiError> {
+        let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        commands.retain(|(n, _), _| mvm_runtime::home::instances_root(home).join(n).is_dir());
+        let running = commands
+            .values()
+            .filter(|b| {
+                b.log
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .exit
+                    .is_none()
+            })
+            .count();
+        if running >= MAX_RUNNING {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "E_API_LIMIT",
+                format!(
+                    "{running} background commands are running through this server, the most it runs at once"
+                ),
+                "wait for or kill some (GET /v1/sandboxes/{id}/commands lists them)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Forgets the commands of a sandbox that is being killed.
     pub fn forget_sandbox(&self, name: &InstanceName) {
         let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,14 +344,15 @@ impl Registry {
 /// is its directory; the rest is the command. 125 means the wrapper
 /// itself failed, before the command ran.
 const WRAPPER: &str = r#"d=$1; shift
-mkdir -p "$d" && mkfifo -m 600 "$d/stdin" || exit 125
-sleep 2147483647 > "$d/stdin" &
+/bin/mkdir -p "$d" && /bin/mkfifo -m 600 "$d/stdin" || exit 125
+/bin/sleep 2147483647 > "$d/stdin" &
 echo $! > "$d/holder"
-echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || exit 125
+echo $$ > "$d/pid.tmp" && /bin/mv "$d/pid.tmp" "$d/pid" || exit 125
 exec "$@" < "$d/stdin""#;
 
 async fn start(app: Shared, name: InstanceName, body: RunBody) -> Result<Response, ApiError> {
     let mut command = command_for(&app, &name, &body)?;
+    app.commands.admit(&app.home)?;
     let n = app.commands.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let cid = format!("c{n}-{:04x}", rand::random::<u16>());
     let guest_dir = format!("/tmp/.mvm-cmd/{cid}");
@@ -338,18 +389,32 @@ async fn start(app: Shared, name: InstanceName, body: RunBody) -> Result<Respons
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
-                Msg::Event(v) if v["type"] == "stdout" || v["type"] == "stderr" => {
-                    let size = v["data"].as_str().map_or(0, str::len);
-                    keep.push(v, size);
-                }
+                Msg::Output(out, data) => keep.push(out, data),
                 Msg::Event(v) => keep.finish(v),
-                Msg::Refused(e) => keep.finish(error_event(&e)),
+                Msg::Refused(e) => {
+                    keep.log.lock().unwrap_or_else(|e| e.into_inner()).refused = Some(e.clone());
+                    keep.finish(error_event(&e));
+                }
             }
         }
     });
     // The command is running once its wrapper wrote the pid file (or it
     // already ended); then signals and stdin can reach it.
     wait_started(&app, &name, &bg).await;
+    let refused = bg
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .refused
+        .clone();
+    if let Some(e) = refused {
+        app.commands
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(name.to_string(), cid));
+        return Err(e);
+    }
     Ok((StatusCode::CREATED, Json(json!({"command_id": cid}))).into_response())
 }
 
@@ -382,6 +447,15 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_id(&id)?;
+    if !mvm_runtime::home::instances_root(&app.home)
+        .join(name.as_str())
+        .is_dir()
+    {
+        return Err(mvm_runtime::RuntimeError::NoSuchInstance {
+            name: name.to_string(),
+        }
+        .into());
+    }
     let commands = app
         .commands
         .commands
@@ -404,27 +478,39 @@ pub async fn wait(
     let name = parse_id(&id)?;
     let bg = app.commands.get(&name, &cid)?;
     let rx = bg.changed.subscribe();
+    // The position read up to: a chunk index and a byte offset in it (the
+    // last chunk may still grow by merging).
     let stream = futures_util::stream::unfold(
-        (bg, rx, 0usize, false),
-        |(bg, mut rx, next, ended)| async move {
+        (bg, rx, (0usize, 0usize), false),
+        |(bg, mut rx, (at, off), ended)| async move {
             if ended {
                 return None;
             }
             loop {
                 rx.borrow_and_update();
-                let (chunk, exit, len) = {
+                let (lines, exit, pos) = {
                     let log = bg.log.lock().unwrap_or_else(|e| e.into_inner());
-                    let chunk: Vec<u8> = log.events[next..].iter().flat_map(|v| line(v)).collect();
-                    (chunk, log.exit.clone(), log.events.len())
+                    let mut lines = Vec::new();
+                    for (i, (o, d)) in log.chunks.iter().enumerate().skip(at) {
+                        let from = if i == at { off } else { 0 };
+                        if from < d.len() {
+                            lines.extend_from_slice(&line(&output_event(*o, &d[from..])));
+                        }
+                    }
+                    let pos = match log.chunks.last() {
+                        Some((_, d)) => (log.chunks.len() - 1, d.len()),
+                        None => (0, 0),
+                    };
+                    (lines, log.exit.clone(), pos)
                 };
-                if !chunk.is_empty() {
+                if !lines.is_empty() {
                     return Some((
-                        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk)),
-                        (bg, rx, len, false),
+                        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(lines)),
+                        (bg, rx, pos, false),
                     ));
                 }
                 if let Some(exit) = exit {
-                    return Some((Ok(line(&exit)), (bg, rx, len, true)));
+                    return Some((Ok(line(&exit)), (bg, rx, pos, true)));
                 }
                 if rx.changed().await.is_err() {
                     return None;
@@ -490,7 +576,7 @@ pub async fn stdin(
             mvm_runtime::call::write_file(&home, &name, &fifo, data, 0o600, true)?;
         }
         if b.eof {
-            let status = guest_sh(&home, &name, r#"kill "$(cat "$1/holder")""#, &[&dir])?;
+            let status = guest_sh(&home, &name, r#"kill "$(/bin/cat "$1/holder")""#, &[&dir])?;
             if status.exit_code() != 0 {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -562,7 +648,7 @@ pub async fn kill(
         let status = guest_sh(
             &home,
             &name,
-            r#"kill -s "$1" -- -"$(cat "$2/pid")""#,
+            r#"kill -s "$1" -- -"$(/bin/cat "$2/pid")""#,
             &[&signal, &dir],
         )?;
         Ok(Json(json!({"signalled": status.exit_code() == 0})))

@@ -83,7 +83,10 @@ impl From<RuntimeError> for ApiError {
             "E_SANDBOX_NOT_FOUND" | "E_TEMPLATE_NOT_FOUND" | "E_FILE_NOT_FOUND" => {
                 StatusCode::NOT_FOUND
             }
-            "E_SANDBOX_EXISTS" | "E_SANDBOX_STATE" | "E_SNAPSHOT_EXISTS" => StatusCode::CONFLICT,
+            "E_SANDBOX_EXISTS" | "E_SANDBOX_STATE" | "E_SNAPSHOT_EXISTS" | "E_FILE_EXISTS" => {
+                StatusCode::CONFLICT
+            }
+            "E_FILE_KIND" => StatusCode::BAD_REQUEST,
             "E_POLICY_REFUSED" | "E_FILE_PERMISSION" => StatusCode::FORBIDDEN,
             "E_SECRETS_MISSING" => StatusCode::PRECONDITION_FAILED,
             "E_UP_FAILED" | "E_GUEST" | "E_FILE" | "E_SUPERVISOR" => StatusCode::BAD_GATEWAY,

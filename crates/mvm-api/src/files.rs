@@ -143,10 +143,12 @@ pub async fn read(
     let path = guest_path(&q.path)?;
     let (home, name2, path2) = (app.home.clone(), name.clone(), path.clone());
     let st = blocking(move || Ok(mvm_runtime::call::stat(&home, &name2, &path2)?)).await?;
-    if st.kind == FileKind::Dir {
-        return Err(ApiError::bad_request(
-            format!("{path} is a directory"),
-            "list it with GET .../files/list?path=...",
+    if st.kind != FileKind::File {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "E_FILE_KIND",
+            format!("{path} is a {}, not a regular file", kind_str(&st.kind)),
+            "list a directory with GET .../files/list?path=...; read a link's target by its own path",
         ));
     }
     let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
@@ -167,12 +169,11 @@ pub async fn read(
         Body::from_stream(stream),
     )
         .into_response();
-    // `cat` follows a symlink; only a regular file's size is known here.
-    if st.kind == FileKind::File {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, st.size.into());
-    }
+    // The guest sends exactly this many bytes (call::download), so a body
+    // cut short is an error the client sees.
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, st.size.into());
     Ok(response)
 }
 

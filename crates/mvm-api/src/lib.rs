@@ -101,7 +101,7 @@ pub fn socket_path(home: &Path) -> PathBuf {
 /// Serves until interrupted (SIGINT/SIGTERM).
 pub async fn serve(opts: ServeOptions) -> Result<(), ApiError> {
     let app = Arc::new(App::new(&opts.home, &opts.mvmctl));
-    let unix = auth::bind_unix(&socket_path(&opts.home))?;
+    let (unix, _lock) = auth::bind_unix(&socket_path(&opts.home))?;
     let mut tasks = tokio::task::JoinSet::new();
     let router = routes::router(app.clone());
     tasks.spawn(async move { axum::serve(unix, router).await });

@@ -74,6 +74,8 @@ struct Inner {
     egress: BTreeMap<String, u64>,
     releases: u64,
     follower: Option<mvm_audit::Follower>,
+    /// A follower exists (it may be out, being polled).
+    following: bool,
 }
 
 #[derive(Default)]
@@ -109,13 +111,24 @@ impl Metrics {
         self.with(|m| *m.requests.entry(status).or_default() += 1);
     }
 
-    /// Counts the audit records written since the last scrape.
+    /// Counts the audit records written since the last scrape. The log is
+    /// read outside the lock (a first read can be long), so requests are
+    /// never held up by it; two scrapes at once read it once.
     fn follow_audit(&self, home: &std::path::Path) {
+        let Some(mut follower) = self.with(|m| m.follower.take()).or_else(|| {
+            self.with(|m| {
+                (!m.following).then(|| {
+                    m.following = true;
+                    mvm_audit::Follower::new(&mvm_runtime::audit::audit_dir(home))
+                })
+            })
+        }) else {
+            return;
+        };
+        let found = follower.poll();
         self.with(|m| {
-            let follower = m.follower.get_or_insert_with(|| {
-                mvm_audit::Follower::new(&mvm_runtime::audit::audit_dir(home))
-            });
-            let Ok(found) = follower.poll() else { return };
+            m.follower = Some(follower);
+            let Ok(found) = found else { return };
             if found.restarted {
                 m.egress.clear();
                 m.releases = 0;
@@ -203,7 +216,7 @@ pub async fn render(State(app): State<Shared>) -> Response {
         for (code, n) in &m.requests {
             let _ = writeln!(out, "mvm_api_requests_total{{code=\"{code}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP mvm_egress_decisions_total Egress gate decisions in the audit trail since the server started reading it.\n# TYPE mvm_egress_decisions_total counter");
+        let _ = writeln!(out, "# HELP mvm_egress_decisions_total Egress gate decisions recorded in the audit trail.\n# TYPE mvm_egress_decisions_total counter");
         for (d, n) in &m.egress {
             let _ = writeln!(out, "mvm_egress_decisions_total{{decision=\"{d}\"}} {n}");
         }

@@ -20,6 +20,11 @@ pub struct Record {
     pub envs: BTreeMap<String, String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The instance's own `created_unix_ms`: a record left by an instance
+    /// that went away without the API (a TTL, `mvmctl down`) does not
+    /// apply to a later one of the same name.
+    #[serde(default)]
+    pub created_unix_ms: u64,
 }
 
 fn dir(home: &Path) -> PathBuf {
@@ -30,7 +35,16 @@ fn path(home: &Path, id: &InstanceName) -> PathBuf {
     dir(home).join(format!("{id}.json"))
 }
 
+/// Saves `record` for the instance `id` as it now exists.
 pub fn save(home: &Path, id: &InstanceName, record: &Record) -> Result<(), ApiError> {
+    let created = mvm_runtime::state::InstanceState::load(
+        &mvm_runtime::home::InstanceDir::new(home, id.clone()).state_json(),
+    )
+    .map(|st| st.created_unix_ms)?;
+    let record = &Record {
+        created_unix_ms: created,
+        ..record.clone()
+    };
     let d = dir(home);
     let fail = |e: std::io::Error| {
         ApiError::internal(format!(
@@ -46,12 +60,14 @@ pub fn save(home: &Path, id: &InstanceName, record: &Record) -> Result<(), ApiEr
     std::fs::rename(&staged, path(home, id)).map_err(fail)
 }
 
-/// The record, or an empty one for an instance the API did not create
-/// (`mvmctl up`) or whose record is unreadable.
-pub fn load(home: &Path, id: &InstanceName) -> Record {
+/// The record of the instance `id` created at `created_unix_ms`, or an
+/// empty one for an instance the API did not create (`mvmctl up`), whose
+/// record is unreadable, or whose record belongs to an earlier instance.
+pub fn load(home: &Path, id: &InstanceName, created_unix_ms: u64) -> Record {
     std::fs::read(path(home, id))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        .filter(|r| r.created_unix_ms == created_unix_ms)
         .unwrap_or_default()
 }
 

@@ -93,7 +93,23 @@ pub fn describe(home: &std::path::Path, name: &InstanceName) -> Result<Sandbox, 
         .into());
     }
     let st = InstanceState::load(&dir.state_json())?;
-    Ok(from_state(&st, records::load(home, name)))
+    Ok(from_state(
+        &st,
+        records::load(home, name, st.created_unix_ms),
+    ))
+}
+
+/// The API's record of a running instance.
+pub fn describe_record(home: &std::path::Path, name: &InstanceName) -> Result<Record, ApiError> {
+    let dir = InstanceDir::new(home, name.clone());
+    if !dir.dir.is_dir() {
+        return Err(mvm_runtime::RuntimeError::NoSuchInstance {
+            name: name.to_string(),
+        }
+        .into());
+    }
+    let st = InstanceState::load(&dir.state_json())?;
+    Ok(records::load(home, name, st.created_unix_ms))
 }
 
 fn from_state(st: &InstanceState, rec: Record) -> Sandbox {
@@ -123,7 +139,8 @@ pub async fn list(State(app): State<Shared>) -> Result<Json<Value>, ApiError> {
         for (dir, st) in mvm_runtime::state::list(&home)? {
             // A record being written or removed right now is skipped.
             if let Ok(st) = st {
-                out.push(from_state(&st, records::load(&home, &dir.name)));
+                let rec = records::load(&home, &dir.name, st.created_unix_ms);
+                out.push(from_state(&st, rec));
             }
         }
         Ok(Json(serde_json::json!({ "sandboxes": out })))
@@ -157,6 +174,26 @@ pub async fn create(
             "E_API_FORBIDDEN",
             "a request over TCP may not name paths on the server's host (`source_root`, or a compiled directory as `template`)",
             "use the unix socket on that host, or create from an image id, a workload name, a snapshot tag or a base template without `include`",
+        ));
+    }
+    // Nor declare secrets: with a grant to a host of its choosing, the
+    // host would release a stored secret there. Secrets are bound by the
+    // operator (images they built, or the unix socket).
+    let declares_secret = req
+        .recording
+        .as_ref()
+        .and_then(|r| r.get("env"))
+        .and_then(Value::as_object)
+        .is_some_and(|env| {
+            env.values()
+                .any(|v| v.get("kind").and_then(Value::as_str) != Some("literal"))
+        });
+    if remote.is_some() && declares_secret {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "E_API_FORBIDDEN",
+            "a request over TCP may not declare secrets: the server's host would release them to destinations the request chooses",
+            "declare them in a workload the operator builds (mvmctl compile/build) and create from its image, or use the unix socket",
         ));
     }
     let timeout = seconds(
@@ -195,13 +232,6 @@ pub async fn create(
                 format!("base templates are {}", BASE_TEMPLATES.join(", ")),
             ));
         }
-        let record = Record {
-            template: req.template.clone(),
-            envs: req.envs.clone(),
-            metadata: req.metadata.clone(),
-        };
-        // Saved first, so a sandbox is never listed without it.
-        records::save(home, &name, &record)?;
         let outcome = if !base && is_snapshot(home, &req.template) {
             let opts = mvm_runtime::lifecycle::ForkOptions {
                 name: Some(name.clone()),
@@ -213,8 +243,7 @@ pub async fn create(
             mvm_runtime::lifecycle::up_from_snapshot(home, &req.template, &boot, &opts)
         } else {
             let image_id = if base {
-                templates::image_for(&app.mvmctl, home, &app.builds, &req.template, req.recording.as_ref(), req.source_root.as_deref())
-                    .inspect_err(|_| records::remove(home, &name))?
+                templates::image_for(&app.mvmctl, home, &app.builds, &req.template, req.recording.as_ref(), req.source_root.as_deref())?
             } else {
                 req.template.clone()
             };
@@ -232,17 +261,17 @@ pub async fn create(
                 mvm_runtime::up::up_image(home, image, &boot, &opts)
             })
         };
-        match outcome {
-            Ok(_) => describe(home, &name),
-            Err(e) => {
-                // The instance is gone (up cleans up); so is its record,
-                // unless another create owns the name.
-                if !matches!(e, mvm_runtime::RuntimeError::AlreadyRunning { .. } | mvm_runtime::RuntimeError::AlreadyExists { .. }) {
-                    records::remove(home, &name);
-                }
-                Err(e.into())
-            }
-        }
+        // Only once the instance is up, so a create that failed (a name
+        // taken, a bad template) never touches another sandbox's record.
+        outcome?;
+        let record = Record {
+            template: req.template.clone(),
+            envs: req.envs.clone(),
+            metadata: req.metadata.clone(),
+            created_unix_ms: 0,
+        };
+        records::save(home, &name, &record)?;
+        describe(home, &name)
     })
     .await?;
     let restored = sandbox
@@ -409,37 +438,53 @@ pub async fn fork(
     let out = blocking(move || {
         let app = app2;
         let home = &app.home;
-        let source = records::load(home, &name);
+        let source = describe_record(home, &name)?;
         let tag = random_tag(&name);
         mvm_runtime::lifecycle::snapshot(home, &name, &tag)?;
-        let boot = app.boot_assets()?;
+        let boot = app.boot_assets();
         let mut forks = Vec::new();
-        for _ in 0..b.count {
-            let fork = random_id();
-            records::save(
-                home,
-                &fork,
-                &Record {
-                    template: tag.clone(),
-                    ..source.clone()
-                },
-            )?;
-            let opts = mvm_runtime::lifecycle::ForkOptions {
-                name: Some(fork.clone()),
-                supervisor: app.supervisor.clone(),
-                admission: Some(AdmissionRequest::from_home(home)?),
-                ready_timeout: None,
-                lease: Some(Lease {
-                    timeout_ms: timeout.as_millis() as u64,
-                    on_expiry: LeaseAction::Kill,
-                    expires_unix_ms: None,
-                }),
-            };
-            if let Err(e) = mvm_runtime::lifecycle::up_from_snapshot(home, &tag, &boot, &opts) {
-                records::remove(home, &fork);
-                return Err(e.into());
+        let mut started: Vec<InstanceName> = Vec::new();
+        let result = boot.and_then(|boot| {
+            for _ in 0..b.count {
+                let fork = random_id();
+                let opts = mvm_runtime::lifecycle::ForkOptions {
+                    name: Some(fork.clone()),
+                    supervisor: app.supervisor.clone(),
+                    admission: Some(AdmissionRequest::from_home(home)?),
+                    ready_timeout: None,
+                    lease: Some(Lease {
+                        timeout_ms: timeout.as_millis() as u64,
+                        on_expiry: LeaseAction::Kill,
+                        expires_unix_ms: None,
+                    }),
+                };
+                mvm_runtime::lifecycle::up_from_snapshot(home, &tag, &boot, &opts)?;
+                started.push(fork.clone());
+                records::save(
+                    home,
+                    &fork,
+                    &Record {
+                        template: tag.clone(),
+                        created_unix_ms: 0,
+                        ..source.clone()
+                    },
+                )?;
+                forks.push(describe(home, &fork)?);
             }
-            forks.push(describe(home, &fork)?);
+            Ok(())
+        });
+        // A restored QEMU holds the guest's memory and its own disk copy:
+        // the snapshot is not needed once the forks run.
+        if let Err(e) = mvm_runtime::snapshot::remove(home, &tag) {
+            tracing::warn!("removing the fork snapshot {tag}: {e}");
+        }
+        if let Err(e) = result {
+            // All or nothing: forks started before the failure go too.
+            for fork in &started {
+                let _ = mvm_runtime::down::down(home, fork, mvm_runtime::down::DEFAULT_GRACE);
+                records::remove(home, fork);
+            }
+            return Err(e);
         }
         Ok(serde_json::json!({"tag": tag, "sandboxes": forks}))
     })

@@ -196,6 +196,7 @@ fn tcp_needs_the_token_and_the_unix_socket_is_owner_only() {
         r#"{"template":"/home/me/compiled"}"#,
         r#"{"template":"./compiled"}"#,
         r#"{"template":"python-3.13","source_root":"/etc","recording":{"template":"python-3.13","include":["passwd"]}}"#,
+        r#"{"template":"minimal","recording":{"template":"minimal","env":{"K":{"kind":"secret_ref","name":"prod-db","hosts":["evil.example"]}}}}"#,
     ] {
         let mut stream = TcpStream::connect(s.tcp).unwrap();
         let (status, answer) = request(

@@ -318,24 +318,28 @@ pub fn list(home: &Path, name: &InstanceName, path: &str) -> Result<Vec<DirEntry
 /// its stderr is the error.
 pub fn guest_tool(home: &Path, name: &InstanceName, argv: &[&str]) -> Result<(), RuntimeError> {
     let mut stderr = Vec::new();
+    // By absolute path: the guest's PATH starts with the workload's own
+    // bin directories, whose `mv` could be anything.
+    let program = format!("/bin/{}", argv[0]);
+    let argv: Vec<&str> = std::iter::once(program.as_str())
+        .chain(argv[1..].iter().copied())
+        .collect();
+    let argv = &argv[..];
     let command = Command {
         timeout: Some(Duration::from_secs(60)),
         ..Command::new(argv.iter().map(|s| s.to_string()).collect())
     };
     let status = run(home, name, command, &mut |out, b| {
         if out == Output::Stderr {
-            stderr.extend_from_slice(b);
+            keep_some(&mut stderr, b);
         }
     })?;
     if status.exit_code() != 0 {
+        let text = String::from_utf8_lossy(&stderr);
         return Err(RuntimeError::GuestFile {
             name: name.to_string(),
-            kind: "io".into(),
-            message: format!(
-                "`{}` in the guest failed: {}",
-                argv.join(" "),
-                String::from_utf8_lossy(&stderr).trim()
-            ),
+            kind: tool_error_kind(&text).into(),
+            message: format!("`{}` in the guest failed: {}", argv.join(" "), text.trim()),
         });
     }
     Ok(())
@@ -396,25 +400,64 @@ pub fn upload(
     Ok(size)
 }
 
-/// Streams the guest file `path` into `dst` (through `cat`, so any size);
-/// returns the bytes copied.
+/// Guest error text kept for a message: what a guest tool writes to
+/// stderr is the guest's, and may be endless.
+const STDERR_KEPT: usize = 64 * 1024;
+
+fn keep_some(buf: &mut Vec<u8>, b: &[u8]) {
+    let room = STDERR_KEPT.saturating_sub(buf.len());
+    buf.extend_from_slice(&b[..b.len().min(room)]);
+}
+
+/// The error kind a coreutils message means (`not_found`, ...), as the
+/// agent's own file requests report them.
+fn tool_error_kind(stderr: &str) -> &'static str {
+    if stderr.contains("No such file or directory") {
+        "not_found"
+    } else if stderr.contains("Permission denied") || stderr.contains("Operation not permitted") {
+        "permission_denied"
+    } else if stderr.contains("File exists") || stderr.contains("Not a directory") {
+        "exists"
+    } else {
+        "io"
+    }
+}
+
+/// Streams the guest file `path` into `dst`; returns the bytes copied.
+/// Only a regular file is read, and only as many bytes as it held when
+/// this started (a guest file that is `/dev/zero`, a FIFO or still
+/// growing cannot make this endless).
 pub fn download(
     home: &Path,
     name: &InstanceName,
     path: &str,
     dst: &mut dyn Write,
 ) -> Result<u64, RuntimeError> {
+    let st = stat(home, name, path)?;
+    if st.kind != mvm_proto::FileKind::File {
+        return Err(RuntimeError::GuestFile {
+            name: name.to_string(),
+            kind: "invalid_request".into(),
+            message: format!("{path} is not a regular file (it is a {:?})", st.kind).to_lowercase(),
+        });
+    }
     let mut stderr = Vec::new();
     let mut size = 0u64;
     let mut failed: Option<std::io::Error> = None;
-    let command = Command::new(vec!["cat".into(), "--".into(), path.to_string()]);
+    let command = Command::new(vec![
+        "/bin/head".into(),
+        "-c".into(),
+        st.size.to_string(),
+        "--".into(),
+        path.to_string(),
+    ]);
     let status = run(home, name, command, &mut |out, b| match out {
         Output::Stdout if failed.is_none() => match dst.write_all(b) {
             Ok(()) => size += b.len() as u64,
             Err(e) => failed = Some(e),
         },
         Output::Stdout => {}
-        Output::Stderr => stderr.extend_from_slice(b),
+        Output::Stderr => keep_some(&mut stderr, b),
     })?;
     if let Some(source) = failed {
         return Err(RuntimeError::Io {
@@ -422,13 +465,15 @@ pub fn download(
             source,
         });
     }
-    if status.exit_code() != 0 {
+    if status.exit_code() != 0 || size != st.size {
+        let text = String::from_utf8_lossy(&stderr);
         return Err(RuntimeError::GuestFile {
             name: name.to_string(),
-            kind: "io".into(),
+            kind: tool_error_kind(&text).into(),
             message: format!(
-                "reading {path} in the guest failed: {}",
-                String::from_utf8_lossy(&stderr).trim()
+                "reading {path} in the guest failed after {size} of {} bytes: {}",
+                st.size,
+                text.trim()
             ),
         });
     }

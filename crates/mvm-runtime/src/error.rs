@@ -175,6 +175,8 @@ impl RuntimeError {
             Snapshot { .. } => "E_SNAPSHOT",
             GuestFile { kind, .. } if kind == "not_found" => "E_FILE_NOT_FOUND",
             GuestFile { kind, .. } if kind == "permission_denied" => "E_FILE_PERMISSION",
+            GuestFile { kind, .. } if kind == "exists" => "E_FILE_EXISTS",
+            GuestFile { kind, .. } if kind == "invalid_request" => "E_FILE_KIND",
             GuestFile { .. } => "E_FILE",
         }
     }

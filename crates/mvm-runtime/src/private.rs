@@ -52,6 +52,18 @@ pub fn create_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens `path` for writing, creating it as 0600 if missing, without
+/// truncating it (a lock file).
+pub fn create_file_keep(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Makes an existing file (e.g. a socket just bound) 0600.
 pub fn restrict(path: &Path) -> io::Result<()> {
     std::fs::set_permissions(path, Permissions::from_mode(FILE_MODE))

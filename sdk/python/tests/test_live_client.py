@@ -716,3 +716,49 @@ def test_record_mode_refuses_what_a_recording_cannot_hold(tmp_path):
     assert proc.returncode == 1 and b"envs= cannot be recorded" in proc.stderr
     proc = run("Sandbox.create().files.read('/x')\n")
     assert proc.returncode == 1 and b"files.read cannot be recorded" in proc.stderr
+
+
+def test_a_download_cut_short_is_an_error_not_a_short_file(tmp_path, monkeypatch):
+    # A raw server that promises 10 bytes and sends 5, then closes.
+    import socket
+    import threading
+
+    from mvm import _api
+    from mvm.errors import ApiError
+
+    path = str(tmp_path / "short.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            c.recv(65536)
+            if True:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello")
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("MVM_API_URL", "unix:" + path)
+    monkeypatch.delenv("MVM_SDK_MODE", raising=False)
+    sb = mvm.Sandbox(client=_api.Client(), info={"id": "sb-1", "status": "running"})
+    with pytest.raises(ApiError) as e:
+        sb.files.read("/app/x", format="bytes")
+    assert "cut short" in str(e.value)
+    srv.close()
+
+
+def test_the_local_token_is_not_sent_to_another_host(tmp_path, monkeypatch):
+    from mvm import _api
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "api-token").write_text("local-secret-token")
+    monkeypatch.setenv("MVM_HOME", str(home))
+    monkeypatch.delenv("MVM_API_TOKEN", raising=False)
+    assert _api.Client(url="http://127.0.0.1:7878").token == "local-secret-token"
+    assert _api.Client(url="http://shared-box.example:7878").token == ""

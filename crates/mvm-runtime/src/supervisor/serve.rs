@@ -9,7 +9,7 @@ use mvm_proto::{FrameError, HookPhase, frame};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::control::{self, Bytes, Event, Request};
 use crate::error::RuntimeError;
@@ -43,6 +43,14 @@ const QUIESCE_LIMIT: Duration = Duration::from_secs(10);
 
 /// How long a guest whose lease expired gets to power off.
 const LEASE_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long `mvmctl down` of an expired instance may take before the
+/// supervisor stops the guest itself.
+const DOWN_FALLBACK: Duration = Duration::from_secs(60);
+
+/// A renewal asked for by a client: the new timeout, and where to answer
+/// with the new expiry (ms since the epoch).
+type Renewal = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);
 
 /// Starts `mvmctl down NAME` (this supervisor's own binary) detached, in a
 /// session of its own: it outlives this process, which it stops.
@@ -86,19 +94,39 @@ pub async fn serve(
     let (stop_tx, mut stop_rx) = mpsc::channel::<Ending>(1);
     let recorded = InstanceState::load(&dir.state_json()).ok();
     let lease = recorded.as_ref().and_then(|st| st.lease);
-    let (lease_tx, mut lease_rx) = watch::channel(lease_deadline(lease.as_ref()));
+    let (renew_tx, mut renew_rx) = mpsc::channel::<Renewal>(8);
     let ctx = Arc::new(Ctx {
         home: home.to_path_buf(),
         dir: dir.clone(),
-        lease: lease_tx,
+        renew: renew_tx,
     });
-    let mut deadline = *lease_rx.borrow_and_update();
+    let mut deadline = lease_deadline(lease.as_ref());
+    // Set once `mvmctl down` was started for an expired lease: if the
+    // instance still runs at the next deadline, it is stopped here.
+    let mut down_started = false;
     loop {
         tokio::select! {
-            Ok(()) = lease_rx.changed() => {
-                deadline = *lease_rx.borrow_and_update();
+            Some((timeout_ms, answer)) = renew_rx.recv() => {
+                // Here, not in the client's task: the main loop is the one
+                // writer of the record while it runs (pause, stop).
+                let renewed = renew(&ctx, timeout_ms).map_err(|e| e.to_string());
+                if let Ok((_, at)) = &renewed {
+                    deadline = Some(*at);
+                    down_started = false;
+                }
+                let _ = answer.send(renewed.map(|(ms, _)| ms));
             }
-            () = sleep_until(deadline) => {
+            () = sleep_until(deadline), if down_started => {
+                tracing::warn!("`mvmctl down` did not stop the expired instance; stopping it here");
+                if machine.is_running() {
+                    stop_instance(&agent, &mut machine, &dir, LEASE_STOP_GRACE).await;
+                }
+                if let Some(trail) = &trail {
+                    trail.down().await;
+                }
+                return 0;
+            }
+            () = sleep_until(deadline), if !down_started => {
                 // Read again: the record says what the lease asks for now.
                 let action = InstanceState::load(&dir.state_json())
                     .ok()
@@ -118,10 +146,11 @@ pub async fn serve(
                         }
                     }
                 }
-                deadline = None;
                 // `mvmctl down` does everything a stop involves (its stop
                 // request comes back here, then it removes the instance),
                 // so an expired instance leaves nothing behind.
+                down_started = true;
+                deadline = Some(Instant::now() + DOWN_FALLBACK);
                 if let Err(e) = spawn_down(home, &dir) {
                     tracing::warn!("starting `mvmctl down` at lease expiry: {e}; stopping the guest here");
                     if machine.is_running() {
@@ -193,8 +222,8 @@ pub async fn serve(
 struct Ctx {
     home: PathBuf,
     dir: InstanceDir,
-    /// When the lease ends (`None`: never); the main loop watches it.
-    lease: watch::Sender<Option<Instant>>,
+    /// Renewals, carried out by the main loop.
+    renew: mpsc::Sender<Renewal>,
 }
 
 async fn file_request(
@@ -212,8 +241,9 @@ async fn file_request(
     write_frame(stream, &event).await
 }
 
-/// Restarts the lease from now, in the record and in the main loop.
-fn renew(ctx: &Ctx, timeout_ms: u64) -> Result<Event, SupervisorError> {
+/// Restarts the lease from now in the record; returns the new expiry (ms
+/// since the epoch) and the instant it is.
+fn renew(ctx: &Ctx, timeout_ms: u64) -> Result<(u64, Instant), SupervisorError> {
     let path = ctx.dir.state_json();
     let mut st = InstanceState::load(&path)?;
     let now = now_unix_ms();
@@ -226,9 +256,10 @@ fn renew(ctx: &Ctx, timeout_ms: u64) -> Result<Event, SupervisorError> {
     lease.timeout_ms = timeout_ms;
     lease.expires_unix_ms = Some(expires_unix_ms);
     st.save(&path)?;
-    ctx.lease
-        .send_replace(Some(Instant::now() + Duration::from_millis(timeout_ms)));
-    Ok(Event::Renewed { expires_unix_ms })
+    Ok((
+        expires_unix_ms,
+        Instant::now() + Duration::from_millis(timeout_ms),
+    ))
 }
 
 /// The instant a lease recorded as expiring at `expires_unix_ms` ends.
@@ -546,11 +577,16 @@ async fn client(
             return;
         }
         Request::Renew { timeout_ms } => {
-            let event = match renew(&ctx, timeout_ms) {
-                Ok(event) => event,
-                Err(e) => Event::Failed {
-                    message: e.to_string(),
-                },
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let answer = match ctx.renew.send((timeout_ms, tx)).await {
+                Ok(()) => rx
+                    .await
+                    .unwrap_or_else(|_| Err("the instance is stopping".into())),
+                Err(_) => Err("the instance is stopping".into()),
+            };
+            let event = match answer {
+                Ok(expires_unix_ms) => Event::Renewed { expires_unix_ms },
+                Err(message) => Event::Failed { message },
             };
             write_frame(&mut stream, &event).await
         }

@@ -93,12 +93,11 @@ pub fn run(args: CpArgs) -> anyhow::Result<i32> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             let mut staged = tempfile::NamedTempFile::new_in(dir)?;
-            let n = call::download(
-                &home,
-                &name,
-                &path,
-                &mut std::io::BufWriter::new(staged.as_file_mut()),
-            )?;
+            let mut w = std::io::BufWriter::new(staged.as_file_mut());
+            let n = call::download(&home, &name, &path, &mut w)?;
+            // Flushed here, so a failed last write is an error, not lost.
+            w.into_inner()
+                .map_err(|e| anyhow::anyhow!("{}: {}", target.display(), e.error()))?;
             staged.as_file().sync_all()?;
             staged
                 .persist(&target)

@@ -85,6 +85,33 @@ h.kill("TERM")
 r = h.wait()
 assert "ready" in r.stdout and r.exit_code == 7, r
 
+# Input to a command that ended fails at once instead of hanging.
+h = sb.commands.start("true")
+assert h.wait().exit_code == 0
+t = time.monotonic()
+try:
+    h.send_stdin("late\n")
+    raise AssertionError("stdin to an ended command was accepted")
+except mvm.errors.ApiError:
+    pass
+assert time.monotonic() - t < 5, "send_stdin hung"
+
+# Only regular files are read: a link to /dev/zero is refused, not endless.
+sb.commands.run("ln -sf /dev/zero /tmp/zero")
+try:
+    sb.files.read("/tmp/zero")
+    raise AssertionError("read a link to /dev/zero")
+except mvm.errors.ApiError as e:
+    assert e.code == "E_FILE_KIND", e.code
+
+# A create that fails for a taken id leaves the sandbox's record alone.
+try:
+    Sandbox.create(template="python-3.13", id=sb.id, envs={"FROM_CREATE": "clobbered"})
+    raise AssertionError("a taken id was created again")
+except mvm.errors.ApiError as e:
+    assert e.code == "E_SANDBOX_EXISTS", e.code
+assert sb.commands.run("echo $FROM_CREATE").stdout == "yes\n"
+
 # Snapshot, fork, pause, resume.
 sb.files.write("/app/state.txt", "before")
 tag = sb.snapshot()

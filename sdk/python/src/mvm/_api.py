@@ -139,8 +139,10 @@ class Client:
         self.unix_path = None
         self.host = parts.hostname
         self.port = parts.port or 80
-        if not self.token:
-            # The server keeps the token there; reading it saves setting MVM_API_TOKEN on this machine.
+        if not self.token and self.host in ("127.0.0.1", "localhost", "::1"):
+            # The server keeps the token there; reading it saves setting
+            # MVM_API_TOKEN on this machine. Only for this machine: the
+            # local token is never sent to another host.
             try:
                 with open(os.path.join(mvm_home(), "api-token"), encoding="utf-8") as f:
                     self.token = f.read().strip()

@@ -333,13 +333,27 @@ class Files:
         """Stream the file into ``fileobj`` (anything with ``write(bytes)``); returns the byte count."""
         sb = self._sandbox._live_only("files.read")
         total = 0
+        import http.client
+
+        from mvm.errors import ApiError
+
         with sb._client.open("GET", sb._path("/files"), query={"path": _check_path("files.read", path)}) as r:
-            while True:
-                piece = r.read()
-                if not piece:
-                    return total
-                fileobj.write(piece)
-                total += len(piece)
+            expected = r.resp.getheader("Content-Length")
+            try:
+                while True:
+                    piece = r.read(1 << 20)
+                    if not piece:
+                        break
+                    fileobj.write(piece)
+                    total += len(piece)
+            except http.client.HTTPException as e:
+                raise ApiError("E_API_TRUNCATED", "reading %s was cut short after %d bytes: %s" % (path, total, e),
+                                        "the sandbox may have stopped; read it again", 0) from e
+            # http.client does not raise on a body shorter than its length.
+            if expected is not None and expected.isdigit() and int(expected) != total:
+                raise ApiError("E_API_TRUNCATED", "reading %s was cut short: %d of %s bytes" % (path, total, expected),
+                                        "the file changed or the sandbox stopped while it was read; read it again", 0)
+            return total
 
     def list(self, path: str) -> List[EntryInfo]:
         """The entries of the directory ``path``."""
