@@ -82,9 +82,8 @@ pub fn seconds(what: &str, s: f64, max: Duration) -> Result<Duration, ApiError> 
     Ok(Duration::from_secs_f64(s))
 }
 
-/// The sandbox as the API shows it: the instance's record, joined with
-/// what the API keeps about it.
-pub fn describe(home: &std::path::Path, name: &InstanceName) -> Result<Sandbox, ApiError> {
+/// The instance's record and what the API keeps about it.
+fn load(home: &std::path::Path, name: &InstanceName) -> Result<(InstanceState, Record), ApiError> {
     let dir = InstanceDir::new(home, name.clone());
     if !dir.dir.is_dir() {
         return Err(mvm_runtime::RuntimeError::NoSuchInstance {
@@ -93,23 +92,19 @@ pub fn describe(home: &std::path::Path, name: &InstanceName) -> Result<Sandbox, 
         .into());
     }
     let st = InstanceState::load(&dir.state_json())?;
-    Ok(from_state(
-        &st,
-        records::load(home, name, st.created_unix_ms),
-    ))
+    let rec = records::load(home, name, st.created_unix_ms);
+    Ok((st, rec))
 }
 
-/// The API's record of a running instance.
+/// The sandbox as the API shows it.
+pub fn describe(home: &std::path::Path, name: &InstanceName) -> Result<Sandbox, ApiError> {
+    let (st, rec) = load(home, name)?;
+    Ok(from_state(&st, rec))
+}
+
+/// The API's record of an existing instance.
 pub fn describe_record(home: &std::path::Path, name: &InstanceName) -> Result<Record, ApiError> {
-    let dir = InstanceDir::new(home, name.clone());
-    if !dir.dir.is_dir() {
-        return Err(mvm_runtime::RuntimeError::NoSuchInstance {
-            name: name.to_string(),
-        }
-        .into());
-    }
-    let st = InstanceState::load(&dir.state_json())?;
-    Ok(records::load(home, name, st.created_unix_ms))
+    load(home, name).map(|(_, rec)| rec)
 }
 
 fn from_state(st: &InstanceState, rec: Record) -> Sandbox {
