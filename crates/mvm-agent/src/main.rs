@@ -21,7 +21,7 @@ mod transport;
 mod udp_relay;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -109,6 +109,10 @@ fn run_as_init() -> ! {
 /// Serves every connection the transport yields: one after another on a
 /// serial port (there is only one host), side by side on a socket.
 fn serve_all(agent: &Arc<Agent>, mut transport: Box<dyn Transport>, concurrent: bool) {
+    // On a serial port every connection writes to the same port, so they
+    // share one outbox (requests of an earlier connection may still be
+    // replying); on a socket each has its own.
+    let mut shared: Option<server::Writer> = None;
     loop {
         let connection = match transport.accept() {
             Ok(Some(connection)) => connection,
@@ -119,8 +123,19 @@ fn serve_all(agent: &Arc<Agent>, mut transport: Box<dyn Transport>, concurrent: 
             }
         };
         let agent = agent.clone();
+        let writer = match (&shared, concurrent) {
+            (Some(outbox), false) => {
+                outbox.reconnect(connection.writer);
+                outbox.clone()
+            }
+            (None, false) => {
+                let outbox = server::Outbox::new(connection.writer);
+                shared = Some(outbox.clone());
+                outbox
+            }
+            (_, true) => server::Outbox::new(connection.writer),
+        };
         let serve = move || {
-            let writer = Arc::new(Mutex::new(connection.writer));
             if let Err(e) = server::serve(&agent, connection.reader, writer) {
                 log!("host connection ended: {e}");
             }

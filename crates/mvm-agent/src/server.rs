@@ -1,16 +1,16 @@
 //! Serving the protocol on one connection: a hello, then every request on
 //! its own thread so a long exec or invoke never blocks a ping. Replies
-//! share one locked writer; each frame is a single write, so they never
-//! interleave.
+//! share one [`Outbox`]; each frame is a single write under its lock, so
+//! they never interleave.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mvm_proto::frame::{self, FrameError};
 use mvm_proto::{
@@ -24,7 +24,87 @@ use crate::runner::{Call, Runners};
 use crate::service::Services;
 use crate::{files, hooks, log, process, shutdown};
 
-pub type Writer = Arc<Mutex<Box<dyn Write + Send>>>;
+pub type Writer = Arc<Outbox>;
+
+/// The longest the agent holds its frames after a `Quiesce` without a
+/// request following. Guest time: it does not run while the VM is
+/// stopped for the save, only if a host never sent the release.
+const QUIESCE_HOLD_LIMIT: Duration = Duration::from_secs(30);
+
+/// Where every frame to the host goes. After a `Quiesce` it holds every
+/// frame back (the threads sending them wait here, before writing a
+/// byte) until the next request arrives, so a snapshot taken meanwhile
+/// has no frame half-sent, however many commands are streaming output.
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    released: Condvar,
+}
+
+struct OutboxState {
+    writer: Box<dyn Write + Send>,
+    held_since: Option<Instant>,
+}
+
+impl Outbox {
+    pub fn new(writer: Box<dyn Write + Send>) -> Writer {
+        Arc::new(Outbox {
+            state: Mutex::new(OutboxState {
+                writer,
+                held_since: None,
+            }),
+            released: Condvar::new(),
+        })
+    }
+
+    /// A new host connection on the same port: its writer, nothing held.
+    /// Threads of the old connection's requests write here too, under
+    /// the same lock, so their frames cannot tear the new stream.
+    pub fn reconnect(&self, writer: Box<dyn Write + Send>) {
+        let mut state = self.lock();
+        state.writer = writer;
+        state.held_since = None;
+        self.released.notify_all();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, frame: &GuestFrame) -> Result<(), FrameError> {
+        let mut state = self.lock();
+        while let Some(since) = state.held_since {
+            let left = QUIESCE_HOLD_LIMIT.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                log!("no request followed a quiesce within {QUIESCE_HOLD_LIMIT:?}; sending again");
+                state.held_since = None;
+                break;
+            }
+            state = self
+                .released
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        frame::write_frame(&mut state.writer, frame)
+    }
+
+    /// Sends `frame` (the quiesce's acknowledgement), then holds all
+    /// others; one lock, so nothing slips in between.
+    fn send_then_hold(&self, frame: &GuestFrame) -> Result<(), FrameError> {
+        let mut state = self.lock();
+        frame::write_frame(&mut state.writer, frame)?;
+        state.held_since = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The host spoke again: frames may flow.
+    fn release(&self) {
+        let mut state = self.lock();
+        if state.held_since.take().is_some() {
+            self.released.notify_all();
+        }
+    }
+}
 
 pub use crate::shutdown::Mode;
 
@@ -59,7 +139,9 @@ impl Agent {
     }
 
     pub fn hello(&self) -> Hello {
-        let mut capabilities = vec!["exec", "files", "invoke", "hooks", "service", "prewarm"];
+        let mut capabilities = vec![
+            "exec", "files", "invoke", "hooks", "service", "prewarm", "quiesce",
+        ];
         if self.mode == Mode::Guest {
             capabilities.push("resume");
         }
@@ -134,6 +216,8 @@ pub fn serve(agent: &Arc<Agent>, mut reader: impl Read, writer: Writer) -> Resul
         let Some(body) = frame::read_frame_bytes(&mut reader)? else {
             return Ok(());
         };
+        // Whatever it is, the host is past its snapshot.
+        writer.release();
         match frame::decode::<HostFrame>(&body) {
             Ok(HostFrame { id, request }) => {
                 let (agent, request_writer) = (agent.clone(), writer.clone());
@@ -182,8 +266,7 @@ pub fn serve(agent: &Arc<Agent>, mut reader: impl Read, writer: Writer) -> Resul
 }
 
 fn send(writer: &Writer, frame: &GuestFrame) -> Result<(), FrameError> {
-    let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-    frame::write_frame(&mut *w, frame)
+    writer.send(frame)
 }
 
 /// Sends a reply; a reply too large for a frame becomes an error saying so.
@@ -221,6 +304,16 @@ fn handle(agent: &Agent, writer: &Writer, id: u64, request: Request) {
         log!("shutting down: {reason}");
         reply(writer, id, Response::Ok);
         shutdown::run(agent.mode, &agent.runners, &agent.services);
+    }
+    if let Request::Quiesce = request {
+        let ack = GuestFrame::Reply {
+            id,
+            response: Response::Ok,
+        };
+        if let Err(e) = writer.send_then_hold(&ack) {
+            log!("could not acknowledge the quiesce {id}: {e}");
+        }
+        return;
     }
     let response = match answer(agent, writer, id, request) {
         Ok(response) => response,
@@ -322,7 +415,7 @@ fn answer(
                 message: "resume sets the clock and seeds the random pool; a dev-mode agent leaves its host alone".into(),
             }),
         },
-        Request::Shutdown { .. } => unreachable!("handled before dispatch"),
+        Request::Shutdown { .. } | Request::Quiesce => unreachable!("handled before dispatch"),
     }
 }
 

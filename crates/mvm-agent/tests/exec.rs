@@ -73,6 +73,65 @@ fn output_streams_while_the_command_runs() {
     assert!(rest.exit.success());
 }
 
+/// After a quiesce the agent sends nothing, not even a streaming
+/// command's output, until the host's next request; then all of it.
+#[test]
+fn quiesce_holds_every_frame_until_the_next_request() {
+    let agent = DevAgent::start(|_| {});
+    assert!(
+        agent
+            .client
+            .hello()
+            .capabilities
+            .iter()
+            .any(|c| c == "quiesce"),
+        "{:?}",
+        agent.client.hello()
+    );
+    let flag = agent.dir.path().join("flag");
+    let script = format!(
+        "echo first; while [ ! -e {} ]; do sleep 0.01; done; echo second",
+        flag.display()
+    );
+    let mut stream = agent.client.exec(sh(&script)).unwrap();
+    assert_eq!(
+        stream.next_event().unwrap(),
+        ExecEvent::Stdout(b"first\n".to_vec())
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        loop {
+            let event = stream.next_event();
+            let last = !matches!(event, Ok(ExecEvent::Stdout(_) | ExecEvent::Stderr(_)));
+            let _ = tx.send(event);
+            if last {
+                break;
+            }
+        }
+    });
+    agent.client.quiesce(Duration::from_secs(60)).unwrap();
+    // Unblock the command straight on the host's disk (a dev agent's
+    // files are ours): a file request would itself release the hold.
+    std::fs::write(&flag, b"").unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "output flowed during the quiesce"
+    );
+    agent.client.ping(Duration::from_secs(60)).unwrap();
+    let mut stdout = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap() {
+            ExecEvent::Stdout(d) => stdout.extend(d),
+            ExecEvent::Stderr(_) => {}
+            ExecEvent::Exit(exit) => {
+                assert!(exit.success(), "{exit:?}");
+                break;
+            }
+        }
+    }
+    assert_eq!(stdout, b"second\n");
+}
+
 #[test]
 fn stdin_env_and_cwd() {
     let agent = DevAgent::start(|_| {});

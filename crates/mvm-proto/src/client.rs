@@ -124,6 +124,10 @@ impl Client {
             capabilities: Vec::new(),
         };
         let mut client = Client::start(reader, writer, placeholder);
+        // A restored guest may still be running requests of the
+        // connection it was saved on; their late replies must not match
+        // one of ours, so our ids start far from any earlier connection's.
+        client.next_id = AtomicU64::new(far_id_start());
         match client.call_timeout(Request::Hello, timeout)? {
             Response::Hello(hello) => {
                 check_version(&hello)?;
@@ -361,6 +365,16 @@ impl Client {
         })
     }
 
+    /// Asks the agent to hold every outgoing frame until its next
+    /// incoming request; see [`Request::Quiesce`].
+    pub fn quiesce(&self, timeout: Duration) -> Result<(), ClientError> {
+        expect_ok(
+            self.call_timeout(Request::Quiesce, timeout)?,
+            "quiesce",
+            |r| matches!(r, Response::Ok),
+        )
+    }
+
     /// Asks the agent to power off; returns once it has acknowledged.
     pub fn shutdown(&self, reason: &str) -> Result<(), ClientError> {
         let request = Request::Shutdown {
@@ -451,6 +465,19 @@ fn route_replies<R: Read>(mut reader: R, routes: SharedRoutes) {
     routes.closed = Some(reason);
     // Dropping the senders wakes every waiter with a disconnect.
     routes.waiting.clear();
+}
+
+/// A random request id in [2^40, 2^62): a fresh connection's ids start
+/// at 1, so they never meet these; two restored connections' ranges of a
+/// million requests each overlap with a chance of about 2^-41.
+fn far_id_start() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS per process and varied per
+    // instance, which is all the randomness this needs.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (1 << 40) + random % ((1 << 62) - (1 << 40))
 }
 
 /// The replies to one request. Dropping it abandons the request: later

@@ -85,6 +85,11 @@ pub enum Request {
     /// before any user code is imported, so a snapshot taken afterwards
     /// holds warm interpreters. Answered with `Ok`.
     Prewarm,
+    /// Answered with `Ok`, after which the agent sends nothing more until
+    /// its next incoming request (or 30 s of guest time): the host saves
+    /// the guest between whole frames even while commands stream output,
+    /// and a restored copy's new connection starts on a frame boundary.
+    Quiesce,
     /// Answered with `Ok`, after which the agent stops every process,
     /// unmounts and powers the VM off (in dev mode: exits).
     Shutdown { reason: String },
@@ -179,6 +184,7 @@ impl Request {
             Request::StartService { .. } => "start_service",
             Request::Resume { .. } => "resume",
             Request::Prewarm => "prewarm",
+            Request::Quiesce => "quiesce",
             Request::Shutdown { .. } => "shutdown",
         }
     }

@@ -25,15 +25,42 @@ const EXEC_EVENT_BUFFER: usize = 64;
 #[derive(Clone)]
 pub struct Agent {
     client: Arc<Client>,
-    /// Every request holds a read guard while it runs; a snapshot takes
-    /// the write side, so the guest is saved between frames, never with a
+    /// Every request holds a read guard while it runs (an exec only while
+    /// it is sent, when the agent can quiesce); a snapshot takes the
+    /// write side, so the guest is saved between frames, never with a
     /// reply half-sent (a restored copy's new connection would start
     /// mid-frame).
     quiet: Arc<tokio::sync::RwLock<()>>,
 }
 
-/// Held while nothing may be in flight on the agent channel.
-pub type Quiet = tokio::sync::OwnedRwLockWriteGuard<()>;
+/// Held while nothing may be in flight on the agent channel: no request
+/// is being sent and the agent holds back its frames (running commands'
+/// output included). Dropping it lets both flow again.
+pub struct Quiet {
+    _requests: tokio::sync::OwnedRwLockWriteGuard<()>,
+    /// Set when the agent acknowledged a quiesce: it sends nothing until
+    /// our next request, so dropping sends one.
+    agent_held: Option<Arc<Client>>,
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        if let Some(client) = self.agent_held.take() {
+            // Any request releases the agent. When the guest is gone (a
+            // pause) it fails at once; when it is still stopped, it waits.
+            let _ = std::thread::Builder::new()
+                .name("mvm-quiesce-release".into())
+                .spawn(move || {
+                    if let Err(e) = client.ping(RELEASE_TIMEOUT) {
+                        tracing::debug!("releasing the agent after a quiesce: {e}");
+                    }
+                });
+        }
+    }
+}
+
+/// How long the release after a quiesce waits for the agent's answer.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A hook's outcome as a shell would report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,14 +186,43 @@ impl Agent {
     /// Waits until no request is in flight and holds new ones back until
     /// the guard is dropped; gives up after `timeout`.
     pub async fn quiesce(&self, timeout: Duration) -> Result<Quiet, SupervisorError> {
-        tokio::time::timeout(timeout, self.quiet.clone().write_owned())
+        let started = Instant::now();
+        let requests = tokio::time::timeout(timeout, self.quiet.clone().write_owned())
             .await
             .map_err(|_| {
                 SupervisorError::Machine(format!(
-                    "requests to the guest were still running after {timeout:?} (an exec or invoke); \
+                    "requests to the guest were still running after {timeout:?} (an invoke or a file transfer); \
                      a snapshot is taken between requests, try again when they finish"
                 ))
-            })
+            })?;
+        if !self.can_quiesce() {
+            return Ok(Quiet {
+                _requests: requests,
+                agent_held: None,
+            });
+        }
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        // Built first, so a quiesce that failed late (the agent may hold
+        // its frames after all) is released too.
+        let quiet = Quiet {
+            _requests: requests,
+            agent_held: Some(self.client.clone()),
+        };
+        let client = self.client.clone();
+        blocking(move || client.quiesce(left)).await?;
+        Ok(quiet)
+    }
+
+    /// Whether the agent holds its frames on request; an image built
+    /// before it could runs each exec under the read guard instead.
+    fn can_quiesce(&self) -> bool {
+        self.client
+            .hello()
+            .capabilities
+            .iter()
+            .any(|c| c == "quiesce")
     }
 
     async fn hold(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
@@ -290,10 +346,17 @@ impl Agent {
         &self,
         request: ExecRequest,
     ) -> Result<mpsc::Receiver<Event>, SupervisorError> {
-        // Held by the relay thread until the command's last event.
+        // Held while the request is sent; by an agent that cannot
+        // quiesce, until the command's last event (in the relay thread).
         let held = self.hold().await;
         let client = self.client.clone();
         let mut stream = blocking(move || client.exec(request)).await?;
+        let held = if self.can_quiesce() {
+            drop(held);
+            None
+        } else {
+            Some(held)
+        };
         let (tx, rx) = mpsc::channel(EXEC_EVENT_BUFFER);
         // The stream blocks per event; a thread of its own keeps the async
         // thread free for other clients while the command runs.

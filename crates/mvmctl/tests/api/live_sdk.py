@@ -112,9 +112,16 @@ except mvm.errors.ApiError as e:
     assert e.code == "E_SANDBOX_EXISTS", e.code
 assert sb.commands.run("echo $FROM_CREATE").stdout == "yes\n"
 
-# Snapshot, fork, pause, resume.
+# Snapshot, fork, pause, resume. A command streaming output does not hold
+# a snapshot back, and streams on through it with nothing lost.
 sb.files.write("/app/state.txt", "before")
+ticker = sb.commands.start("for i in $(seq 1 30); do echo tick $i; sleep 0.1; done")
+time.sleep(0.5)
+t = time.monotonic()
 tag = sb.snapshot()
+summary["snapshot_while_streaming_s"] = time.monotonic() - t
+r = ticker.wait()
+assert r.stdout == "".join("tick %d\n" % i for i in range(1, 31)) and r.exit_code == 0, r
 forks = sb.fork(2, timeout=120)
 assert len(forks) == 2
 for f in forks:
@@ -124,10 +131,25 @@ assert [f.files.read("/app/state.txt") for f in forks] == [f.id for f in forks]
 assert sb.files.read("/app/state.txt") == "before"
 for f in forks:
     f.kill()
+# A pause ends the tracking of a running command (its wait fails), but
+# the process itself is saved and runs on; the handle still signals it.
+sleeper = sb.commands.start("sleep 1000")
 sb.pause()
 assert sb.info().status == "paused"
 sb.resume()
 assert sb.files.read("/app/state.txt") == "before"
+count = "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done | grep -c '^sleep 1000' || true"
+assert sb.commands.run(count).stdout.strip() == "1", "the paused command did not run on"
+try:
+    sleeper.wait()
+    raise AssertionError("a command's wait across a pause reported an exit")
+except mvm.errors.ApiError:
+    pass
+sleeper.kill()
+deadline = time.monotonic() + 10
+while sb.commands.run(count).stdout.strip() != "0":
+    assert time.monotonic() < deadline, "the kill did not reach the command after resume"
+    time.sleep(0.2)
 
 # Ten sandboxes at once from one process, from the snapshot.
 results, errors = {}, []
