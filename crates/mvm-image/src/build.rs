@@ -141,6 +141,9 @@ pub fn plan(req: &BuildRequest<'_>) -> Result<Plan, ImageError> {
 pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
     let plan = plan(req)?;
     let store = Store::new(req.home);
+    // Until the image is named, nothing else marks it as wanted: a prune
+    // must wait.
+    let _using = store.lock_shared()?;
     // Dependencies and before_build run in a microVM, whose kernel then
     // shapes the image; without them no kernel is involved.
     let guest = if plan.needs_vm {
@@ -172,6 +175,34 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
 
 /// Carry out `plan` as image `id`: base root, assembly, the builder VM if
 /// needed, seal, and commit into the store (staged, then renamed).
+/// Warns when the store's file system looks too full for this build: it
+/// holds a copy of the base root and the workload as a tree, then the
+/// sealed ext4 image beside it, until the tree is dropped.
+fn warn_if_short_of_space(
+    req: &BuildRequest<'_>,
+    store: &Store,
+    base_root: &Path,
+    compiled_dir: &Path,
+    log: &mut BuildLog,
+) {
+    const MARGIN: u64 = 256 << 20;
+    let need =
+        2 * (crate::store::disk_usage(base_root) + crate::store::disk_usage(compiled_dir)) + MARGIN;
+    let Some(free) = crate::store::free_bytes(store.root()) else {
+        return;
+    };
+    if free < need {
+        let message = format!(
+            "{} has {} MiB free and this build needs about {} MiB; it may fill the disk              (`mvmctl prune` and `mvmctl cache clean` free what nothing uses)",
+            store.root().display(),
+            free >> 20,
+            need.div_ceil(1 << 20)
+        );
+        log.note(&message);
+        req.progress.warn(&message);
+    }
+}
+
 fn make(
     req: &BuildRequest<'_>,
     plan: &Plan,
@@ -207,6 +238,7 @@ fn make(
     });
     step.finish_and_clear();
     let base = base?;
+    warn_if_short_of_space(req, store, &base.root, &compiled.dir, &mut log);
 
     let staging = store.staging()?;
     let tree = staging.path().join("tree");

@@ -32,7 +32,7 @@ pub use deps::Package;
 pub use error::ImageError;
 pub use lock::{DepsLock, ImageLock, Inputs};
 pub use progress::Progress;
-pub use store::{ImageRef, Meta, Store};
+pub use store::{ImageRef, Meta, Store, StoreLock, disk_usage, free_bytes};
 pub use wheel::WheelFile;
 
 /// Finds the image `target` names in the store under `home` (`$MVM_HOME`):

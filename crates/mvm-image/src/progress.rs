@@ -12,6 +12,14 @@ pub enum Progress {
 }
 
 impl Progress {
+    /// Something the user should know before the build goes on.
+    pub(crate) fn warn(self, message: &str) {
+        match self {
+            Progress::Stderr => eprintln!("warning: {message}"),
+            Progress::Hidden => tracing::warn!("{message}"),
+        }
+    }
+
     pub(crate) fn step(self, message: impl Into<String>) -> ProgressBar {
         let target = match self {
             Progress::Stderr => ProgressDrawTarget::stderr(),

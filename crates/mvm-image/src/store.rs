@@ -4,12 +4,16 @@
 //! images/<image-id>/{rootfs.ext4, image.lock, launch.json, meta.json, build.log}
 //! images/names/<name>        the id of the newest build of a workload name
 //! images/.tmp/               staging; complete images are renamed out of it
+//! images/.lock               builds and `up` hold it shared, removals exclusive
 //! ```
 //!
 //! An image directory appears only by one `rename` of a complete staging
 //! directory, so a reader never sees half an image and a failed build
 //! leaves nothing behind. `meta.json` is written last inside staging and
-//! marks an image as complete.
+//! marks an image as complete. Removal is the same in reverse: its names
+//! go first, then one `rename` into `.tmp/` takes the image away, and
+//! only then is it deleted, so a removal killed at any point leaves a
+//! store every reader understands (and leftovers the next prune takes).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +29,13 @@ pub const META_JSON: &str = "meta.json";
 pub const BUILD_LOG: &str = "build.log";
 const NAMES: &str = "names";
 const STAGING: &str = ".tmp";
+const LOCK: &str = ".lock";
+
+/// A held store lock (`flock` on `images/.lock`), released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: std::fs::File,
+}
 
 /// What `meta.json` records about an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +108,124 @@ impl Store {
             .prefix("build-")
             .tempdir_in(&dir)
             .map_err(ImageError::io(&dir))
+    }
+
+    /// Held by whatever may start using an image (a build until it has
+    /// named it, an `up` until its record names it); blocks while a
+    /// removal runs.
+    pub fn lock_shared(&self) -> Result<StoreLock, ImageError> {
+        self.lock(rustix::fs::FlockOperation::LockShared)
+            .map(|l| l.expect("a blocking lock is granted"))
+    }
+
+    /// Held by a removal; `None` while a build or `up` holds the shared lock.
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>, ImageError> {
+        self.lock(rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    }
+
+    fn lock(&self, how: rustix::fs::FlockOperation) -> Result<Option<StoreLock>, ImageError> {
+        private_dir_all(&self.root).map_err(ImageError::io(&self.root))?;
+        let path = self.root.join(LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ImageError::io(&path))?;
+        match rustix::fs::flock(&file, how) {
+            Ok(()) => Ok(Some(StoreLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(ImageError::Io {
+                path,
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Every complete image, sorted by id; directories without a
+    /// readable `meta.json` (not images, or damaged) are left out.
+    pub fn list(&self) -> Vec<ImageRef> {
+        let mut out: Vec<ImageRef> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| self.get(&n))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Every name with the id it points to (which may be gone), sorted.
+    pub fn names(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = std::fs::read_dir(self.root.join(NAMES))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok().filter(|n| is_name(n))?;
+                let id = std::fs::read_to_string(e.path()).ok()?;
+                Some((name, id.trim().to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Removes the name `name` (not the image it points to).
+    pub fn unset_name(&self, name: &str) -> Result<(), ImageError> {
+        if !is_name(name) {
+            return Ok(());
+        }
+        let path = self.root.join(NAMES).join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ImageError::Io { path, source: e }),
+        }
+    }
+
+    /// Removes image `id` and every name pointing to it; returns the bytes
+    /// it took. The caller holds the exclusive lock and has checked that
+    /// nothing uses it.
+    pub fn remove(&self, id: &str) -> Result<u64, ImageError> {
+        if !is_image_id(id) {
+            return Err(ImageError::NotFound {
+                target: id.to_string(),
+                store: self.root.clone(),
+                hint: "an image id is 64 lowercase hex digits".into(),
+            });
+        }
+        for (name, points_to) in self.names() {
+            if points_to == id {
+                self.unset_name(&name)?;
+            }
+        }
+        let dir = self.root.join(id);
+        let bytes = disk_usage(&dir);
+        let staging = self.staging_root();
+        private_dir_all(&staging).map_err(ImageError::io(&staging))?;
+        let trash = staging.join(format!("rm-{id}-{}", std::process::id()));
+        std::fs::rename(&dir, &trash).map_err(ImageError::io(&dir))?;
+        std::fs::remove_dir_all(&trash).map_err(ImageError::io(&trash))?;
+        Ok(bytes)
+    }
+
+    /// What is left in `.tmp/` (builds and removals that were killed) and
+    /// the bytes it takes. Only meaningful under the exclusive lock, when
+    /// no build is running.
+    pub fn leftovers(&self) -> Vec<(PathBuf, u64)> {
+        std::fs::read_dir(self.staging_root())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                let bytes = disk_usage(&path);
+                (path, bytes)
+            })
+            .collect()
     }
 
     /// The complete image `id`, if present.
@@ -213,6 +342,33 @@ impl Store {
             hint: "it is neither an image id nor the name of a built workload; build one with `mvmctl build COMPILED_DIR`".into(),
         })
     }
+}
+
+/// Bytes `path` takes on disk (allocated blocks: sparse files count what
+/// they hold), not following symlinks; 0 when it is gone.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    own + std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| disk_usage(&e.path()))
+        .sum::<u64>()
+}
+
+/// Free bytes (for unprivileged users) on the file system holding `path`
+/// or its nearest existing parent.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// Creates `dir` and missing parents as 0700 (whatever the umask); the

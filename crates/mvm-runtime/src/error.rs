@@ -137,6 +137,20 @@ pub enum RuntimeError {
     #[error("snapshot: {detail}")]
     Snapshot { detail: String },
 
+    #[error(
+        "image {image} is used by {}\n  hint: remove those first, or pass --force to remove them with it",
+        users.join(", ")
+    )]
+    ImageInUse { image: String, users: Vec<String> },
+
+    #[error(
+        "the image store is in use by a build or an `up` that is running\n  hint: try again when it has finished"
+    )]
+    StoreBusy,
+
+    #[error("the image store: {detail}")]
+    Store { detail: String },
+
     /// The guest refused a file request; `kind` is mvm-proto's error kind
     /// (`not_found`, `permission_denied`, `too_large`, ...).
     #[error("`{name}`: {message}\n  hint: `mvmctl exec {name} -- ls -la DIR` shows what is there")]
@@ -173,6 +187,9 @@ impl RuntimeError {
             NoSuchSnapshot { .. } => "E_TEMPLATE_NOT_FOUND",
             SnapshotExists { .. } => "E_SNAPSHOT_EXISTS",
             Snapshot { .. } => "E_SNAPSHOT",
+            ImageInUse { .. } => "E_IMAGE_IN_USE",
+            StoreBusy => "E_STORE_BUSY",
+            Store { .. } => "E_STORE",
             GuestFile { kind, .. } if kind == "not_found" => "E_FILE_NOT_FOUND",
             GuestFile { kind, .. } if kind == "permission_denied" => "E_FILE_PERMISSION",
             GuestFile { kind, .. } if kind == "exists" => "E_FILE_EXISTS",

@@ -40,6 +40,7 @@ pub mod ps;
 pub mod secrets;
 pub mod snapshot;
 pub mod state;
+pub mod store;
 pub mod supervisor;
 pub mod up;
 

@@ -298,6 +298,7 @@ pub fn up_from_snapshot(
             hint: "its egress gate, logs and published ports belong to the source instance; pause and resume it instead, or fork a closed-network instance".into(),
         });
     }
+    let _using = crate::store::using_images(home, &saved.image)?;
     let (launch, launch_sha256) = crate::launch::load_with_digest(&saved.image.launch_json)?;
     let dir = match &opts.name {
         Some(n) => crate::up::claim(home, n)?,

@@ -134,7 +134,7 @@ pub fn bindings(vm: &VmConfig, image: &ImageRef) -> Result<BTreeMap<String, Stri
 /// A file as a restore needs it unchanged: its path, size and
 /// modification time (hashing a kernel at every `up` would cost more than
 /// the restore it guards; the snapshot's own files are hashed).
-fn file_identity(path: &Path) -> Result<String, RuntimeError> {
+pub(crate) fn file_identity(path: &Path) -> Result<String, RuntimeError> {
     let meta = std::fs::metadata(path).map_err(|source| RuntimeError::Io {
         what: format!("reading {}", path.display()),
         source,

@@ -111,6 +111,9 @@ pub fn up_image(
     assets: &BootAssets,
     opts: &UpOptions,
 ) -> Result<UpOutcome, RuntimeError> {
+    // Until the instance's record names the image, a prune must wait
+    // (and one that ran between the caller's lookup and now took it).
+    let _using = crate::store::using_images(home, &image)?;
     let (launch, launch_sha256) = launch::load_with_digest(&image.launch_json)?;
     let name = match &opts.name {
         Some(n) => n.clone(),

@@ -5,7 +5,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +68,19 @@ enum Command {
     /// Work with Workload IR files.
     #[command(subcommand)]
     Ir(commands::ir::IrCommand),
+    /// List, inspect and remove built images.
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
+    /// Remove what nothing uses: dead instances, unnamed images, stale
+    /// template snapshots, leftovers of killed builds.
+    Prune(commands::prune::PruneArgs),
+    /// The download cache (kernels, base roots, wheels).
+    #[command(subcommand)]
+    Cache(commands::prune::CacheCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page, or write one per command with --out DIR.
+    Man(commands::completions::ManArgs),
     #[command(name = "__supervise", hide = true)]
     Supervise(commands::supervise::SuperviseArgs),
     #[command(name = "__egress-proxy", hide = true)]
@@ -124,11 +137,20 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::plan::verify(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Ir(cmd) => commands::ir::run(cmd),
+        Command::Image(cmd) => commands::image::run(cmd),
+        Command::Prune(args) => commands::prune::run(args),
+        Command::Cache(cmd) => commands::prune::cache(cmd),
+        Command::Completions(args) => commands::completions::completions(args, Cli::command()),
+        Command::Man(args) => commands::completions::man(args, Cli::command()),
         Command::Supervise(args) => commands::supervise::run(args),
         Command::EgressProxy(args) => commands::egress::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) if json_run() => {
+            eprintln!("{}", error_json(&e));
+            ExitCode::from(1)
+        }
         Err(e) => {
             // Errors carry guest and file text (hook output, console tails,
             // names): nothing in them may drive the terminal.
@@ -136,6 +158,33 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether the user asked for JSON output (`--json`, `--format json`):
+/// then an error is JSON too.
+fn json_run() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--json" || a == "--format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
+}
+
+/// The error shape of `--json` runs (docs/user-guide.md): one line,
+/// `{"error": {"code", "message", "hint"}}`, the code as the local API
+/// gives it where the runtime names one.
+fn error_json(e: &anyhow::Error) -> String {
+    let code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<mvm_runtime::RuntimeError>())
+        .map(mvm_runtime::RuntimeError::code)
+        .unwrap_or("E_ERROR");
+    let text = describe(e);
+    let (message, hint) = match text.split_once("\n  hint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.trim().to_string())),
+        None => (text, None),
+    };
+    serde_json::json!({"error": {"code": code, "message": message, "hint": hint}}).to_string()
 }
 
 /// Logs go to stderr, quiet unless `MVM_LOG` (an `EnvFilter` directive such

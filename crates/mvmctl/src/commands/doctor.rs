@@ -232,6 +232,46 @@ fn store() -> Section {
             Some("set MVM_CACHE_DIR"),
         )),
     }
+    let cache = mvm_guest::default_cache_dir().ok();
+    if let Ok(u) = mvm_runtime::store::usage(&home, cache.as_deref()) {
+        let mib = |b: u64| format!("{} MiB", b.div_ceil(1 << 20));
+        checks.push(check(
+            "images",
+            true,
+            false,
+            format!(
+                "{} image(s), {} (`mvmctl prune` removes what nothing uses)",
+                u.images,
+                mib(u.images_bytes)
+            ),
+            None,
+        ));
+        checks.push(check(
+            "instances",
+            true,
+            false,
+            format!("{} instance(s), {}", u.instances, mib(u.instances_bytes)),
+            None,
+        ));
+        checks.push(check(
+            "snapshots",
+            true,
+            false,
+            format!(
+                "{} tagged snapshot(s), {}",
+                u.snapshots,
+                mib(u.snapshots_bytes)
+            ),
+            None,
+        ));
+        checks.push(check(
+            "cache size",
+            true,
+            false,
+            format!("{} (`mvmctl cache clean` empties it)", mib(u.cache_bytes)),
+            None,
+        ));
+    }
     Section {
         title: "Store",
         checks,
