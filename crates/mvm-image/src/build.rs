@@ -185,22 +185,30 @@ fn warn_if_short_of_space(
     compiled_dir: &Path,
     log: &mut BuildLog,
 ) {
-    const MARGIN: u64 = 256 << 20;
-    let need =
-        2 * (crate::store::disk_usage(base_root) + crate::store::disk_usage(compiled_dir)) + MARGIN;
     let Some(free) = crate::store::free_bytes(store.root()) else {
         return;
     };
-    if free < need {
-        let message = format!(
-            "{} has {} MiB free and this build needs about {} MiB; it may fill the disk              (`mvmctl prune` and `mvmctl cache clean` free what nothing uses)",
-            store.root().display(),
-            free >> 20,
-            need.div_ceil(1 << 20)
-        );
+    let inputs = crate::store::disk_usage(base_root) + crate::store::disk_usage(compiled_dir);
+    if let Some(message) = space_warning(store.root(), free, inputs) {
         log.note(&message);
         req.progress.warn(&message);
     }
+}
+
+/// The warning for a build whose inputs take `inputs` bytes on a file
+/// system with `free` bytes left, if it looks too full.
+fn space_warning(root: &Path, free: u64, inputs: u64) -> Option<String> {
+    const MARGIN: u64 = 256 << 20;
+    let need = 2 * inputs + MARGIN;
+    (free < need).then(|| {
+        format!(
+            "{} has {} MiB free and this build needs about {} MiB; it may fill the disk \
+             (`mvmctl prune` and `mvmctl cache clean` free what nothing uses)",
+            root.display(),
+            free >> 20,
+            need.div_ceil(1 << 20)
+        )
+    })
 }
 
 fn make(
@@ -338,4 +346,24 @@ fn plan_install(
 /// Store files are the owner's only (0600), whatever the umask.
 fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), ImageError> {
     crate::store::private_write(path, bytes).map_err(ImageError::io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_warns_only_when_the_disk_looks_too_full_for_it() {
+        let root = Path::new("/h/images");
+        let mib = 1u64 << 20;
+        // Twice the inputs plus 256 MiB: 100 MiB of inputs need 456 MiB.
+        assert_eq!(space_warning(root, 456 * mib, 100 * mib), None);
+        let warned = space_warning(root, 455 * mib, 100 * mib).expect("a warning");
+        assert_eq!(
+            warned,
+            "/h/images has 455 MiB free and this build needs about 456 MiB; it may fill the disk \
+             (`mvmctl prune` and `mvmctl cache clean` free what nothing uses)"
+        );
+        assert!(space_warning(root, 0, 0).is_some());
+    }
 }
