@@ -21,7 +21,7 @@ pub mod templates;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use mvm_runtime::up::{BootAssets, SupervisorCommand};
 
@@ -46,7 +46,8 @@ pub struct App {
     pub home: PathBuf,
     pub mvmctl: PathBuf,
     pub supervisor: SupervisorCommand,
-    boot: OnceLock<BootAssets>,
+    /// Prepared once, again when a `cache clean` took its files.
+    boot: std::sync::Mutex<Option<BootAssets>>,
     pub commands: commands::Registry,
     pub metrics: metrics::Metrics,
     /// Base-template builds, one at a time per template.
@@ -62,7 +63,7 @@ impl App {
                 program: mvmctl.to_path_buf(),
                 args: vec!["__supervise".into()],
             },
-            boot: OnceLock::new(),
+            boot: std::sync::Mutex::default(),
             commands: commands::Registry::default(),
             metrics: metrics::Metrics::default(),
             builds: templates::Builds::default(),
@@ -71,13 +72,18 @@ impl App {
 
     /// The kernel and initrd every instance boots (fetched once).
     pub fn boot_assets(&self) -> Result<BootAssets, ApiError> {
-        if let Some(b) = self.boot.get() {
+        let mut boot = self.boot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = boot.as_ref()
+            && b.kernel.is_file()
+            && b.initrd.is_file()
+        {
             return Ok(b.clone());
         }
         let cache = mvm_runtime::assets::cache_dir()?;
         let assets =
             mvm_runtime::assets::boot_assets(&cache, mvm_runtime::assets::Progress::Hidden)?;
-        Ok(self.boot.get_or_init(|| assets).clone())
+        *boot = Some(assets.clone());
+        Ok(assets)
     }
 }
 

@@ -219,6 +219,9 @@ pub async fn create(
         let app = app2;
         let home = &app.home;
         let admission = Some(AdmissionRequest::from_home(home)?);
+        // From before the boot assets and a base template's build until
+        // the instance's record names what it uses: removals refuse.
+        let _store = mvm_runtime::store::hold(home)?;
         let boot = app.boot_assets()?;
         let base = BASE_TEMPLATES.contains(&req.template.as_str());
         if !base && (req.recording.is_some() || req.source_root.is_some()) {

@@ -139,11 +139,12 @@ pub fn plan(req: &BuildRequest<'_>) -> Result<Plan, ImageError> {
 }
 
 pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
-    let plan = plan(req)?;
     let store = Store::new(req.home);
-    // Until the image is named, nothing else marks it as wanted: a prune
-    // must wait.
+    // From before the input is unpacked into the store's staging until
+    // the image is named (nothing else marks it as wanted): removals
+    // refuse meanwhile.
     let _using = store.lock_shared()?;
+    let plan = plan(req)?;
     // Dependencies and before_build run in a microVM, whose kernel then
     // shapes the image; without them no kernel is involved.
     let guest = if plan.needs_vm {

@@ -322,6 +322,16 @@ impl Store {
                     ),
                 });
         }
+        self.resolve_stored(target)
+    }
+
+    /// Resolves only what the store itself names: an image id, a unique
+    /// id prefix (8+ digits) or a name; never a directory (removing "the
+    /// image of ./out" must not depend on what ./out says).
+    pub fn resolve_stored(&self, target: &str) -> Result<ImageRef, ImageError> {
+        if let Some(image) = self.get(target).or_else(|| self.by_name(target)) {
+            return Ok(image);
+        }
         if target.len() >= 8 && target.bytes().all(|b| b.is_ascii_hexdigit()) {
             let matches: Vec<String> = std::fs::read_dir(&self.root)
                 .into_iter()

@@ -142,6 +142,18 @@ fn unexpected(name: &InstanceName, event: &Event) -> RuntimeError {
 }
 
 /// `mvmctl resume NAME`: a new supervisor restores the paused state.
+/// Whether `resume` would bring the instance back: it is paused, or a
+/// resume's supervisor died part-way (that leaves `starting` behind while
+/// the paused state it was restoring is still whole). `prune` leaves
+/// these alone.
+pub(crate) fn resumable(dir: &InstanceDir, st: &InstanceState) -> bool {
+    match st.observe() {
+        Observed::Paused => true,
+        Observed::Dead => st.start == Start::Resume && snapshot::paused_dir(dir).is_dir(),
+        _ => false,
+    }
+}
+
 pub fn resume(
     home: &Path,
     name: &InstanceName,
@@ -157,12 +169,7 @@ pub fn resume(
     let _lock = lock(&dir, false)?;
     let mut st = InstanceState::load(&dir.state_json())?;
     let observed = st.observe();
-    // A resume whose supervisor died part-way left `starting` behind; the
-    // paused state it was restoring is still whole.
-    let interrupted = observed == Observed::Dead
-        && st.start == Start::Resume
-        && snapshot::paused_dir(&dir).is_dir();
-    if observed != Observed::Paused && !interrupted {
+    if !resumable(&dir, &st) {
         return Err(RuntimeError::NotRunning {
             name: name.to_string(),
             status: observed.as_str().into(),
@@ -299,6 +306,7 @@ pub fn up_from_snapshot(
         });
     }
     let _using = crate::store::using_images(home, &saved.image)?;
+    crate::store::check_boot_files(&saved.persist.vm.kernel, &saved.persist.vm.initrd)?;
     let (launch, launch_sha256) = crate::launch::load_with_digest(&saved.image.launch_json)?;
     let dir = match &opts.name {
         Some(n) => crate::up::claim(home, n)?,

@@ -64,6 +64,8 @@ pub struct Report {
     pub removed: Vec<Removed>,
     pub kept: Vec<Kept>,
     pub freed_bytes: u64,
+    /// What could not be removed, and why; the rest went on (exit 1).
+    pub errors: Vec<String>,
 }
 
 impl Report {
@@ -81,6 +83,10 @@ impl Report {
             bytes,
         });
         self.freed_bytes += bytes;
+    }
+
+    fn failed(&mut self, what: impl std::fmt::Display, e: impl std::fmt::Display) {
+        self.errors.push(format!("{what}: {e}"));
     }
 
     fn keep(&mut self, what: impl Into<String>, why: impl Into<String>) {
@@ -119,7 +125,7 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
 /// The store's shared lock for an `up` of `image`, checked to still be
 /// there: a removal may have run between the caller's lookup and now.
 pub(crate) fn using_images(home: &Path, image: &ImageRef) -> Result<StoreLock, RuntimeError> {
-    let lock = Store::new(home).lock_shared().map_err(store_error)?;
+    let lock = hold(home)?;
     if !image.rootfs.is_file() {
         return Err(RuntimeError::ImageNotFound {
             detail: format!("image {} ({}) was removed", short(&image.id), image.name),
@@ -127,6 +133,29 @@ pub(crate) fn using_images(home: &Path, image: &ImageRef) -> Result<StoreLock, R
         });
     }
     Ok(lock)
+}
+
+/// The store's shared lock, for a caller about to prepare what an `up`
+/// uses (boot assets in the cache, an image lookup): `cache clean` and
+/// removals wait for it to be dropped.
+pub fn hold(home: &Path) -> Result<StoreLock, RuntimeError> {
+    Store::new(home).lock_shared().map_err(store_error)
+}
+
+/// Refuses boot files that are gone (a `cache clean` that ran before the
+/// caller took the store lock): QEMU would fail later, less clearly.
+pub(crate) fn check_boot_files(kernel: &Path, initrd: &Path) -> Result<(), RuntimeError> {
+    for (what, path) in [("kernel", kernel), ("initramfs", initrd)] {
+        if !path.is_file() {
+            return Err(RuntimeError::GuestAssets {
+                detail: format!(
+                    "the guest {what} {} is gone (was the cache cleaned?); run the command again",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn exclusive(home: &Path) -> Result<StoreLock, RuntimeError> {
@@ -155,35 +184,82 @@ fn users(home: &Path, skip_instances: &BTreeSet<String>) -> Result<Users, Runtim
         if skip_instances.contains(&name) {
             continue;
         }
-        // An unreadable record names nothing we can read; prune takes it
-        // as a leftover, and until then nothing it might need is judged
-        // unused by it.
-        let Ok(st) = st else { continue };
         let who = format!("instance {name}");
-        users
-            .images
-            .entry(st.image.id.clone())
-            .or_default()
-            .push(who.clone());
-        users
-            .files
-            .push((st.persist.vm.kernel.clone(), who.clone()));
-        users.files.push((st.persist.vm.initrd.clone(), who));
+        match st {
+            Ok(st) => users.add(
+                &who,
+                &st.image.id,
+                &st.persist.vm.kernel,
+                &st.persist.vm.initrd,
+            ),
+            // A record this mvm cannot read (another version's, or
+            // edited) still says what it uses, as plain JSON: that is
+            // kept for it. Nothing else is done with what it says.
+            Err(_) => users.add_loose(&who, &read_json(&dir.state_json()), &["persist"]),
+        }
     }
     for (tag, saved) in tagged(home)? {
-        let Some(saved) = saved else { continue };
         let who = format!("snapshot {tag}");
-        users
-            .images
-            .entry(saved.image.id.clone())
-            .or_default()
-            .push(who.clone());
-        users
-            .files
-            .push((saved.persist.vm.kernel.clone(), who.clone()));
-        users.files.push((saved.persist.vm.initrd.clone(), who));
+        match saved {
+            Some(saved) => users.add(
+                &who,
+                &saved.image.id,
+                &saved.persist.vm.kernel,
+                &saved.persist.vm.initrd,
+            ),
+            // One that fails its seal now (a changed key, another
+            // version) keeps what its manifest names, so it is not made
+            // unrestorable on top.
+            None => {
+                let manifest =
+                    read_json(&snapshot::tagged_root(home).join(&tag).join("manifest.json"));
+                users.add_loose(&who, &manifest, &["payload", "persist"]);
+            }
+        }
     }
     Ok(users)
+}
+
+impl Users {
+    fn add(&mut self, who: &str, image: &str, kernel: &Path, initrd: &Path) {
+        self.images
+            .entry(image.to_string())
+            .or_default()
+            .push(who.to_string());
+        self.files.push((kernel.to_path_buf(), who.to_string()));
+        self.files.push((initrd.to_path_buf(), who.to_string()));
+    }
+
+    /// What an unparsable record or manifest appears to use: `image.id`
+    /// beside the last key of `at` and `vm.{kernel,initrd}` under it
+    /// (`["persist"]` for a record, `["payload", "persist"]` for a
+    /// snapshot manifest).
+    fn add_loose(&mut self, who: &str, v: &serde_json::Value, at: &[&str]) {
+        let (last, parents) = at.split_last().expect("a path");
+        let base = parents.iter().fold(v, |v, k| &v[*k]);
+        if let Some(id) = base["image"]["id"].as_str() {
+            self.images
+                .entry(id.to_string())
+                .or_default()
+                .push(who.to_string());
+        }
+        for file in ["kernel", "initrd"] {
+            if let Some(path) = base[*last]["vm"][file].as_str() {
+                self.files.push((PathBuf::from(path), who.to_string()));
+            }
+        }
+    }
+}
+
+/// A file as JSON, or `null` when it is missing, too large or not JSON.
+fn read_json(path: &Path) -> serde_json::Value {
+    use std::io::Read;
+    let mut text = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(16 << 20).read_to_end(&mut text));
+    match read {
+        Ok(_) => serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null),
+        Err(_) => serde_json::Value::Null,
+    }
 }
 
 /// Every tagged snapshot with what it would recreate; `None` for one that
@@ -281,12 +357,9 @@ fn not_found(target: &str) -> RuntimeError {
 
 fn resolve(home: &Path, target: &str) -> Result<mvm_image::ImageRef, RuntimeError> {
     // Only names and ids here: a directory argument would make `image rm
-    // ./out` remove whatever the compile output's names point to.
-    if target.contains('/') {
-        return Err(not_found(target));
-    }
+    // out` remove whatever that compile output's names point to.
     Store::new(home)
-        .resolve(target)
+        .resolve_stored(target)
         .map_err(|_| not_found(target))
 }
 
@@ -315,13 +388,25 @@ pub fn remove_image(
         if let Some(name) = who.strip_prefix("instance ") {
             let dir = crate::home::InstanceDir::new(home, InstanceName::parse(name)?);
             let bytes = disk_usage(&dir.dir);
-            crate::down::down(home, &dir.name, grace)?;
-            report.remove("instance", name, bytes);
+            match crate::down::down(home, &dir.name, grace) {
+                Ok(_) => report.remove("instance", name, bytes),
+                Err(e) => report.failed(&who, e),
+            }
         } else if let Some(tag) = who.strip_prefix("snapshot ") {
             let bytes = disk_usage(&snapshot::tagged_root(home).join(tag));
-            snapshot::remove(home, tag)?;
-            report.remove("snapshot", tag, bytes);
+            match snapshot::remove(home, tag) {
+                Ok(()) => report.remove("snapshot", tag, bytes),
+                Err(e) => report.failed(&who, e),
+            }
         }
+    }
+    if !report.errors.is_empty() {
+        // Something that uses it is still there: the image stays.
+        report.keep(
+            format!("{} ({})", short(&image.id), image.meta.name),
+            "not all of its users could be removed",
+        );
+        return Ok(report);
     }
     let store = Store::new(home);
     for (name, id) in store.names() {
@@ -349,18 +434,40 @@ pub fn prune(home: &Path, dry_run: bool) -> Result<Report, RuntimeError> {
     // Instances first: what a dead one used is free once it is gone.
     let mut gone = BTreeSet::new();
     for (dir, st) in state::list(home)? {
-        let why = match &st {
-            Ok(st) if st.observe() == Observed::Dead => "dead",
+        match &st {
+            Ok(st) if crate::lifecycle::resumable(&dir, st) => {
+                if st.observe() == Observed::Dead {
+                    report.keep(
+                        format!("instance {}", dir.name),
+                        format!(
+                            "a resume was interrupted; `mvmctl resume {}` brings it back",
+                            dir.name
+                        ),
+                    );
+                }
+                continue;
+            }
+            Ok(st) if st.observe() == Observed::Dead => {}
             Ok(_) => continue,
-            // No `up` is between its claim and its record (they hold the
-            // shared lock), so this is what a crash left.
-            Err(_) => "unreadable record",
-        };
-        let bytes = disk_usage(&dir.dir);
-        if !dry_run {
-            crate::down::down(home, &dir.name, crate::down::DEFAULT_GRACE)?;
+            // Another version's record, or damaged: its processes may
+            // still run, and only its owner can tell.
+            Err(e) => {
+                report.keep(
+                    format!("instance {}", dir.name),
+                    format!(
+                        "its record is unreadable ({e}); `mvmctl down {}` removes it",
+                        dir.name
+                    ),
+                );
+                continue;
+            }
         }
-        report.remove("instance", format!("{} ({why})", dir.name), bytes);
+        let bytes = disk_usage(&dir.dir);
+        if !dry_run && let Err(e) = crate::down::down(home, &dir.name, crate::down::DEFAULT_GRACE) {
+            report.failed(format!("instance {}", dir.name), e);
+            continue;
+        }
+        report.remove("instance", format!("{} (dead)", dir.name), bytes);
         gone.insert(dir.name.to_string());
     }
 
@@ -370,8 +477,9 @@ pub fn prune(home: &Path, dry_run: bool) -> Result<Report, RuntimeError> {
     let names = store.names();
     for (name, id) in &names {
         if !present.contains(id) {
-            if !dry_run {
-                store.unset_name(name).map_err(store_error)?;
+            if !dry_run && let Err(e) = store.unset_name(name) {
+                report.failed(format!("name {name}"), e);
+                continue;
             }
             report.remove("name", format!("{name} (its image is gone)"), 0);
         }
@@ -388,20 +496,28 @@ pub fn prune(home: &Path, dry_run: bool) -> Result<Report, RuntimeError> {
                 );
             } else {
                 let bytes = if dry_run {
-                    disk_usage(&image.dir)
+                    Ok(disk_usage(&image.dir))
                 } else {
-                    store.remove(&image.id).map_err(store_error)?
+                    store.remove(&image.id)
                 };
-                report.remove("image", format!("{label} (no name points to it)"), bytes);
+                match bytes {
+                    Ok(bytes) => {
+                        report.remove("image", format!("{label} (no name points to it)"), bytes)
+                    }
+                    Err(e) => report.failed(format!("image {label}"), e),
+                }
                 continue;
             }
         }
-        prune_templates(&image, &label, &host, home, dry_run, &mut report)?;
+        if let Err(e) = prune_templates(&image, &label, &host, home, dry_run, &mut report) {
+            report.failed(format!("templates of {label}"), e);
+        }
     }
 
     for (path, bytes) in store.leftovers() {
-        if !dry_run {
-            remove_any(&path)?;
+        if !dry_run && let Err(e) = remove_any(&path) {
+            report.failed(path.display(), e);
+            continue;
         }
         report.remove("leftover", path.display().to_string(), bytes);
     }
@@ -410,8 +526,8 @@ pub fn prune(home: &Path, dry_run: bool) -> Result<Report, RuntimeError> {
         let bytes = disk_usage(&path);
         report.remove("leftover", path.display().to_string(), bytes);
     }
-    if !dry_run {
-        mvm_snapshot::clean_staging(&snapshots).map_err(snapshot::snapshot_error)?;
+    if !dry_run && let Err(e) = mvm_snapshot::clean_staging(&snapshots) {
+        report.failed(snapshots.display(), e);
     }
     Ok(report)
 }
@@ -560,7 +676,9 @@ pub fn cache_clean(home: &Path, cache_dir: &Path, dry_run: bool) -> Result<Repor
         // Entries are judged one level down (kernel/<version>,
         // rootfs/<key>, ...): a kernel in use keeps its own directory,
         // not the whole cache.
-        let children = if top.is_dir() && !top_name.starts_with(CACHE_TRASH) {
+        // A symlink is one entry (only the link goes), whatever it points to.
+        let is_dir = std::fs::symlink_metadata(&top).is_ok_and(|m| m.is_dir());
+        let children = if is_dir && !top_name.starts_with(CACHE_TRASH) {
             read_sorted(&top)
         } else {
             vec![top.clone()]
@@ -574,9 +692,13 @@ pub fn cache_clean(home: &Path, cache_dir: &Path, dry_run: bool) -> Result<Repor
             if !dry_run {
                 n += 1;
                 let trash = cache_dir.join(format!("{CACHE_TRASH}{}-{n}", std::process::id()));
-                std::fs::rename(&entry, &trash)
-                    .map_err(io(format!("moving {} out of the cache", entry.display())))?;
-                remove_any(&trash)?;
+                let removed = std::fs::rename(&entry, &trash)
+                    .map_err(io(format!("moving {} out of the cache", entry.display())))
+                    .and_then(|()| remove_any(&trash));
+                if let Err(e) = removed {
+                    report.failed(entry.display(), e);
+                    continue;
+                }
             }
             report.remove("cache", entry.display().to_string(), bytes);
         }
@@ -620,6 +742,65 @@ pub use mvm_image::free_bytes;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::ProcessRef;
+    use crate::state::{InstanceState, Start, Status};
+
+    /// A process that existed and is gone (reaped), as a crashed
+    /// supervisor's record names it.
+    fn dead_process() -> ProcessRef {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let alive = ProcessRef::of(pid);
+        child.wait().unwrap();
+        alive.unwrap_or(ProcessRef {
+            pid,
+            start_ticks: 1,
+        })
+    }
+
+    fn record(home: &Path, name: &str, edit: impl FnOnce(&mut InstanceState)) -> PathBuf {
+        let dir = crate::home::instances_root(home).join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut st = state::tests::sample(name);
+        st.supervisor = Some(dead_process());
+        st.qemu = Some(dead_process());
+        edit(&mut st);
+        st.save(&dir.join("state.json")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn prune_takes_dead_instances_but_not_an_interrupted_resume() {
+        let home = tempfile::tempdir().unwrap();
+        let crashed = record(home.path(), "crashed", |_| {});
+        let resuming = record(home.path(), "resuming", |st| {
+            st.status = Status::Starting;
+            st.start = Start::Resume;
+        });
+        std::fs::create_dir_all(resuming.join("paused")).unwrap();
+        // The same, without its paused state: nothing to resume, dead.
+        let lost = record(home.path(), "lost", |st| {
+            st.status = Status::Starting;
+            st.start = Start::Resume;
+        });
+        let report = prune(home.path(), false).unwrap();
+        let instances: Vec<&str> = report
+            .removed
+            .iter()
+            .filter(|r| r.kind == "instance")
+            .map(|r| r.what.as_str())
+            .collect();
+        assert_eq!(instances, ["crashed (dead)", "lost (dead)"], "{report:?}");
+        assert!(!crashed.exists() && !lost.exists());
+        assert!(resuming.join("state.json").is_file());
+        assert!(
+            report
+                .kept
+                .iter()
+                .any(|k| k.what == "instance resuming" && k.why.contains("mvmctl resume resuming")),
+            "{report:?}"
+        );
+    }
 
     fn bindings(kernel: &Path) -> BTreeMap<String, String> {
         BTreeMap::from([

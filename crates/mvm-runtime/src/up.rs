@@ -114,6 +114,7 @@ pub fn up_image(
     // Until the instance's record names the image, a prune must wait
     // (and one that ran between the caller's lookup and now took it).
     let _using = crate::store::using_images(home, &image)?;
+    crate::store::check_boot_files(&assets.kernel, &assets.initrd)?;
     let (launch, launch_sha256) = launch::load_with_digest(&image.launch_json)?;
     let name = match &opts.name {
         Some(n) => n.clone(),

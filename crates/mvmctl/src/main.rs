@@ -163,7 +163,8 @@ fn main() -> ExitCode {
 /// Whether the user asked for JSON output (`--json`, `--format json`):
 /// then an error is JSON too.
 fn json_run() -> bool {
-    let args: Vec<String> = std::env::args().collect();
+    // Not what follows `--`: that is a guest command's own arguments.
+    let args: Vec<String> = std::env::args().take_while(|a| a != "--").collect();
     args.iter().any(|a| a == "--json" || a == "--format=json")
         || args
             .windows(2)
@@ -179,7 +180,9 @@ fn error_json(e: &anyhow::Error) -> String {
         .find_map(|c| c.downcast_ref::<mvm_runtime::RuntimeError>())
         .map(mvm_runtime::RuntimeError::code)
         .unwrap_or("E_ERROR");
-    let text = describe(e);
+    // Guest and file text may be in it: escaped as on a terminal, since
+    // JSON leaves C1 controls as they are.
+    let text = mvm_ir::text::for_terminal(&describe(e)).into_owned();
     let (message, hint) = match text.split_once("\n  hint: ") {
         Some((m, h)) => (m.to_string(), Some(h.trim().to_string())),
         None => (text, None),

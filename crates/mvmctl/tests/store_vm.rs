@@ -120,6 +120,26 @@ fn prune_and_image_rm_never_take_what_an_instance_a_snapshot_or_a_name_uses() {
     let table = env.ok(&["image", "list"]);
     assert!(table.contains("instance keep, snapshot tag1"), "{table}");
 
+    // A record this mvm cannot read (another version's) still keeps its
+    // instance and what it names: prune leaves both, rm names it.
+    let record = env.home().join("instances/keep/state.json");
+    let good = std::fs::read_to_string(&record).unwrap();
+    let mut future = json(&good);
+    future["status"] = "hibernating".into();
+    std::fs::write(&record, future.to_string()).unwrap();
+    let pruned = json(&env.ok(&["prune", "--dry-run", "--json"]));
+    assert!(removed(&pruned, "instance").is_empty(), "{pruned}");
+    assert!(
+        pruned["kept"].to_string().contains("instance keep"),
+        "{pruned}"
+    );
+    let e = error_of(&env.mvmctl(&["image", "rm", &v2, "--json"]));
+    assert!(
+        e["message"].as_str().unwrap().contains("instance keep"),
+        "{e}"
+    );
+    std::fs::write(&record, good).unwrap();
+
     // A dry run says what it would take and takes nothing.
     let dry = json(&env.ok(&["prune", "--dry-run", "--json"]));
     assert_eq!(dry["dry_run"], true);
@@ -175,6 +195,19 @@ fn prune_and_image_rm_never_take_what_an_instance_a_snapshot_or_a_name_uses() {
     assert!(removed(&pruned, "image").is_empty(), "{pruned}");
     assert_eq!(ids(&env), sorted(vec![v2.clone(), v3.clone()]));
     assert!(!env.home().join("instances/keep").exists());
+
+    // A snapshot that fails its seal now still keeps its image.
+    let seal = env.home().join("snapshots/tag1/seal");
+    let mut bytes = std::fs::read(&seal).unwrap();
+    let sealed = bytes.clone();
+    bytes[0] ^= 0x5a;
+    std::fs::write(&seal, &bytes).unwrap();
+    let listed = json(&env.ok(&["snapshot", "list", "--json"]));
+    assert!(!listed[0]["problem"].is_null(), "{listed}");
+    let pruned = json(&env.ok(&["prune", "--json"]));
+    assert!(removed(&pruned, "image").is_empty(), "{pruned}");
+    assert_eq!(ids(&env), sorted(vec![v2.clone(), v3.clone()]));
+    std::fs::write(&seal, sealed).unwrap();
 
     // The template the up saved for v2 restores only onto v2's root disk
     // as it was: changed, the template is stale and prune takes it.
@@ -341,6 +374,11 @@ fn cache_clean_keeps_what_an_instance_boots_from_and_takes_the_rest() {
             copy_dir(&from, &cache.join(entry));
         }
     }
+    // A link in the cache goes as a link: what it points to stays.
+    let outside = env.tmp.path().join("not-the-cache");
+    std::fs::create_dir_all(outside.join("inner")).unwrap();
+    std::fs::write(outside.join("inner/keep.txt"), "mine").unwrap();
+    std::os::unix::fs::symlink(&outside, cache.join("linked")).unwrap();
     cache_ok(&env, &cache, &["up", "cached"]);
     let st =
         json(&std::fs::read_to_string(env.home().join("instances/cached/state.json")).unwrap());
@@ -371,6 +409,7 @@ fn cache_clean_keeps_what_an_instance_boots_from_and_takes_the_rest() {
         );
     }
     assert!(kernel.exists() && initrd.exists());
+    assert!(!cache.join("linked").exists() && outside.join("inner/keep.txt").is_file());
     // The instance pauses and resumes from the files that were kept.
     cache_ok(&env, &cache, &["pause", "cached"]);
     cache_ok(&env, &cache, &["resume", "cached"]);

@@ -55,7 +55,7 @@ pub fn run(cmd: ImageCommand) -> anyhow::Result<i32> {
         } => {
             let report =
                 store::remove_image(&home, &target, force, mvm_runtime::down::DEFAULT_GRACE)?;
-            print_report(&report, json)?;
+            return print_report(&report, json);
         }
         ImageCommand::Inspect { target, json } => {
             let image = store::inspect(&home, &target)?;
@@ -190,11 +190,16 @@ fn describe(i: &store::Inspected) -> String {
     out
 }
 
-/// What a removal did, one line per item, then the total; or JSON.
-pub fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+/// What a removal did, one line per item, then the total; or JSON. The
+/// exit status is 1 when something could not be removed (the rest was).
+pub fn print_report(report: &Report, json: bool) -> anyhow::Result<i32> {
+    let status = if report.errors.is_empty() { 0 } else { 1 };
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
-        return Ok(());
+        return Ok(status);
+    }
+    for e in &report.errors {
+        eprintln!("error: {}", mvm_ir::text::for_terminal(e));
     }
     let verb = if report.dry_run {
         "would remove"
@@ -217,5 +222,5 @@ pub fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         "freed"
     };
     println!("{total} {}", mib(report.freed_bytes));
-    Ok(())
+    Ok(status)
 }

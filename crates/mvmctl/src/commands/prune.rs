@@ -16,8 +16,7 @@ pub struct PruneArgs {
 pub fn run(args: PruneArgs) -> anyhow::Result<i32> {
     let home = mvm_runtime::home::mvm_home();
     let report = mvm_runtime::store::prune(&home, args.dry_run)?;
-    print_report(&report, args.json)?;
-    Ok(0)
+    print_report(&report, args.json)
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -36,7 +35,7 @@ pub fn cache(cmd: CacheCommand) -> anyhow::Result<i32> {
         CacheCommand::Clean(args) => {
             let home = mvm_runtime::home::mvm_home();
             let report = mvm_runtime::store::cache_clean(&home, &cache_dir, args.dry_run)?;
-            print_report(&report, args.json)?;
+            return print_report(&report, args.json);
         }
         CacheCommand::Dir => {
             println!("{}", cache_dir.display());

@@ -96,6 +96,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     } else {
         Progress::Stderr
     };
+    // Held from before the boot assets are prepared (`cache clean` and
+    // removals refuse meanwhile) until the instance's record names them.
+    let _store = mvm_runtime::store::hold(&home)?;
     if let Some(tag) = &args.from_snapshot {
         let boot = assets::boot_assets(&assets::cache_dir()?, progress)?;
         let opts = mvm_runtime::lifecycle::ForkOptions {
