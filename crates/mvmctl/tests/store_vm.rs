@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vm_env::{Env, repo_root, serial};
+use vm_env::{Env, serial};
 
 const APP: &str = r#"import mvm
 
@@ -335,22 +335,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn with_cache(env: &Env, cache: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mvmctl"))
-        .args(args)
-        .env("MVM_HOME", env.home())
-        .env("MVM_SECRETS_KEY_FILE", env.secrets_key())
-        .env("MVM_CACHE_DIR", cache)
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ MVM_CACHE_DIR=... mvmctl {}\n[exit {:?}]\n{}{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    env.mvmctl_with(args, &[("MVM_CACHE_DIR", cache)])
 }
 
 fn cache_ok(env: &Env, cache: &Path, args: &[&str]) -> String {

@@ -27,6 +27,11 @@ impl Env {
     }
 
     pub fn mvmctl(&self, args: &[&str]) -> Output {
+        self.mvmctl_with(args, &[])
+    }
+
+    /// `mvmctl` with more environment variables (`MVM_CACHE_DIR`, ...).
+    pub fn mvmctl_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Output {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mvmctl"));
         // A permissive umask: what mvm keeps private must be private
@@ -42,6 +47,7 @@ impl Env {
             .args(args)
             .env("MVM_HOME", self.home())
             .env("MVM_SECRETS_KEY_FILE", self.secrets_key())
+            .envs(vars.iter().copied())
             .current_dir(repo_root())
             .output()
             .expect("run mvmctl");
