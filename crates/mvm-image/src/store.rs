@@ -4,7 +4,7 @@
 //! images/<image-id>/{rootfs.ext4, image.lock, launch.json, meta.json, build.log}
 //! images/names/<name>        the id of the newest build of a workload name
 //! images/.tmp/               staging; complete images are renamed out of it
-//! images/.lock               builds and `up` hold it shared, removals exclusive
+//! store.lock (in the home)  builds and `up` hold it shared, removals exclusive
 //! ```
 //!
 //! An image directory appears only by one `rename` of a complete staging
@@ -29,9 +29,10 @@ pub const META_JSON: &str = "meta.json";
 pub const BUILD_LOG: &str = "build.log";
 const NAMES: &str = "names";
 const STAGING: &str = ".tmp";
-const LOCK: &str = ".lock";
+/// In the mvm home, beside `images/`.
+const LOCK: &str = "store.lock";
 
-/// A held store lock (`flock` on `images/.lock`), released on drop.
+/// A held store lock (`flock` on `$MVM_HOME/store.lock`), released on drop.
 #[derive(Debug)]
 pub struct StoreLock {
     _file: std::fs::File,
@@ -124,12 +125,21 @@ impl Store {
     }
 
     fn lock(&self, how: rustix::fs::FlockOperation) -> Result<Option<StoreLock>, ImageError> {
-        private_dir_all(&self.root).map_err(ImageError::io(&self.root))?;
-        let path = self.root.join(LOCK);
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        // Beside the store, not in it: a build refused before it starts
+        // leaves no store behind.
+        let home = self.root.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)
+            .map_err(ImageError::io(home))?;
+        let path = home.join(LOCK);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(ImageError::io(&path))?;
         match rustix::fs::flock(&file, how) {

@@ -158,9 +158,7 @@ fn store_commands_on_an_empty_home_free_nothing_and_say_so() {
 #[test]
 fn prune_and_rm_refuse_while_a_build_holds_the_store() {
     let home = tempfile::tempdir().unwrap();
-    let images = home.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let lock = std::fs::File::create(images.join(".lock")).unwrap();
+    let lock = std::fs::File::create(home.path().join("store.lock")).unwrap();
     // SAFETY: flock on a file this test owns.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) }, 0);
     for args in [
