@@ -616,6 +616,23 @@ def test_unreachable_url_is_server_unavailable(monkeypatch, tmp_path):
         Sandbox.list()
 
 
+def test_a_server_that_accepts_and_never_answers_fails_the_health_check_in_time(tmp_path):
+    import socket
+
+    path = str(tmp_path / "hung.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    try:
+        client = _api.Client(url="unix:" + path)
+        t = time.monotonic()
+        assert client._healthy() is False
+        took = time.monotonic() - t
+        assert took < _api.HEALTH_TIMEOUT + 3, took
+    finally:
+        listener.close()
+
+
 def test_autostart_names_a_missing_binary(monkeypatch, tmp_path):
     home = tmp_path / "home"
     monkeypatch.delenv("MVM_SDK_MODE", raising=False)

@@ -24,6 +24,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple, Union
 
+#: Seconds one ``GET /v1/health`` may take before the server counts as not answering.
+HEALTH_TIMEOUT = 2.0
+
 #: Seconds to wait for a server started here to answer ``GET /v1/health``.
 AUTOSTART_WAIT = 10.0
 #: Seconds to wait for a connection; reads then wait as long as the call takes
@@ -187,8 +190,13 @@ class Client:
     def _healthy(self) -> bool:
         conn = self._connection()
         try:
-            conn.timeout = 2.0
+            conn.timeout = HEALTH_TIMEOUT
             conn.request("GET", "/v1/health", headers=self._headers())
+            # Connections drop their timeout once connected (answers may
+            # stream for as long as a command runs); a health check must
+            # not wait on a server that accepted and then hung.
+            if conn.sock is not None:
+                conn.sock.settimeout(HEALTH_TIMEOUT)
             resp = conn.getresponse()
             resp.read()
             return resp.status == 200
