@@ -145,8 +145,20 @@ export class Files {
         if (format === "stream")
             return res;
         const parts = [];
-        for await (const chunk of res)
-            parts.push(chunk);
+        let total = 0;
+        try {
+            for await (const chunk of res) {
+                parts.push(chunk);
+                total += chunk.length;
+            }
+        }
+        catch (e) {
+            throw new ApiError("E_API_TRUNCATED", `reading ${path} was cut short after ${total} bytes: ${e.message}`, "the sandbox may have stopped; read it again");
+        }
+        const expected = res.headers["content-length"];
+        if (expected !== undefined && /^\d+$/.test(expected) && Number(expected) !== total) {
+            throw new ApiError("E_API_TRUNCATED", `reading ${path} was cut short: ${total} of ${expected} bytes`, "the file changed or the sandbox stopped while it was read; read it again");
+        }
         const all = Buffer.concat(parts);
         return format === "text" ? all.toString("utf8") : new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
     }

@@ -228,7 +228,19 @@ export class Files {
     const res = await sb.client.open("GET", sb.path("/files"), { query: { path } });
     if (format === "stream") return res as IncomingMessage & AsyncIterable<Uint8Array>;
     const parts: Buffer[] = [];
-    for await (const chunk of res) parts.push(chunk as Buffer);
+    let total = 0;
+    try {
+      for await (const chunk of res) {
+        parts.push(chunk as Buffer);
+        total += (chunk as Buffer).length;
+      }
+    } catch (e) {
+      throw new ApiError("E_API_TRUNCATED", `reading ${path} was cut short after ${total} bytes: ${(e as Error).message}`, "the sandbox may have stopped; read it again");
+    }
+    const expected = res.headers["content-length"];
+    if (expected !== undefined && /^\d+$/.test(expected) && Number(expected) !== total) {
+      throw new ApiError("E_API_TRUNCATED", `reading ${path} was cut short: ${total} of ${expected} bytes`, "the file changed or the sandbox stopped while it was read; read it again");
+    }
     const all = Buffer.concat(parts);
     return format === "text" ? all.toString("utf8") : new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
   }

@@ -320,6 +320,21 @@ test("an error event and a truncated stream are errors", async () => {
   await assert.rejects(sb.commands.run("x"), /ended without an exit event/);
 });
 
+test("a download cut short is E_API_TRUNCATED, not a missing server", async () => {
+  const sb = await mvm.Sandbox.create();
+  api.hooks["GET /files"] = (req, res) => {
+    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": "100" });
+    res.write(Buffer.alloc(10, 1));
+    // The server dies mid-body.
+    setTimeout(() => res.socket.destroy(), 20);
+  };
+  const e = await sb.files.read("/x", { format: "bytes" }).catch((x) => x);
+  assert.ok(e instanceof mvm.ApiError && e.code === "E_API_TRUNCATED", String(e));
+  assert.ok(!(e instanceof mvm.ServerUnavailable), String(e));
+  delete api.hooks["GET /files"];
+  await sb.kill();
+});
+
 test("background commands: start, wait, stdin, kill, list", async () => {
   const sb = await mvm.Sandbox.create();
   const posts = [];
