@@ -230,17 +230,32 @@ mod tests {
         }
     }
 
+    /// One call, made again while the relay has not yet taken the fake
+    /// host's connection (`serve` accepts it on a thread of its own, as
+    /// it must not wait for a host at boot).
     fn call(socket: &Path, url: &str) -> Outcome {
-        let mut s = UnixStream::connect(socket).unwrap();
-        let c = Call::WebFetch(FetchRequest {
-            url: url.into(),
-            method: "GET".into(),
-            headers: vec![],
-            body: vec![],
-            timeout_ms: None,
-        });
-        frame::write_frame(&mut s, &c).unwrap();
-        frame::read_frame(&mut s).unwrap().unwrap()
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut s = UnixStream::connect(socket).unwrap();
+            let c = Call::WebFetch(FetchRequest {
+                url: url.into(),
+                method: "GET".into(),
+                headers: vec![],
+                body: vec![],
+                timeout_ms: None,
+            });
+            frame::write_frame(&mut s, &c).unwrap();
+            let got: Outcome = frame::read_frame(&mut s).unwrap().unwrap();
+            match &got {
+                Outcome::Failed(e)
+                    if e.message.contains("is not connected")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                _ => return got,
+            }
+        }
     }
 
     #[test]
@@ -308,7 +323,12 @@ mod tests {
                 frame::write_frame(&mut w, &reply).unwrap();
             }
         });
-        // A program that asks and then never reads...
+        // Once the relay has the host (a first call is answered)...
+        assert!(matches!(
+            call(&socket, "https://warm.example/"),
+            Outcome::Fetched(_)
+        ));
+        // ...a program that asks and then never reads...
         let mut stuck = UnixStream::connect(&socket).unwrap();
         let c = Call::WebFetch(FetchRequest {
             url: "https://a.example/".into(),
