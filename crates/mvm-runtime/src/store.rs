@@ -610,25 +610,9 @@ fn prune_templates(
     Ok(())
 }
 
-/// Staging and removal leftovers of snapshot directories whose process
-/// is gone (what `mvm_snapshot::clean_staging` removes).
+/// What `mvm_snapshot::clean_staging` would remove under `parent`.
 fn snapshot_leftovers(parent: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(parent)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let rest = name
-                .strip_prefix(".staging-")
-                .or_else(|| name.strip_prefix(".removing-"))?;
-            let pid: i32 = rest.rsplitn(3, '-').nth(1)?.parse().ok()?;
-            // SAFETY: signal 0 only checks that the process exists.
-            let alive = unsafe { libc::kill(pid, 0) } == 0
-                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-            (!alive).then(|| e.path())
-        })
-        .collect()
+    mvm_snapshot::leftovers(parent).unwrap_or_default()
 }
 
 fn remove_any(path: &Path) -> Result<(), RuntimeError> {

@@ -61,7 +61,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::SnapshotError;
 pub use key::SealKey;
-pub use snapshot::{ListEntry, Snapshot, clean_staging, list, remove};
+pub use snapshot::{ListEntry, Snapshot, clean_staging, leftovers, list, remove};
 pub use staging::Staging;
 
 /// The only manifest format this crate reads and writes.

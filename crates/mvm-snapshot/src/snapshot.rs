@@ -324,28 +324,9 @@ pub fn list(parent: &Path, key: &SealKey) -> Result<Vec<ListEntry>, SnapshotErro
 /// in the name) no longer runs; returns how many were removed. Pids are only meaningful in
 /// one pid namespace: do not share a snapshot directory between pid namespaces.
 pub fn clean_staging(parent: &Path) -> Result<usize, SnapshotError> {
-    let rd = match std::fs::read_dir(parent) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => {
-            return Err(SnapshotError::Io {
-                path: parent.to_path_buf(),
-                source: e,
-            });
-        }
-    };
     let mut n = 0;
-    for entry in rd {
-        let entry = entry.map_err(io(parent))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = leftover_pid(&name) else {
-            continue;
-        };
-        if fsutil::pid_alive(pid) {
-            continue;
-        }
-        let p = entry.path();
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+    for p in leftovers(parent)? {
+        let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
         // remove_dir_all does not follow symlinks inside; a symlink entry is just unlinked.
         let r = if is_dir {
             std::fs::remove_dir_all(&p)
@@ -360,6 +341,33 @@ pub fn clean_staging(parent: &Path) -> Result<usize, SnapshotError> {
         }
     }
     Ok(n)
+}
+
+/// The `.staging-*` and `.removing-*` entries under `parent` whose creating process no
+/// longer runs: what [`clean_staging`] removes.
+pub fn leftovers(parent: &Path) -> Result<Vec<std::path::PathBuf>, SnapshotError> {
+    let rd = match std::fs::read_dir(parent) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SnapshotError::Io {
+                path: parent.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(io(parent))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = leftover_pid(&name) else {
+            continue;
+        };
+        if !fsutil::pid_alive(pid) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
 }
 
 /// The pid in `.staging-<name>-<pid>-<random>` or `.removing-<name>-<pid>-<random>`.

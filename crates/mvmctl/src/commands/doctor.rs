@@ -285,7 +285,7 @@ fn dir_check(name: &str, dir: &Path) -> Check {
         .ancestors()
         .find(|p| p.exists())
         .unwrap_or(Path::new("/"));
-    match free_bytes(existing) {
+    match mvm_image::free_bytes(existing) {
         Some(free) => {
             let gib = free as f64 / (1u64 << 30) as f64;
             check(
@@ -306,13 +306,4 @@ fn dir_check(name: &str, dir: &Path) -> Check {
             None,
         ),
     }
-}
-
-fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0)
-        .then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
