@@ -19,6 +19,7 @@ mod service;
 mod shutdown;
 mod transport;
 mod udp_relay;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;

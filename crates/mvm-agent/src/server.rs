@@ -9,7 +9,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use mvm_proto::frame::{self, FrameError};
@@ -22,6 +21,7 @@ use crate::launch::{self, Entrypoint};
 use crate::layout::Layout;
 use crate::runner::{Call, Runners};
 use crate::service::Services;
+use crate::workers::Workers;
 use crate::{files, hooks, log, process, shutdown};
 
 pub type Writer = Arc<Outbox>;
@@ -122,6 +122,8 @@ pub struct Agent {
     pub runners: Runners,
     pub services: Services,
     shutting_down: AtomicBool,
+    launch: launch::Cache,
+    workers: Workers,
 }
 
 impl Agent {
@@ -135,6 +137,8 @@ impl Agent {
             runners: Runners::default(),
             services: Services::default(),
             shutting_down: AtomicBool::new(false),
+            launch: launch::Cache::default(),
+            workers: Workers::new(),
         }
     }
 
@@ -221,23 +225,20 @@ pub fn serve(agent: &Arc<Agent>, mut reader: impl Read, writer: Writer) -> Resul
         match frame::decode::<HostFrame>(&body) {
             Ok(HostFrame { id, request }) => {
                 let (agent, request_writer) = (agent.clone(), writer.clone());
-                let spawned =
-                    thread::Builder::new()
-                        .name(format!("request-{id}"))
-                        .spawn(move || {
-                            let handled = panic::catch_unwind(AssertUnwindSafe(|| {
-                                handle(&agent, &request_writer, id, request)
-                            }));
-                            // A bug must not leave the host waiting forever.
-                            if handled.is_err() {
-                                let error = AgentError {
-                                    kind: ErrorKind::Io,
-                                    message: "the agent failed internally; see the instance log"
-                                        .into(),
-                                };
-                                reply(&request_writer, id, Response::Error(error));
-                            }
-                        });
+                let workers = agent.workers.clone();
+                let spawned = workers.run(move || {
+                    let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+                        handle(&agent, &request_writer, id, request)
+                    }));
+                    // A bug must not leave the host waiting forever.
+                    if handled.is_err() {
+                        let error = AgentError {
+                            kind: ErrorKind::Io,
+                            message: "the agent failed internally; see the instance log".into(),
+                        };
+                        reply(&request_writer, id, Response::Error(error));
+                    }
+                });
                 if let Err(e) = spawned {
                     let error = AgentError {
                         kind: ErrorKind::Io,
@@ -346,7 +347,7 @@ fn answer(
         Request::Stat { path } => files::stat(&path),
         Request::List { path } => files::list(&path),
         Request::Invoke { entrypoint, args, timeout_ms } => {
-            let launch = launch::read(&agent.layout.launch_json())?;
+            let launch = agent.launch.get(&agent.layout.launch_json())?;
             match launch::find(&launch, entrypoint.as_deref())? {
                 Entrypoint::Function { language, module, function, working_dir, .. } => {
                     let call = Call {
@@ -372,7 +373,7 @@ fn answer(
             hooks::run(&agent.layout, &agent.env(), phase, timeout_ms.map(Duration::from_millis))
         }
         Request::StartService { entrypoint } => {
-            let launch = launch::read(&agent.layout.launch_json())?;
+            let launch = agent.launch.get(&agent.layout.launch_json())?;
             match launch::find(&launch, entrypoint.as_deref())? {
                 Entrypoint::Command { name, command, working_dir, .. } => {
                     agent.services.start(name, command, PathBuf::from(working_dir), agent.env())
@@ -384,7 +385,7 @@ fn answer(
             }
         }
         Request::Prewarm => {
-            let launch = launch::read(&agent.layout.launch_json())?;
+            let launch = agent.launch.get(&agent.layout.launch_json())?;
             let mut languages = Vec::new();
             let mut working_dirs: Vec<&str> = Vec::new();
             for entrypoint in &launch.entrypoints {

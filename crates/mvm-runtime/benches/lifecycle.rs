@@ -113,6 +113,10 @@ fn measure(home: &Path) {
         first.elapsed().as_millis()
     );
 
+    let pings = sample(INVOKE_SAMPLES, || {
+        call::ping(home, &name).expect("ping");
+    });
+    report("ping (supervisor → agent → back)", &pings);
     let invokes = sample(INVOKE_SAMPLES, || {
         call::invoke(home, &name, Some("noop".into()), Default::default()).expect("invoke");
     });

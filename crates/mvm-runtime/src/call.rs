@@ -147,6 +147,15 @@ pub fn invoke(
     }
 }
 
+/// One round trip through the supervisor to the guest agent and back.
+pub fn ping(home: &Path, name: &InstanceName) -> Result<(), RuntimeError> {
+    let mut stream = open(home, name, &Request::Ping {}, "be pinged")?;
+    match next_event(&mut stream, name, "be pinged")? {
+        Event::Pong => Ok(()),
+        other => Err(unexpected(name, other)),
+    }
+}
+
 /// Runs `argv` in the guest, copying its output to `stdout`/`stderr` as it
 /// arrives.
 pub fn exec(

@@ -58,6 +58,9 @@ pub enum Request {
     Stat { path: String },
     /// List a guest directory.
     List { path: String },
+    /// One round trip to the guest agent and back, doing nothing: the
+    /// channel's floor, which `mvmctl bench` measures invoke against.
+    Ping {},
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +111,8 @@ pub enum Event {
     },
     /// A file request was carried out.
     Done,
+    /// The agent answered a `Ping`.
+    Pong,
     Stat {
         stat: mvm_proto::FileStat,
     },

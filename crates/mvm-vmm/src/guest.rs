@@ -321,7 +321,7 @@ mod tests {
             "-nographic",
             "-no-reboot",
             "-accel",
-            "tcg",
+            "tcg,tb-size=32",
             "-cpu",
             "max",
             "-smp",

@@ -113,6 +113,9 @@ async fn connect_socket(
 }
 
 /// Runs a blocking client call off the async thread.
+/// A ping answers at once unless the guest is wedged.
+const PING_LIMIT: Duration = Duration::from_secs(10);
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
 ) -> Result<T, SupervisorError> {
@@ -235,6 +238,13 @@ impl Agent {
         let _held = self.hold().await;
         let client = self.client.clone();
         blocking(move || client.prewarm()).await
+    }
+
+    /// A round trip to the agent that does nothing.
+    pub async fn ping(&self) -> Result<(), SupervisorError> {
+        let _held = self.hold().await;
+        let client = self.client.clone();
+        blocking(move || client.ping(PING_LIMIT)).await
     }
 
     pub fn hello(&self) -> &Hello {

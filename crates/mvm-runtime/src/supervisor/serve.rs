@@ -604,6 +604,15 @@ async fn client(
             };
             file_request(&mut stream, &agent, op, redactor).await
         }
+        Request::Ping {} => {
+            let event = match agent.ping().await {
+                Ok(()) => Event::Pong,
+                Err(e) => Event::Failed {
+                    message: e.to_string(),
+                },
+            };
+            write_frame(&mut stream, &event).await
+        }
         Request::Stat { path } => {
             file_request(&mut stream, &agent, FileOp::Stat { path }, redactor).await
         }
@@ -714,6 +723,7 @@ fn redact_event(redactor: &mvm_broker::Redactor, ev: Event) -> Event {
         | Event::Snapshotted { .. }
         | Event::Renewed { .. }
         | Event::Done
+        | Event::Pong
         | Event::Stat { .. }
         | Event::Listing { .. }) => other,
     }
