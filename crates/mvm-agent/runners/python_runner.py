@@ -77,8 +77,11 @@ def resolve(module_name, function_name, working_dir):
 def handle(request):
     working_dir = request.get("working_dir") or "/app"
     try:
-        if os.path.isdir(working_dir):
+        try:
+            # Every call: user code may have moved elsewhere.
             os.chdir(working_dir)
+        except OSError:
+            pass
         function, failure = resolve(request["module"], request["function"], working_dir)
         if failure:
             return failure
@@ -93,7 +96,17 @@ def handle(request):
             "ResultNotSerializable",
             f"{request['function']} returned a {type(value).__name__}, which is not JSON: {exc}",
         )
-    return {"ok": True, "value": json.loads(encoded)}
+    # Sent as encoded here, not decoded and encoded again.
+    return Encoded(encoded)
+
+
+class Encoded:
+    """A function's value, already JSON."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, text):
+        self.json = text
 
 
 def set_environment(env):
@@ -196,7 +209,12 @@ def main():
             send(answer)
             continue
         answer = handle(request)
-        answer["id"] = request.get("id", 0)
+        call_id = request.get("id", 0)
+        if isinstance(answer, Encoded):
+            answers.write('{"id": %s, "ok": true, "value": %s}\n' % (json.dumps(call_id), answer.json))
+            answers.flush()
+            continue
+        answer["id"] = call_id
         send(answer)
 
 

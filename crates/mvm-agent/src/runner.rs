@@ -18,16 +18,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mvm_proto::{AgentError, ErrorKind, FunctionError, ProcessExit, Response};
 use serde::Deserialize;
@@ -71,7 +70,7 @@ struct Runner {
     language: Language,
     pgid: i32,
     requests: File,
-    answers: Receiver<String>,
+    answers: Answers,
     exited: Receiver<ProcessExit>,
     next_id: u64,
     /// Set once a call was sent: user modules may be imported and may have
@@ -375,18 +374,7 @@ impl Runner {
         let pgid = child.id() as i32;
         drop((req_read, ans_write));
 
-        let (tx, answers) = mpsc::channel();
-        thread::Builder::new()
-            .name(format!("{}-runner", language.as_str()))
-            .spawn(move || {
-                for line in BufReader::new(File::from(ans_read)).lines() {
-                    let Ok(line) = line else { return };
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| unavailable(format!("cannot start the runner reader thread: {e}")))?;
+        let answers = Answers::new(File::from(ans_read));
         let mut runner = Runner {
             language,
             pgid,
@@ -399,7 +387,7 @@ impl Runner {
             seeded: resumes,
         };
 
-        let ready = match runner.answers.recv_timeout(READY_TIMEOUT) {
+        let ready = match runner.answers.recv_timeout(Some(READY_TIMEOUT)) {
             Ok(line) => serde_json::from_str::<Ready>(&line)
                 .map_err(|e| format!("its first line was not a ready message ({e}): {line}")),
             Err(RecvTimeoutError::Timeout) => {
@@ -459,11 +447,8 @@ impl Runner {
             return Err(crashed(self, "receiving the call to"));
         }
         let received = match call.timeout {
-            Some(limit) => self.answers.recv_timeout(limit),
-            None => self
-                .answers
-                .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(limit) => self.answers.recv_timeout(Some(limit)),
+            None => self.answers.recv_timeout(None),
         };
         let line = match received {
             Ok(line) => line,
@@ -552,7 +537,7 @@ impl Runner {
         if let Err(e) = self.requests.write_all(line.as_bytes()) {
             return Err(format!("cannot send it `{key}`: {e}"));
         }
-        let answer = match self.answers.recv_timeout(CONTROL_TIMEOUT) {
+        let answer = match self.answers.recv_timeout(Some(CONTROL_TIMEOUT)) {
             Ok(answer) => answer,
             Err(RecvTimeoutError::Timeout) => {
                 return Err(format!(
@@ -590,6 +575,72 @@ impl Runner {
 
     fn stop(self) {
         reaper::kill_group(self.pgid, libc::SIGKILL);
+    }
+}
+
+/// The runner's answers, read on the calling thread. (A reader thread
+/// handing lines over a channel cost one more wake-up per call, which
+/// under TCG is tens of microseconds.)
+struct Answers {
+    file: File,
+    /// Read but not yet returned: the start of the next line.
+    pending: Vec<u8>,
+}
+
+impl Answers {
+    fn new(file: File) -> Answers {
+        Answers {
+            file,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next line without its newline; `Timeout` after `limit`,
+    /// `Disconnected` once the runner closed its end (or wrote a line that
+    /// is not UTF-8, which no runner of ours does).
+    fn recv_timeout(&mut self, limit: Option<Duration>) -> Result<String, RecvTimeoutError> {
+        let deadline = limit.map(|l| Instant::now() + l);
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                return String::from_utf8(line).map_err(|_| RecvTimeoutError::Disconnected);
+            }
+            let wait_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(RecvTimeoutError::Timeout);
+                    }
+                    // Rounded up: never wake early and spin.
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
+            };
+            let mut fd = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let ready = unsafe { libc::poll(&mut fd, 1, wait_ms) };
+            if ready < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            if ready == 0 {
+                continue; // the deadline check above decides
+            }
+            match io::Read::read(&mut self.file, &mut chunk) {
+                Ok(0) => return Err(RecvTimeoutError::Disconnected),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(RecvTimeoutError::Disconnected),
+            }
+        }
     }
 }
 

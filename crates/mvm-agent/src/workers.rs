@@ -172,7 +172,7 @@ mod tests {
             workers
                 .run(move || {
                     // Held until every job is submitted: none is idle then.
-                    drop(gate.lock().unwrap().recv());
+                    let _ = gate.lock().unwrap().recv();
                     done.send(i).unwrap();
                 })
                 .unwrap();

@@ -321,7 +321,7 @@ mod tests {
             "-nographic",
             "-no-reboot",
             "-accel",
-            "tcg,tb-size=32",
+            "tcg,tb-size=24",
             "-cpu",
             "max",
             "-smp",

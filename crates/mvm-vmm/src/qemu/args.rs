@@ -13,7 +13,7 @@ pub const AGENT_PORT_NAME: &str = "mvm.agent";
 pub const BROKER_PORT_NAME: &str = "mvm.broker";
 
 /// TCG's translation cache, MiB (`-accel tcg,tb-size=`).
-pub const TCG_TB_CACHE_MIB: u32 = 32;
+pub const TCG_TB_CACHE_MIB: u32 = 24;
 
 /// The arguments after the QEMU binary. `host_tsc_khz` is the host's TSC
 /// frequency, passed to TCG guests (see `tsc.rs`).
@@ -253,7 +253,7 @@ mod tests {
         assert!(line.contains("-chardev socket,id=agent,server=on,wait=off,path=/i/agent.sock"));
         assert!(line.contains("-device virtserialport,chardev=agent,name=mvm.agent"));
         assert!(line.contains("-qmp unix:/i/qmp.sock,server=on,wait=off"));
-        assert!(line.contains("-accel tcg,tb-size=32 -cpu max -smp 2 -m 256M"));
+        assert!(line.contains("-accel tcg,tb-size=24 -cpu max -smp 2 -m 256M"));
         assert!(
             !line.contains("mvm.broker"),
             "no broker socket, no port: {line}"
