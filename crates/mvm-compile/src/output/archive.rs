@@ -1,4 +1,5 @@
-//! The deterministic `.tgz` form of a staged output.
+//! The deterministic `.tgz` form of a staged output, built from a tree
+//! kept in memory ([`StagedTree::in_memory`]) or read back from disk.
 //!
 //! Same tree → same bytes: entries in byte order of their paths (each
 //! directory before its contents), GNU tar headers throughout (long paths
@@ -8,11 +9,9 @@
 //! no file name, mtime 0 and OS "unknown". The archive file itself is 0600:
 //! its entries are world-readable whatever the source files' host modes.
 
-use std::fs::File;
-use std::fs::{OpenOptions, Permissions};
+use std::fs::{File, Permissions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
 
 use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
@@ -22,12 +21,9 @@ use super::staging::{Staged, StagedTree};
 /// gzip's "unknown" operating system, so the header does not depend on the host.
 const GZIP_OS_UNKNOWN: u8 = 255;
 
-pub fn write_tgz(tree: &StagedTree, dest: &Path, mtime: u64) -> io::Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dest)?;
+/// Writes the archive of `tree` to `file` (new and empty, at its start),
+/// makes it 0600 and syncs it.
+pub fn write_tgz(tree: &StagedTree, file: &File, mtime: u64) -> io::Result<()> {
     file.set_permissions(Permissions::from_mode(0o600))?;
     let gz = GzBuilder::new()
         .mtime(0)
@@ -49,7 +45,13 @@ pub fn write_tgz(tree: &StagedTree, dest: &Path, mtime: u64) -> io::Result<()> {
             Staged::File { size, .. } => {
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(*size);
-                tar.append_data(&mut h, rel, File::open(tree.root().join(rel))?)?;
+                match tree.contents(rel) {
+                    Some(bytes) => tar.append_data(&mut h, rel, bytes)?,
+                    None if tree.is_in_memory() => {
+                        return Err(io::Error::other(format!("{rel}: no contents recorded")));
+                    }
+                    None => tar.append_data(&mut h, rel, File::open(tree.root().join(rel))?)?,
+                }
             }
             Staged::Symlink { target } => {
                 h.set_entry_type(EntryType::Symlink);

@@ -1,8 +1,11 @@
 //! The output tree while it is being built.
 //!
 //! Every entry is recorded as it is written, so `SHA256SUMS`, the tree hash
-//! and the archive come from what is actually on disk in the staging
-//! directory, not from a second look at the source.
+//! and the archive come from what was actually written, not from a second
+//! look at the source. A tree for a directory output is written to disk in
+//! the staging directory; a tree for an archive ([`StagedTree::in_memory`])
+//! holds its files' bytes in memory, the exact bytes that were hashed, and
+//! the archive is built from them.
 
 use std::collections::BTreeMap;
 use std::fs::{File, FileTimes, OpenOptions, Permissions};
@@ -59,7 +62,7 @@ impl Staged {
 pub enum CopyError {
     /// The source file cannot be bundled (it changed kind, or reading failed).
     Source(String),
-    /// Writing into the staging directory failed.
+    /// Writing into the staging directory (or tree) failed.
     Output(io::Error),
 }
 
@@ -73,6 +76,9 @@ pub struct StagedTree {
     /// The process umask keeps 0644/0755 intact, so files get their mode
     /// at creation and need no chmod (one syscall less per file).
     exact_modes: bool,
+    /// `Some` for a tree kept in memory: each regular file's bytes, by
+    /// relative path. Nothing is written under `root` then.
+    memory: Option<BTreeMap<String, Vec<u8>>>,
 }
 
 impl StagedTree {
@@ -85,7 +91,29 @@ impl StagedTree {
             mtime,
             entries: BTreeMap::new(),
             exact_modes: umask_keeps_modes(),
+            memory: None,
         }
+    }
+
+    /// A tree that writes nothing to disk: entries are recorded as by
+    /// [`StagedTree::new`], with the files' bytes held in memory (see
+    /// [`StagedTree::contents`]). `root` names the tree in error messages
+    /// only; it need not exist and is never created.
+    pub fn in_memory(root: PathBuf, mtime: u64) -> StagedTree {
+        StagedTree {
+            memory: Some(BTreeMap::new()),
+            ..StagedTree::new(root, mtime)
+        }
+    }
+
+    /// Whether the tree is kept in memory rather than on disk.
+    pub fn is_in_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    /// The bytes of the regular file at `rel`, for a tree in memory.
+    pub fn contents(&self, rel: &str) -> Option<&[u8]> {
+        self.memory.as_ref()?.get(rel).map(Vec::as_slice)
     }
 
     pub fn root(&self) -> &Path {
@@ -98,14 +126,19 @@ impl StagedTree {
 
     pub fn write(&mut self, rel: &str, bytes: &[u8], executable: bool) -> io::Result<()> {
         self.parents(rel)?;
-        let path = self.root.join(rel);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(file_mode(executable))
-            .open(&path)?;
-        f.write_all(bytes)?;
-        self.finish_file(&f, executable)?;
+        if let Some(memory) = self.memory.as_mut() {
+            check_new(&self.entries, rel)?;
+            memory.insert(rel.to_string(), bytes.to_vec());
+        } else {
+            let path = self.root.join(rel);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(file_mode(executable))
+                .open(&path)?;
+            f.write_all(bytes)?;
+            self.finish_file(&f, executable)?;
+        }
         let sha256 = tree_hash::sha256_hex(bytes);
         self.entries.insert(
             rel.to_string(),
@@ -123,21 +156,33 @@ impl StagedTree {
     /// creating a file costs a wait on the disk more than CPU, so waits
     /// overlap. Outcomes come back in the order of `jobs`.
     pub fn copy_many(&mut self, jobs: &[CopyJob]) -> Vec<Result<(), CopyError>> {
+        let in_memory = self.is_in_memory();
         let mut outcomes: Vec<Option<Result<(), CopyError>>> = jobs
             .iter()
             .map(|j| {
-                self.parents(&j.rel)
-                    .err()
-                    .map(|e| Err(CopyError::Output(e)))
+                let mut ready = self.parents(&j.rel);
+                if in_memory && ready.is_ok() {
+                    ready = check_new(&self.entries, &j.rel);
+                }
+                ready.err().map(|e| Err(CopyError::Output(e)))
             })
             .collect();
         let todo: Vec<usize> = (0..jobs.len()).filter(|&i| outcomes[i].is_none()).collect();
         let workers = COPY_WORKERS
             .min(todo.len().div_ceil(FILES_PER_WORKER))
             .max(1);
-        let (root, mtime, exact) = (&self.root, self.mtime, self.exact_modes);
-        // Per file: its index in `todo`, and its size and hash or why not.
-        type Copied = Vec<(usize, Result<(u64, String), CopyError>)>;
+        let dest = if in_memory {
+            Dest::Memory
+        } else {
+            Dest::Disk {
+                root: &self.root,
+                mtime: self.mtime,
+                exact_modes: self.exact_modes,
+            }
+        };
+        // Per file: its index in `todo`, and its size, hash and (in memory)
+        // bytes, or why not.
+        type Copied = Vec<(usize, Result<CopiedFile, CopyError>)>;
         let copied: Copied = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
@@ -146,7 +191,7 @@ impl StagedTree {
                         mine.into_iter()
                             .map(|i| {
                                 let j = &jobs[i];
-                                (i, copy_file(root, mtime, exact, j))
+                                (i, copy_file(dest, j))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -158,9 +203,12 @@ impl StagedTree {
                 .collect()
         });
         for (i, result) in copied {
-            outcomes[i] = Some(result.map(|(size, sha256)| {
+            outcomes[i] = Some(result.map(|c| {
                 let j = &jobs[i];
-                self.record_file(&j.rel, j.executable, size, sha256);
+                if let (Some(memory), Some(bytes)) = (self.memory.as_mut(), c.bytes) {
+                    memory.insert(j.rel.clone(), bytes);
+                }
+                self.record_file(&j.rel, j.executable, c.size, c.sha256);
             }));
         }
         outcomes
@@ -182,7 +230,11 @@ impl StagedTree {
 
     pub fn symlink(&mut self, rel: &str, target: &str) -> io::Result<()> {
         self.parents(rel)?;
-        std::os::unix::fs::symlink(target, self.root.join(rel))?;
+        if self.is_in_memory() {
+            check_new(&self.entries, rel)?;
+        } else {
+            std::os::unix::fs::symlink(target, self.root.join(rel))?;
+        }
         self.entries.insert(
             rel.to_string(),
             Staged::Symlink {
@@ -205,9 +257,11 @@ impl StagedTree {
         for (i, _) in rel.match_indices('/') {
             let dir = &rel[..i];
             if !self.entries.contains_key(dir) {
-                let path = self.root.join(dir);
-                std::fs::create_dir(&path)?;
-                set_mode(&path, DISK_DIR_MODE)?;
+                if !self.is_in_memory() {
+                    let path = self.root.join(dir);
+                    std::fs::create_dir(&path)?;
+                    set_mode(&path, DISK_DIR_MODE)?;
+                }
                 self.entries.insert(dir.to_string(), Staged::Dir);
             }
         }
@@ -257,8 +311,12 @@ impl StagedTree {
 
     /// Give the directories, symlinks and the root the tree's mtime (files
     /// got it when written). Children go first: creating an entry changes
-    /// its directory's mtime, setting a child's times does not.
+    /// its directory's mtime, setting a child's times does not. Nothing to
+    /// do for a tree in memory.
     pub fn set_mtimes(&self) -> io::Result<()> {
+        if self.is_in_memory() {
+            return Ok(());
+        }
         let t = FileTime::from_system_time(self.mtime);
         for (rel, e) in self.entries.iter().rev() {
             let path = self.root.join(rel);
@@ -288,15 +346,52 @@ pub struct CopyJob {
     pub max_bytes: u64,
 }
 
-/// Copies `src` to `root/rel` (whose directory exists), hashing as it
-/// goes. The source is opened without following symlinks and without
-/// blocking, so a fifo swapped in after the walk cannot hang the copy.
-fn copy_file(
-    root: &Path,
-    mtime: SystemTime,
-    exact_modes: bool,
-    job: &CopyJob,
-) -> Result<(u64, String), CopyError> {
+/// The checks the filesystem makes when an entry is created on disk, for a
+/// tree in memory: `rel` is new, and its parents are directories.
+fn check_new(entries: &BTreeMap<String, Staged>, rel: &str) -> io::Result<()> {
+    if entries.contains_key(rel) {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    let parents_are_dirs = rel
+        .match_indices('/')
+        .all(|(i, _)| matches!(entries.get(&rel[..i]), Some(Staged::Dir)));
+    if !parents_are_dirs {
+        return Err(io::Error::from(io::ErrorKind::NotADirectory));
+    }
+    Ok(())
+}
+
+/// Where [`copy_file`] puts a file's bytes.
+#[derive(Clone, Copy)]
+enum Dest<'a> {
+    /// `root/rel`, whose directory exists, with the tree's mtime.
+    Disk {
+        root: &'a Path,
+        mtime: SystemTime,
+        exact_modes: bool,
+    },
+    /// A buffer returned with the hash.
+    Memory,
+}
+
+/// What [`copy_file`] copied.
+struct CopiedFile {
+    size: u64,
+    sha256: String,
+    /// The bytes, exactly those hashed, for [`Dest::Memory`].
+    bytes: Option<Vec<u8>>,
+}
+
+/// The copy's sink.
+enum Output {
+    Disk(File),
+    Memory(Vec<u8>),
+}
+
+/// Copies `src` to `dest`, hashing as it goes. The source is opened
+/// without following symlinks and without blocking, so a fifo swapped in
+/// after the walk cannot hang the copy.
+fn copy_file(dest: Dest<'_>, job: &CopyJob) -> Result<CopiedFile, CopyError> {
     let CopyJob {
         rel,
         src,
@@ -317,17 +412,22 @@ fn copy_file(
             "it stopped being a regular file while it was bundled".into(),
         ));
     }
-    let mut output = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(file_mode(executable))
-        .open(root.join(rel))
-        .map_err(CopyError::Output)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
     // One byte more than the file has, so a small file takes one read: a
     // short read once the stat size is reached is the end of a regular file.
     let expected = meta.len();
+    let mut output = match dest {
+        Dest::Disk { root, .. } => Output::Disk(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(file_mode(executable))
+                .open(root.join(rel))
+                .map_err(CopyError::Output)?,
+        ),
+        Dest::Memory => Output::Memory(Vec::with_capacity(expected.min(max_bytes) as usize)),
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
     let mut buf = vec![0u8; (expected as usize + 1).min(64 * 1024)];
     loop {
         let n = match input.read(&mut buf) {
@@ -337,7 +437,10 @@ fn copy_file(
             Err(e) => return Err(CopyError::Source(format!("cannot read it: {e}"))),
         };
         hasher.update(&buf[..n]);
-        output.write_all(&buf[..n]).map_err(CopyError::Output)?;
+        match &mut output {
+            Output::Disk(f) => f.write_all(&buf[..n]).map_err(CopyError::Output)?,
+            Output::Memory(v) => v.extend_from_slice(&buf[..n]),
+        }
         size += n as u64;
         if size > max_bytes {
             return Err(CopyError::Source(format!(
@@ -348,8 +451,24 @@ fn copy_file(
             break;
         }
     }
-    finish_file(&output, executable, mtime, exact_modes).map_err(CopyError::Output)?;
-    Ok((size, format!("{:x}", hasher.finalize())))
+    let bytes = match (output, dest) {
+        (
+            Output::Disk(f),
+            Dest::Disk {
+                mtime, exact_modes, ..
+            },
+        ) => {
+            finish_file(&f, executable, mtime, exact_modes).map_err(CopyError::Output)?;
+            None
+        }
+        (Output::Memory(v), _) => Some(v),
+        (Output::Disk(_), Dest::Memory) => unreachable!("the output follows the destination"),
+    };
+    Ok(CopiedFile {
+        size,
+        sha256: format!("{:x}", hasher.finalize()),
+        bytes,
+    })
 }
 
 fn file_mode(executable: bool) -> u32 {

@@ -1,10 +1,11 @@
 //! The `--out` path: what form it takes, what may be replaced there, and
 //! the final move into place.
 //!
-//! Everything is built in a staging directory `.<name>.tmp-<random>` next
-//! to `--out` (same filesystem, so the final step is a rename). If anything
-//! fails before that rename, the staging directory is removed and `--out`
-//! is exactly as it was. An existing `--out` is replaced only when it is
+//! A directory output is built in a staging directory `.<name>.tmp-<random>`
+//! next to `--out`; an archive is built in memory and written to a staging
+//! file of the same name (same filesystem, so the final step is a rename).
+//! If anything fails before that rename, the staging directory or file is
+//! removed and `--out` is exactly as it was. An existing `--out` is replaced only when it is
 //! empty or an earlier compile output: it holds the compiler's stamp
 //! ([`crate::STAMP`], with its exact content) beside `workload.json` and
 //! `SHA256SUMS`. Anything else is refused, never deleted.
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
-use tempfile::TempDir;
+use tempfile::{NamedTempFile, TempDir};
 
 use crate::error::CompileError;
 use crate::generate::{SHA256SUMS, STAMP, STAMP_CONTENT, WORKLOAD_JSON};
@@ -107,12 +108,20 @@ fn archive_is_replaceable(path: &Path) -> bool {
     false
 }
 
-/// A staging directory next to `--out`, removed on drop unless committed.
+/// A staging directory (or, for an archive, file) next to `--out`, removed
+/// on drop unless committed.
 #[derive(Debug)]
 pub struct Staging {
-    dir: TempDir,
+    place: Place,
     out: PathBuf,
-    archive: bool,
+}
+
+#[derive(Debug)]
+enum Place {
+    /// The output directory being built.
+    Dir(TempDir),
+    /// The archive being written (0600).
+    Archive(NamedTempFile),
 }
 
 impl Staging {
@@ -126,26 +135,41 @@ impl Staging {
         let mut prefix = OsString::from(".");
         prefix.push(out.file_name().unwrap_or_default());
         prefix.push(".tmp-");
-        let dir = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(&parent)
-            .map_err(CompileError::write(&parent))?;
-        if archive {
-            std::fs::create_dir(dir.path().join("tree"))
-                .map_err(CompileError::write(dir.path()))?;
-        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        let place = if archive {
+            // Created 0600.
+            Place::Archive(
+                builder
+                    .tempfile_in(&parent)
+                    .map_err(CompileError::write(&parent))?,
+            )
+        } else {
+            Place::Dir(
+                builder
+                    .tempdir_in(&parent)
+                    .map_err(CompileError::write(&parent))?,
+            )
+        };
         Ok(Staging {
-            dir,
+            place,
             out: out.to_path_buf(),
-            archive,
         })
     }
 
-    /// The staging directory and `--out`, absolute and canonical: a source
-    /// root that contains them must not bundle them.
+    /// The staging directory or file.
+    fn path(&self) -> &Path {
+        match &self.place {
+            Place::Dir(d) => d.path(),
+            Place::Archive(f) => f.path(),
+        }
+    }
+
+    /// The staging directory (or file) and `--out`, absolute and canonical:
+    /// a source root that contains them must not bundle them.
     pub fn own_paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.dir.path().canonicalize().into_iter().collect();
-        if let (Some(parent), Some(name)) = (self.dir.path().parent(), self.out.file_name())
+        let mut paths: Vec<PathBuf> = self.path().canonicalize().into_iter().collect();
+        if let (Some(parent), Some(name)) = (self.path().parent(), self.out.file_name())
             && let Ok(parent) = parent.canonicalize()
         {
             paths.push(parent.join(name));
@@ -153,40 +177,60 @@ impl Staging {
         paths
     }
 
-    /// Where the output tree is built.
+    /// Where the output tree is built: the staging directory. An archive's
+    /// tree is kept in memory ([`crate::output::staging::StagedTree::in_memory`]);
+    /// this is then the path that names it in error messages, `--out`
+    /// itself, and nothing is created there.
     pub fn tree_root(&self) -> PathBuf {
-        if self.archive {
-            self.dir.path().join("tree")
-        } else {
-            self.dir.path().to_path_buf()
+        match &self.place {
+            Place::Dir(d) => d.path().to_path_buf(),
+            Place::Archive(_) => self.out.clone(),
         }
     }
 
     /// Where the archive is written before it is moved to `--out`.
     pub fn archive_path(&self) -> PathBuf {
-        self.dir.path().join("out.tgz")
+        self.path().to_path_buf()
+    }
+
+    /// The staging file for the archive (`None` for a directory output).
+    pub fn archive_file(&self) -> Option<&File> {
+        match &self.place {
+            Place::Dir(_) => None,
+            Place::Archive(f) => Some(f.as_file()),
+        }
     }
 
     /// Move the finished output to `--out`, replacing what
     /// [`check_replaceable`] allowed.
     pub fn commit(self) -> Result<(), CompileError> {
-        let out = &self.out;
-        if self.archive {
-            // rename(2) replaces a file atomically.
-            return std::fs::rename(self.archive_path(), out).map_err(CompileError::write(out));
-        }
-        let staged = self.dir.path();
+        let Staging { place, out } = self;
+        let dir = match place {
+            Place::Dir(dir) => dir,
+            Place::Archive(file) => {
+                // rename(2) replaces a file atomically.
+                return file
+                    .persist(&out)
+                    .map(drop)
+                    .map_err(|e| CompileError::Write {
+                        path: out,
+                        source: e.error,
+                    });
+            }
+        };
+        let out = &out;
+        let staged = dir.path();
         if std::fs::symlink_metadata(out).is_err() {
             std::fs::rename(staged, out).map_err(CompileError::write(out))?;
-            let _moved = self.dir.keep();
+            let _moved = dir.keep();
             return Ok(());
         }
         // Swap the two directories in one step; the staging path then holds
-        // the old output, which dropping `self.dir` removes.
+        // the old output, which dropping `dir` removes.
         match renameat_with(CWD, staged, CWD, out, RenameFlags::EXCHANGE) {
             Ok(()) => Ok(()),
             Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-                self.replace_in_two_steps()
+                Self::replace_in_two_steps(dir, out)
             }
             Err(e) => Err(CompileError::Write {
                 path: out.clone(),
@@ -198,20 +242,19 @@ impl Staging {
     /// For filesystems without RENAME_EXCHANGE: move the old output aside,
     /// move the new one in (putting the old one back if that fails), then
     /// delete the old one.
-    fn replace_in_two_steps(self) -> Result<(), CompileError> {
-        let out = &self.out;
-        let mut aside = self.dir.path().as_os_str().to_owned();
+    fn replace_in_two_steps(dir: TempDir, out: &Path) -> Result<(), CompileError> {
+        let mut aside = dir.path().as_os_str().to_owned();
         aside.push(".old");
         let aside = PathBuf::from(aside);
         std::fs::rename(out, &aside).map_err(CompileError::write(out))?;
-        if let Err(e) = std::fs::rename(self.dir.path(), out) {
+        if let Err(e) = std::fs::rename(dir.path(), out) {
             let _ = std::fs::rename(&aside, out);
             return Err(CompileError::Write {
-                path: out.clone(),
+                path: out.to_path_buf(),
                 source: e,
             });
         }
-        let _moved = self.dir.keep();
+        let _moved = dir.keep();
         // The new output is in place; a leftover old copy is only clutter.
         if let Err(e) = std::fs::remove_dir_all(&aside) {
             tracing::warn!(
