@@ -1,7 +1,6 @@
 //! `/etc/mvm/launch.json`, read through the contract ([`mvm_launch`]) and
 //! turned into the agent's errors.
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -9,63 +8,48 @@ use mvm_proto::{AgentError, ErrorKind};
 
 pub use mvm_launch::{Entrypoint, Language, Launch};
 
-/// The parsed file, kept while the file stays the same. Parsing and
-/// validating it took about 1 ms of an invoke's 3 under TCG; a `stat`
-/// is a few microseconds. A dev-mode test (or a builder VM) may install
-/// or replace the file after the agent started, so every use checks.
+/// The parsed file, kept while the file's bytes stay the same. Parsing and
+/// validating it took about 1 ms of an invoke's 3 under TCG; reading the
+/// few KiB and comparing them is tens of microseconds. A dev-mode test (or
+/// a builder VM) may install or replace the file after the agent started,
+/// so every use reads it. (Comparing the bytes, not the inode's times:
+/// an in-place rewrite within one clock tick keeps the times.)
 #[derive(Default)]
 pub struct Cache {
-    held: Mutex<Option<(Identity, Arc<Launch>)>>,
-}
-
-/// What tells one version of the file from another: replaced (rename:
-/// another inode) or rewritten in place (size, mtime and ctime, in ns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Identity {
-    fn of(meta: &std::fs::Metadata) -> Identity {
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
+    held: Mutex<Option<(Vec<u8>, Arc<Launch>)>>,
 }
 
 impl Cache {
-    /// The file at `path`, parsed again only when it changed.
+    /// The file at `path`, parsed again only when its bytes changed.
     pub fn get(&self, path: &Path) -> Result<Arc<Launch>, AgentError> {
-        let before = std::fs::metadata(path).ok().map(|m| Identity::of(&m));
+        let bytes = read_bytes(path)?;
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let (Some(now), Some((seen, launch))) = (before, held.as_ref())
-            && now == *seen
+        if let Some((seen, launch)) = held.as_ref()
+            && *seen == bytes
         {
             return Ok(launch.clone());
         }
-        let launch = Arc::new(read(path)?);
-        // Kept only if the file did not change while it was read; if it
-        // did, the next use reads it again.
-        let after = std::fs::metadata(path).ok().map(|m| Identity::of(&m));
-        *held = match (before, after) {
-            (Some(b), Some(a)) if a == b => Some((b, launch.clone())),
-            _ => None,
-        };
+        let launch = Arc::new(mvm_launch::parse(&bytes).map_err(|e| error(path, e))?);
+        *held = Some((bytes, launch.clone()));
         Ok(launch)
     }
 }
 
-/// Parses the file as it is now.
-pub fn read(path: &Path) -> Result<Launch, AgentError> {
-    mvm_launch::read(path).map_err(|e| AgentError {
+/// The file's bytes, refusing one over the contract's limit.
+fn read_bytes(path: &Path) -> Result<Vec<u8>, AgentError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| error(path, mvm_launch::LaunchError::Io(e));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(mvm_launch::MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok(bytes)
+}
+
+/// The agent's error for a launch.json that cannot be read or parsed.
+fn error(path: &Path, e: mvm_launch::LaunchError) -> AgentError {
+    AgentError {
         kind: match &e {
             mvm_launch::LaunchError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NoSuchEntrypoint
@@ -79,7 +63,7 @@ pub fn read(path: &Path) -> Result<Launch, AgentError> {
             ),
             _ => format!("{} is not valid launch metadata: {e}", path.display()),
         },
-    })
+    }
 }
 
 /// The named entrypoint, or the primary one for `None`.

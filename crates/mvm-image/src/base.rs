@@ -71,11 +71,79 @@ pub fn key(plan: &RootPlan) -> String {
     sha256_parts(&[("recipe", RECIPE.as_bytes()), ("plan", &plan_json)])
 }
 
-/// The cached base root for `plan`, building it first if needed.
-/// Concurrent builders of the same key wait for each other.
+/// Exact Debian versions a `build --locked` must install, from the
+/// image.lock at `lock`.
+pub struct Pins<'a> {
+    pub lock: &'a Path,
+    pub debs: &'a [DebPackage],
+}
+
+impl Pins<'_> {
+    fn error(&self, what: String, detail: String) -> ImageError {
+        ImageError::Locked {
+            lock: self.lock.to_path_buf(),
+            what,
+            detail,
+            hint: "the mirror no longer offers what the lock records (snapshot.debian.org is not \
+                   reachable here); build without --locked to take the current versions and \
+                   compare the new image.lock"
+                .into(),
+        }
+    }
+
+    /// The lock's versions against what a root holds: the first package
+    /// that differs, named.
+    fn check(&self, installed: &[DebPackage], mirror: &str) -> Result<(), ImageError> {
+        let have: std::collections::BTreeMap<&str, &DebPackage> =
+            installed.iter().map(|d| (d.name.as_str(), d)).collect();
+        let want: std::collections::BTreeMap<&str, &DebPackage> =
+            self.debs.iter().map(|d| (d.name.as_str(), d)).collect();
+        for (name, w) in &want {
+            match have.get(name) {
+                Some(h) if h.version == w.version && h.arch == w.arch => {}
+                Some(h) => {
+                    return Err(self.error(
+                        format!("Debian package {name}"),
+                        format!(
+                            "locked at {} ({}), but {mirror} installed {} ({})",
+                            w.version, w.arch, h.version, h.arch
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(self.error(
+                        format!("Debian package {name}"),
+                        format!("locked at {}, but it was not installed", w.version),
+                    ));
+                }
+            }
+        }
+        if let Some(extra) = have.keys().find(|n| !want.contains_key(*n)) {
+            return Err(self.error(
+                format!("Debian package {extra}"),
+                format!("installed from {mirror} but not in the lock"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The cached base root for `plan`, building it first if needed. With
+/// `pins`, it must hold every Debian package at exactly its locked
+/// version: a cached root is used when it does; otherwise a fresh one is
+/// made from the mirror as usual (in a cache slot of its own when the
+/// plan's slot is taken) and checked, and the first package the mirror no
+/// longer has at its locked version is an error naming it. (Asking apt for
+/// `name=version` instead would install the same files but mark every
+/// package as manually installed, which changes the root; and a mirror
+/// holds one version per package, so pinning could not fetch an older
+/// one anyway.) The root's identity (`BaseLock::key`, part of the image
+/// id) is `plan`'s either way. Concurrent builders of the same slot wait
+/// for each other.
 pub fn ensure(
     cache_dir: &Path,
     plan: &RootPlan,
+    pins: Option<&Pins<'_>>,
     log: &mut BuildLog,
     on_build: impl FnOnce(),
 ) -> Result<BaseRoot, ImageError> {
@@ -83,10 +151,24 @@ pub fn ensure(
     let roots = cache_dir.join("rootfs");
     std::fs::create_dir_all(&roots).map_err(ImageError::io(&roots))?;
     let dir = roots.join(&key);
+    let found = load(&dir)?;
+    let slot = match (pins, found) {
+        (None, Some(found)) => return Ok(found),
+        (None, None) => key.clone(),
+        (Some(p), Some(found)) if p.check(&found.lock.debian, &found.lock.mirror).is_ok() => {
+            return Ok(found);
+        }
+        (Some(_), None) => key.clone(),
+        (Some(p), Some(_)) => {
+            let pinned = serde_json::to_vec(p.debs).expect("packages serialize");
+            sha256_parts(&[("base", key.as_bytes()), ("pins", &pinned)])
+        }
+    };
+    let dir = roots.join(&slot);
     if let Some(found) = load(&dir)? {
         return Ok(found);
     }
-    let lock_path = roots.join(format!("{key}.lock"));
+    let lock_path = roots.join(format!("{slot}.lock"));
     let lock_file = std::fs::File::create(&lock_path).map_err(ImageError::io(&lock_path))?;
     rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
         ImageError::Io {
@@ -100,7 +182,7 @@ pub fn ensure(
     on_build();
     let mirror = host_mirror(Path::new("/etc/apt")).ok_or(ImageError::NoMirror)?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!("{key}.tmp"))
+        .prefix(&format!("{slot}.tmp"))
         .tempdir_in(&roots)
         .map_err(ImageError::io(&roots))?;
     let root = tmp.path().join("root");
@@ -122,6 +204,11 @@ pub fn ensure(
         debian: installed_debs(&root, log)?,
         wheels,
     };
+    // Checked before the root is cached: a mismatch leaves it behind
+    // only as a temporary directory, removed on return.
+    if let Some(p) = pins {
+        p.check(&lock.debian, &lock.mirror)?;
+    }
     let lock_json = serde_json::to_vec_pretty(&lock).expect("locks serialize");
     let lock_out = tmp.path().join(LOCK_FILE);
     std::fs::write(&lock_out, lock_json).map_err(ImageError::io(&lock_out))?;
@@ -220,4 +307,51 @@ fn installed_debs(root: &Path, log: &mut BuildLog) -> Result<Vec<DebPackage>, Im
         .collect();
     debs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(debs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deb(name: &str, version: &str) -> DebPackage {
+        DebPackage {
+            name: name.into(),
+            version: version.into(),
+            arch: "amd64".into(),
+        }
+    }
+
+    #[test]
+    fn a_root_that_is_not_the_lock_is_named_by_its_first_differing_package() {
+        let locked = [deb("a", "1"), deb("b", "2")];
+        let pins = Pins {
+            lock: Path::new("/l/image.lock"),
+            debs: &locked,
+        };
+        assert!(pins.check(&locked, "m").is_ok());
+        let e = pins
+            .check(&[deb("a", "1"), deb("b", "3")], "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Debian package b")
+                && e.contains("locked at 2")
+                && e.contains("installed 3"),
+            "{e}"
+        );
+        let e = pins.check(&[deb("a", "1")], "m").unwrap_err().to_string();
+        assert!(
+            e.contains("Debian package b") && e.contains("not installed"),
+            "{e}"
+        );
+        let e = pins
+            .check(&[deb("a", "1"), deb("b", "2"), deb("c", "1")], "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Debian package c") && e.contains("not in the lock"),
+            "{e}"
+        );
+        assert!(e.starts_with("--locked /l/image.lock: "), "{e}");
+    }
 }

@@ -29,7 +29,23 @@ use mvm_launch::Image;
 
 /// Identifies how images are made; part of every image id, so a builder
 /// change never reuses images made by an older one.
-pub const BUILDER: &str = concat!("mvm-image/", env!("CARGO_PKG_VERSION"), "/2");
+pub const BUILDER: &str = concat!("mvm-image/", env!("CARGO_PKG_VERSION"), "/3");
+
+/// The time every file time in an image is clamped to: `SOURCE_DATE_EPOCH`
+/// (the reproducible-builds convention) when set, else
+/// [`seal::DEFAULT_EPOCH`]. It is part of the image id.
+pub fn source_date_epoch() -> Result<u32, ImageError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(seal::DEFAULT_EPOCH),
+        Ok(v) if v.trim().is_empty() => Ok(seal::DEFAULT_EPOCH),
+        Ok(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&t| t <= i32::MAX as u32)
+            .ok_or(ImageError::BadEpoch { value: v }),
+    }
+}
 
 pub struct BuildRequest<'a> {
     /// Compile output directory or `.tgz`.
@@ -54,15 +70,19 @@ pub struct Built {
     pub image: ImageRef,
     /// The image was already in the store; nothing was built.
     pub cached: bool,
+    /// Why the same inputs might not give the same bytes next time, when
+    /// mvm cannot vouch for it (a `before_build` hook ran).
+    pub caveat: Option<String>,
 }
 
 /// The image id: a hash of everything that determines the image.
-fn image_id(sums: &[u8], base_key: &str, kernel: &str) -> String {
+fn image_id(sums: &[u8], base_key: &str, kernel: &str, epoch: u32) -> String {
     sha256_parts(&[
         ("sha256sums", sums),
         ("builder", BUILDER.as_bytes()),
         ("base", base_key.as_bytes()),
         ("kernel", kernel.as_bytes()),
+        ("epoch", epoch.to_string().as_bytes()),
     ])
 }
 
@@ -139,6 +159,87 @@ pub fn plan(req: &BuildRequest<'_>) -> Result<Plan, ImageError> {
 }
 
 pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
+    build_as(req, None)
+}
+
+/// `mvmctl build --locked LOCK`: builds `req.input` from exactly what the
+/// image.lock at `lock_path` records (Debian versions, wheels, the
+/// builder's kernel, the dependency lockfile and what it installed), and
+/// fails naming the first thing that cannot be had again. The image is
+/// committed only if its own image.lock comes out as the given one.
+pub fn build_locked(
+    req: &BuildRequest<'_>,
+    lock_path: &Path,
+    lock: &ImageLock,
+) -> Result<Built, ImageError> {
+    build_as(req, Some((lock_path, lock)))
+}
+
+fn locked_error(lock: &Path, what: &str, detail: String) -> ImageError {
+    ImageError::Locked {
+        lock: lock.to_path_buf(),
+        what: what.to_string(),
+        detail,
+        hint: "a lock rebuilds only the inputs, builder and versions it records".into(),
+    }
+}
+
+/// What a lock says that this build must match before anything is made.
+fn check_lock_inputs(
+    plan: &Plan,
+    kernel: Option<&str>,
+    (path, lock): (&Path, &ImageLock),
+) -> Result<(), ImageError> {
+    let launch = &plan.compiled.launch;
+    let sums = sha256_bytes(&plan.compiled.sums);
+    if lock.inputs.sha256sums != sums || lock.inputs.ir_hash != launch.ir_hash {
+        return Err(locked_error(
+            path,
+            "inputs",
+            format!(
+                "the lock is for compile output sha256sums {} (ir_hash {}), this one is {sums} (ir_hash {})",
+                lock.inputs.sha256sums, lock.inputs.ir_hash, launch.ir_hash
+            ),
+        ));
+    }
+    if lock.builder != BUILDER {
+        return Err(locked_error(
+            path,
+            "builder",
+            format!(
+                "the lock was made by {}, this mvmctl builds with {BUILDER}",
+                lock.builder
+            ),
+        ));
+    }
+    if lock.base_key != plan.base_key || lock.suite != plan.root.suite {
+        return Err(locked_error(
+            path,
+            "base root",
+            format!(
+                "the lock's base root is {} (Debian {}), this build's is {} (Debian {})",
+                lock.base_key, lock.suite, plan.base_key, plan.root.suite
+            ),
+        ));
+    }
+    if lock.kernel.as_deref() != kernel {
+        return Err(locked_error(
+            path,
+            "kernel",
+            format!(
+                "the lock's builder kernel is {}, this host's is {} (only the mirror's current kernel can be had)",
+                lock.kernel.as_deref().unwrap_or("none"),
+                kernel.unwrap_or("none")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn build_as(
+    req: &BuildRequest<'_>,
+    locked: Option<(&Path, &ImageLock)>,
+) -> Result<Built, ImageError> {
     let store = Store::new(req.home);
     // From before the input is unpacked into the store's staging until
     // the image is named (nothing else marks it as wanted): removals
@@ -153,21 +254,73 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Built, ImageError> {
         None
     };
     let kernel = guest.as_ref().map(Guest::kernel);
+    let epoch = source_date_epoch()?;
+    if let Some(locked) = locked {
+        check_lock_inputs(&plan, kernel.as_deref(), locked)?;
+    }
     let id = image_id(
         &plan.compiled.sums,
         &plan.base_key,
         kernel.as_deref().unwrap_or_default(),
+        epoch,
     );
-    let image = match store.get(&id) {
+    if let Some((path, lock)) = locked
+        && lock.image_id != id
+    {
+        return Err(locked_error(
+            path,
+            "image id",
+            format!(
+                "the lock is for image {}, these inputs make {id} (another SOURCE_DATE_EPOCH?)",
+                lock.image_id
+            ),
+        ));
+    }
+    let caveat = (!plan.compiled.before_build().is_empty()).then(|| {
+        "before_build ran in the builder: the image is reproducible only if the hook is \
+         (`mvmctl build --check-reproducible` checks)"
+            .to_string()
+    });
+    let existing = store.get(&id);
+    let image = match existing {
         Some(image) => Built {
             image,
             cached: true,
+            caveat,
         },
         None => Built {
-            image: make(req, &plan, &store, &id, guest.as_ref(), kernel)?,
+            image: make(
+                req,
+                &plan,
+                &store,
+                &id,
+                guest.as_ref(),
+                kernel,
+                epoch,
+                locked,
+            )?,
             cached: false,
+            caveat,
         },
     };
+    if let Some((path, lock)) = locked {
+        // Found in the store, or another build of the same id committed
+        // first (the store then keeps that one): either way only an image
+        // that is the lock's is ever named for a locked build.
+        let stored = &image.image.lock;
+        let have = std::fs::read(stored).map_err(ImageError::io(stored))?;
+        if have != lock.to_json() {
+            return Err(locked_error(
+                path,
+                "image",
+                format!(
+                    "the store's image {id} has another image.lock ({}); `mvmctl image rm {}` and build again",
+                    stored.display(),
+                    &id[..12]
+                ),
+            ));
+        }
+    }
     for name in plan.names() {
         store.set_name(name, &id)?;
     }
@@ -219,6 +372,8 @@ fn make(
     id: &str,
     guest: Option<&Guest>,
     kernel: Option<String>,
+    epoch: u32,
+    locked: Option<(&Path, &ImageLock)>,
 ) -> Result<ImageRef, ImageError> {
     let compiled = &plan.compiled;
     let launch = &compiled.launch;
@@ -239,7 +394,11 @@ fn make(
     }
 
     let step = req.progress.step("checking the cached base root");
-    let base = base::ensure(req.cache_dir, &plan.root, &mut log, || {
+    let pins = locked.map(|(lock, l)| base::Pins {
+        lock,
+        debs: &l.debian,
+    });
+    let base = base::ensure(req.cache_dir, &plan.root, pins.as_ref(), &mut log, || {
         step.set_message(format!(
             "building the Debian {} base root (first build of this package set)",
             plan.root.suite
@@ -247,6 +406,23 @@ fn make(
     });
     step.finish_and_clear();
     let base = base?;
+    if let Some((path, l)) = locked
+        && l.wheels != base.lock.wheels
+    {
+        let differs = l
+            .wheels
+            .iter()
+            .find(|w| !base.lock.wheels.contains(w))
+            .or_else(|| base.lock.wheels.iter().find(|w| !l.wheels.contains(w)));
+        return Err(locked_error(
+            path,
+            "wheel",
+            format!(
+                "the lock's wheels differ from this base root's at {}",
+                differs.map_or("their order".to_string(), |w| format!("{w:?}"))
+            ),
+        ));
+    }
     warn_if_short_of_space(req, store, &base.root, &compiled.dir, &mut log);
 
     let staging = store.staging()?;
@@ -272,6 +448,7 @@ fn make(
         let job = Job {
             install: install.as_ref().zip(req.gate_program),
             before_build: !compiled.before_build().is_empty(),
+            epoch,
         };
         let outcome = guest.run(&tree, staging.path(), id, &job, &mut log)?;
         if let Some(install) = install {
@@ -284,6 +461,23 @@ fn make(
             });
         }
     }
+    if let Some((path, l)) = locked
+        && lock != *l
+    {
+        let what = if lock.dependencies != l.dependencies {
+            "dependencies"
+        } else {
+            "image.lock"
+        };
+        return Err(locked_error(
+            path,
+            what,
+            format!(
+                "the rebuilt image's image.lock differs from the given one in `{what}`: {}",
+                serde_json::to_string(&lock.dependencies).unwrap_or_default()
+            ),
+        ));
+    }
     let lock = lock.to_json();
     let tree_fd = Tree::open(&tree)?;
     if guest.is_some() {
@@ -291,7 +485,7 @@ fn make(
     }
     assemble::write_lock(&tree_fd, &lock)?;
     step.set_message("sealing the ext4 image");
-    let size = seal::seal(&tree, &out.join(store::ROOTFS), id, &mut log)?;
+    let size = seal::seal(&tree, &out.join(store::ROOTFS), id, epoch, &mut log)?;
     {
         use std::os::unix::fs::PermissionsExt;
         let rootfs = out.join(store::ROOTFS);

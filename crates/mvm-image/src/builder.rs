@@ -55,6 +55,9 @@ pub struct Job<'a> {
     /// (`mvmctl`, run by QEMU per connection as `PROGRAM __egress-proxy`).
     pub install: Option<(&'a Install, &'a Path)>,
     pub before_build: bool,
+    /// The build's epoch: the builder's disk is sealed from the same tree,
+    /// and the Python caches restamped there must agree with the final seal.
+    pub epoch: u32,
 }
 
 /// What the builder installed, for image.lock.
@@ -95,7 +98,7 @@ impl Guest {
     ) -> Result<Outcome, ImageError> {
         let lower = work.join("builder-root.ext4");
         let scratch = work.join("builder-scratch.ext4");
-        seal::seal(tree, &lower, seed, log)?;
+        seal::seal(tree, &lower, seed, job.epoch, log)?;
         mvm_vmm::create_scratch_disk(&scratch, SCRATCH_MIB).map_err(|e| ImageError::Builder {
             detail: format!("creating the scratch disk: {e}"),
         })?;

@@ -198,10 +198,19 @@ impl Install {
     /// bundle, caches under /tmp (which is not image content), and the
     /// image's own interpreter (uv never downloads one).
     pub fn env(&self, proxy_url: &str) -> BTreeMap<String, String> {
+        // Reproducible output (docs/images.md): Python caches compiled
+        // while installing (pip's, from ensurepip) are hash-checked when
+        // SOURCE_DATE_EPOCH is set, and a fixed hash seed keeps the order
+        // of set constants in them the same from run to run.
+        let epoch = crate::build::source_date_epoch()
+            .unwrap_or(crate::seal::DEFAULT_EPOCH)
+            .to_string();
         let mut env: BTreeMap<String, String> = [
             ("HTTPS_PROXY", proxy_url),
             ("https_proxy", proxy_url),
             ("SSL_CERT_FILE", GUEST_CA_FILE),
+            ("SOURCE_DATE_EPOCH", epoch.as_str()),
+            ("PYTHONHASHSEED", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

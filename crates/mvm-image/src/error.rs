@@ -52,6 +52,19 @@ pub enum ImageError {
     Lockfile { path: PathBuf, detail: String },
     #[error("builder microVM: {detail}")]
     Builder { detail: String },
+    #[error(
+        "SOURCE_DATE_EPOCH={value:?} is not a time mvm can clamp images to; \
+         hint: give whole seconds since 1970, before 2038 (or unset it for the default, 2024-01-01)"
+    )]
+    BadEpoch { value: String },
+    /// `build --locked`: what the lock records cannot be had again.
+    #[error("--locked {lock}: {what}: {detail}; hint: {hint}")]
+    Locked {
+        lock: PathBuf,
+        what: String,
+        detail: String,
+        hint: String,
+    },
     #[error("image tree: {0}")]
     Tree(#[from] crate::tree::TreeError),
     #[error("merging the builder's writes: {0}")]

@@ -83,3 +83,104 @@ impl ImageLock {
         bytes
     }
 }
+
+/// Largest image.lock `--locked` reads.
+const MAX_LOCK_BYTES: u64 = 16 << 20;
+
+/// Reads an image.lock to rebuild from (`mvmctl build --locked`). It may
+/// come from another machine: read as data, size-capped, strictly typed,
+/// a final symlink refused.
+pub fn read(path: &std::path::Path) -> Result<ImageLock, crate::ImageError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let io = |e: std::io::Error| crate::ImageError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(io(std::io::Error::other("not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_LOCK_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let bad = |detail: String| {
+        crate::ImageError::Locked {
+        lock: path.to_path_buf(),
+        what: "not an image.lock".into(),
+        detail,
+        hint: "give the image.lock of an image `mvmctl build` made (`mvmctl image inspect` shows where it is)".into(),
+    }
+    };
+    if bytes.len() as u64 > MAX_LOCK_BYTES {
+        return Err(bad(format!("larger than {MAX_LOCK_BYTES} bytes")));
+    }
+    let lock: ImageLock = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("line {} column {}: {e}", e.line(), e.column())))?;
+    if lock.lock_version != LOCK_VERSION {
+        return Err(bad(format!(
+            "lock_version {} (this mvmctl reads {LOCK_VERSION})",
+            lock.lock_version
+        )));
+    }
+    Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ImageLock {
+        let base = BaseLock {
+            key: "k".into(),
+            suite: Suite::Trixie,
+            mirror: "http://deb.debian.org/debian".into(),
+            debian: vec![],
+            wheels: vec![],
+        };
+        let inputs = Inputs {
+            workload_id: "w".into(),
+            app_name: "a".into(),
+            ir_hash: "0".repeat(64),
+            sha256sums: "1".repeat(64),
+        };
+        ImageLock::new("id", "b", &base, None, inputs)
+    }
+
+    #[test]
+    fn a_lock_from_elsewhere_is_read_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("image.lock");
+        std::fs::write(&good, sample().to_json()).unwrap();
+        assert_eq!(read(&good).unwrap(), sample());
+
+        let link = dir.path().join("link.lock");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert!(read(&link).is_err(), "a final symlink is refused");
+
+        let bad = dir.path().join("bad.lock");
+        std::fs::write(&bad, b"{\n  \"lock_version\": 1,\n  \"extra\": true\n}").unwrap();
+        let e = read(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("not an image.lock") && e.contains("line "),
+            "{e}"
+        );
+
+        let mut other = serde_json::to_value(sample()).unwrap();
+        other["lock_version"] = 9.into();
+        std::fs::write(&bad, other.to_string()).unwrap();
+        let e = read(&bad).unwrap_err().to_string();
+        assert!(e.contains("lock_version 9"), "{e}");
+
+        std::fs::write(&bad, vec![b' '; (MAX_LOCK_BYTES + 1) as usize]).unwrap();
+        let e = read(&bad).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+    }
+}

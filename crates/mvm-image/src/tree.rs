@@ -320,6 +320,56 @@ impl Tree {
         .map_err(self.err("setting the time of", rel))
     }
 
+    /// The modification time (seconds) of the regular file `rel`, links
+    /// followed as the guest would but never out of the tree (they resolve
+    /// as if the tree were `/`); `None` when it is missing or not a file.
+    pub fn file_mtime(&self, rel: &Path) -> Result<Option<i64>, TreeError> {
+        components(rel)?;
+        let fd = match rustix::fs::openat2(
+            &self.root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(self.err("examining", rel)(e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(self.err("examining", rel))?;
+        Ok((FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then_some(st.st_mtime))
+    }
+
+    /// Overwrites `bytes` at `offset` of the regular file `rel`, which must
+    /// already be that long; links are refused as in [`Tree::open_file`].
+    pub fn patch(&self, rel: &Path, offset: u64, bytes: &[u8]) -> Result<(), TreeError> {
+        use std::os::unix::fs::FileExt as _;
+        components(rel)?;
+        let fd = rustix::fs::openat2(
+            &self.root,
+            rel,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+            RESOLVE,
+        )
+        .map_err(self.err("opening", rel))?;
+        let st = rustix::fs::fstat(&fd).map_err(self.err("examining", rel))?;
+        let io = |e: io::Error| TreeError::Io {
+            op: "writing",
+            path: escape(rel.as_os_str()),
+            root: self.path.clone(),
+            source: e,
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+            || (st.st_size as u64) < offset + bytes.len() as u64
+        {
+            return Err(io(io::Error::other("not a regular file that long")));
+        }
+        std::fs::File::from(fd)
+            .write_all_at(bytes, offset)
+            .map_err(io)
+    }
+
     /// Opens the regular file `rel` for reading; a link anywhere on the way
     /// (the last component included) is an error.
     pub fn open_file(&self, rel: &Path) -> Result<std::fs::File, TreeError> {
@@ -343,6 +393,21 @@ impl Tree {
             });
         }
         Ok(std::fs::File::from(fd))
+    }
+
+    /// The first `len` bytes of the regular file `rel` (fewer if it is shorter).
+    pub fn read_prefix(&self, rel: &Path, len: u64) -> Result<Vec<u8>, TreeError> {
+        let file = self.open_file(rel)?;
+        let mut bytes = Vec::new();
+        file.take(len)
+            .read_to_end(&mut bytes)
+            .map_err(|e| TreeError::Io {
+                op: "reading",
+                path: escape(rel.as_os_str()),
+                root: self.path.clone(),
+                source: e,
+            })?;
+        Ok(bytes)
     }
 
     /// Reads the regular file `rel`, refusing one over `limit` bytes.

@@ -19,6 +19,18 @@ pub struct BuildArgs {
     /// only; recorded in the build log.
     #[arg(long = "allow-private-egress", value_name = "HOST:PORT")]
     pub allow_private_egress: Vec<String>,
+    /// Build the input twice, each time with an empty store and download
+    /// cache of its own, and report whether the two images are the same
+    /// bytes, or which paths and attributes differ (exit 1). The store is
+    /// not changed.
+    #[arg(long)]
+    pub check_reproducible: bool,
+    /// Rebuild from exactly what an image.lock records (Debian package
+    /// versions, wheels, the builder's kernel, the installed
+    /// dependencies); fails naming the first one that can no longer be
+    /// had. The image is stored only if its image.lock comes out the same.
+    #[arg(long, value_name = "IMAGE_LOCK", conflicts_with = "check_reproducible")]
+    pub locked: Option<PathBuf>,
 }
 
 /// Every successful build is recorded, a cached one too: the record says
@@ -51,6 +63,9 @@ struct Report<'a> {
     lock_path: &'a std::path::Path,
     rootfs_path: &'a std::path::Path,
     cached: bool,
+    /// Why the same inputs might not rebuild to the same bytes, if mvm
+    /// cannot vouch for it.
+    reproducible_caveat: Option<&'a str>,
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
@@ -76,7 +91,16 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
         gate_program: Some(&gate),
         allow_private_egress: &allow_private_egress,
     };
-    let built = mvm_image::build(&req)?;
+    if args.check_reproducible {
+        return check(&req, &home, args.json);
+    }
+    let built = match &args.locked {
+        Some(path) => {
+            let lock = mvm_image::read_lock(path)?;
+            mvm_image::build_locked(&req, path, &lock)?
+        }
+        None => mvm_image::build(&req)?,
+    };
     let image = &built.image;
     record_build(&home, &image.meta);
     if args.json {
@@ -87,9 +111,13 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
             lock_path: &image.lock,
             rootfs_path: &image.rootfs,
             cached: built.cached,
+            reproducible_caveat: built.caveat.as_deref(),
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        if let Some(caveat) = &built.caveat {
+            eprintln!("note: {caveat}");
+        }
         let how = if built.cached {
             "already built"
         } else {
@@ -106,4 +134,51 @@ pub fn run(args: BuildArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// `--check-reproducible`: two builds in scratch space under the home
+/// (base roots are large; a temporary file system may be small).
+fn check(
+    req: &mvm_image::BuildRequest<'_>,
+    home: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<i32> {
+    mvm_runtime::private::create_dir_all(home)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".check-reproducible-")
+        .tempdir_in(home)?;
+    if !json {
+        eprintln!(
+            "building twice at once, each with an empty store and download cache (as long as a first build)..."
+        );
+    }
+    let report = mvm_image::check_reproducible(req, scratch.path())?;
+    let code = if report.identical { 0 } else { 1 };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(code);
+    }
+    let [a, b] = report.build_seconds;
+    if report.identical {
+        println!(
+            "reproducible: two builds of image {} in empty caches ({a:.1}s, {b:.1}s) gave the same bytes\n  rootfs.ext4 sha256 {}\n  image.lock  sha256 {}",
+            &report.image_id[..12],
+            report.rootfs_sha256[0],
+            report.lock_sha256[0],
+        );
+    } else {
+        println!(
+            "not reproducible: two builds of image {} in empty caches differ ({} bytes of rootfs.ext4; {} differences)",
+            &report.image_id[..12],
+            report.rootfs_bytes_differing,
+            report.differences.len()
+        );
+        for d in &report.differences {
+            println!("  {}  {}: {} | {}", d.path, d.attribute, d.first, d.second);
+        }
+        if report.differences.is_empty() {
+            println!("  (no file or attribute differs: the difference is in file system metadata)");
+        }
+    }
+    Ok(code)
 }
