@@ -340,45 +340,21 @@ impl Tree {
         Ok((FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then_some(st.st_mtime))
     }
 
-    /// Overwrites `bytes` at `offset` of the regular file `rel`, which must
-    /// already be that long; links are refused as in [`Tree::open_file`].
-    pub fn patch(&self, rel: &Path, offset: u64, bytes: &[u8]) -> Result<(), TreeError> {
-        use std::os::unix::fs::FileExt as _;
-        components(rel)?;
-        let fd = rustix::fs::openat2(
-            &self.root,
-            rel,
-            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-            Mode::empty(),
-            RESOLVE,
-        )
-        .map_err(self.err("opening", rel))?;
-        let st = rustix::fs::fstat(&fd).map_err(self.err("examining", rel))?;
-        let io = |e: io::Error| TreeError::Io {
-            op: "writing",
-            path: escape(rel.as_os_str()),
-            root: self.path.clone(),
-            source: e,
-        };
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-            || (st.st_size as u64) < offset + bytes.len() as u64
-        {
-            return Err(io(io::Error::other("not a regular file that long")));
-        }
-        std::fs::File::from(fd)
-            .write_all_at(bytes, offset)
-            .map_err(io)
-    }
-
-    /// Opens the regular file `rel` for reading; a link anywhere on the way
-    /// (the last component included) is an error.
-    pub fn open_file(&self, rel: &Path) -> Result<std::fs::File, TreeError> {
+    /// Opens the regular file `rel` with `access` (read or read-write); a
+    /// link anywhere on the way (the last component included) is an error,
+    /// and so is anything but a regular file. Also returns its size.
+    fn open_regular(
+        &self,
+        rel: &Path,
+        access: OFlags,
+        op: &'static str,
+    ) -> Result<(std::fs::File, u64), TreeError> {
         components(rel)?;
         let fd = rustix::fs::openat2(
             &self.root,
             rel,
             // NONBLOCK: opening a fifo must not wait for a writer.
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
             RESOLVE,
         )
@@ -386,13 +362,37 @@ impl Tree {
         let st = rustix::fs::fstat(&fd).map_err(self.err("examining", rel))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(TreeError::Io {
-                op: "reading",
+                op,
                 path: escape(rel.as_os_str()),
                 root: self.path.clone(),
                 source: io::Error::other("not a regular file"),
             });
         }
-        Ok(std::fs::File::from(fd))
+        Ok((std::fs::File::from(fd), st.st_size as u64))
+    }
+
+    /// Overwrites `bytes` at `offset` of the regular file `rel`, which must
+    /// already be that long; links are refused as in [`Tree::open_file`].
+    pub fn patch(&self, rel: &Path, offset: u64, bytes: &[u8]) -> Result<(), TreeError> {
+        use std::os::unix::fs::FileExt as _;
+        let (file, size) = self.open_regular(rel, OFlags::RDWR, "writing")?;
+        let io = |e: io::Error| TreeError::Io {
+            op: "writing",
+            path: escape(rel.as_os_str()),
+            root: self.path.clone(),
+            source: e,
+        };
+        if size < offset + bytes.len() as u64 {
+            return Err(io(io::Error::other("shorter than the bytes to overwrite")));
+        }
+        file.write_all_at(bytes, offset).map_err(io)
+    }
+
+    /// Opens the regular file `rel` for reading; a link anywhere on the way
+    /// (the last component included) is an error.
+    pub fn open_file(&self, rel: &Path) -> Result<std::fs::File, TreeError> {
+        self.open_regular(rel, OFlags::RDONLY, "reading")
+            .map(|(f, _)| f)
     }
 
     /// The first `len` bytes of the regular file `rel` (fewer if it is shorter).
@@ -412,16 +412,7 @@ impl Tree {
 
     /// Reads the regular file `rel`, refusing one over `limit` bytes.
     pub fn read(&self, rel: &Path, limit: u64) -> Result<Vec<u8>, TreeError> {
-        let file = self.open_file(rel)?;
-        let mut bytes = Vec::new();
-        file.take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| TreeError::Io {
-                op: "reading",
-                path: escape(rel.as_os_str()),
-                root: self.path.clone(),
-                source: e,
-            })?;
+        let bytes = self.read_prefix(rel, limit + 1)?;
         if bytes.len() as u64 > limit {
             return Err(TreeError::Io {
                 op: "reading",

@@ -23,6 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mvm_runtime::InstanceName;
+
+#[path = "../common/project_1000.rs"]
+mod project_1000;
 use serde_json::Value;
 
 const NAME: &str = "hello-app";
@@ -31,7 +34,6 @@ const EXECS: usize = 100;
 const COMPILES: usize = 15;
 const BOOTS: usize = 3;
 const SPAWNS_IN_GUEST: usize = 200;
-const COMPILE_FILES: usize = 1000;
 
 fn main() {
     // `cargo test --benches` runs this with no `--bench`: booting VMs is
@@ -277,36 +279,10 @@ fn process_start(b: &Bench, table: &mut Table) {
     );
 }
 
-/// The 1,000-file tree `compile_1000` uses: `workload.json` and ~100-byte
-/// modules over 20 directories.
-fn compile_project(dir: &Path) {
-    for i in 0..COMPILE_FILES {
-        let sub = dir.join(format!("pkg{:02}", i % 20));
-        std::fs::create_dir_all(&sub).unwrap();
-        std::fs::write(
-            sub.join(format!("mod{i:04}.py")),
-            format!("def f{i}(x):\n    return x + {i}\n").repeat(3),
-        )
-        .unwrap();
-    }
-    let ir = r#"{
-      "schema_version": "0.1", "id": "bench",
-      "apps": [{
-        "name": "bench",
-        "source": { "kind": "local_path", "path": ".", "include": ["pkg*/**"] },
-        "image": { "kind": "nix_packages", "packages": ["python312"] },
-        "resources": {},
-        "entrypoints": [{ "kind": "function", "name": "f0", "language": "python",
-                          "module": "pkg00.mod0000", "function": "f0", "format": "json", "primary": true }]
-      }]
-    }"#;
-    std::fs::write(dir.join("workload.json"), ir).unwrap();
-}
-
 fn compile(b: &Bench, tmp: &Path, table: &mut Table) {
     let src = tmp.join("compile-src");
     std::fs::create_dir_all(&src).unwrap();
-    compile_project(&src);
+    project_1000::project(&src);
     let ir = src.join("workload.json");
     let tar_out = tmp.join("floor.tar");
     let tar = Sample::of(COMPILES, || {
