@@ -88,7 +88,7 @@ impl ImageLock {
 const MAX_LOCK_BYTES: u64 = 16 << 20;
 
 /// Reads an image.lock to rebuild from (`mvmctl build --locked`). It may
-/// come from another machine: read as data, size-capped, strictly typed,
+/// come from another machine: read as data, size-capped, typed,
 /// a final symlink refused.
 pub fn read(path: &std::path::Path) -> Result<ImageLock, crate::ImageError> {
     use rustix::fs::{Mode, OFlags};
