@@ -431,6 +431,21 @@ mod tests {
         );
     }
 
+        #[test]
+    fn a_layout_it_cannot_read_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = image_of(dir.path(), 1_800_000_000);
+        // Mark the descriptors as spread over meta block groups (META_BG).
+        let mut bytes = std::fs::read(&image).unwrap();
+        let at = SUPERBLOCK_OFFSET as usize + 0x60;
+        let incompat = le32(&bytes, at) | 0x10;
+        put32(&mut bytes, at, incompat);
+        std::fs::write(&image, &bytes).unwrap();
+        let e = clamp_times(&image, 1).unwrap_err().to_string();
+        assert!(e.contains("a layout this cannot rewrite"), "{e}");
+        assert_eq!(std::fs::read(&image).unwrap(), bytes, "nothing was written");
+    }
+
     #[test]
     fn a_file_that_is_not_ext4_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
