@@ -431,7 +431,7 @@ mod tests {
         );
     }
 
-        #[test]
+    #[test]
     fn a_layout_it_cannot_read_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let image = image_of(dir.path(), 1_800_000_000);
